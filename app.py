@@ -1,0 +1,69 @@
+"""Application factory. `python app.py` serves the API; `flask db upgrade` finds this file by itself."""
+import logging
+import os
+import sys
+
+from flask import Flask, g, has_request_context
+
+from backend import api
+from backend.extensions import db, migrate
+from config import BASE_DIR, config_by_name, database_url, env_int
+
+__all__ = ["create_app", "db"]
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamps every log record with the request id, so one request's lines can be found together."""
+
+    def filter(self, record):
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
+def configure_logging(app):
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])
+
+
+def create_app(config_name=None, **overrides):
+    """Build the app for 'development', 'testing' or 'production' (default: APP_ENV or development)."""
+    config_name = config_name or os.environ.get("APP_ENV", "development")
+    if config_name not in config_by_name:
+        raise ValueError(f"unknown config {config_name!r}; use one of {', '.join(config_by_name)}")
+    config_class = config_by_name[config_name]
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config_class)
+    app.config["CONFIG_NAME"] = config_name
+    app.config.update(overrides)
+    app.json.sort_keys = False
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)
+    if hasattr(config_class, "validate"):
+        config_class.validate(app.config)
+
+    configure_logging(app)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    api.init_app(app)
+    return app
+
+
+def main():
+    """Serve on HOST:PORT (127.0.0.1:5000), upgrading the schema first."""
+    from flask_migrate import upgrade
+
+    app = create_app()
+    with app.app_context():
+        upgrade()
+    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000))
+
+
+if __name__ == "__main__":
+    main()

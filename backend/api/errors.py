@@ -1,0 +1,74 @@
+"""One JSON error shape for every error source, applied at the HTTP edge only."""
+import logging
+
+from flask import g, jsonify
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from backend.api.validation import validation_failed_from_pydantic
+from backend.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(status, code, message, fields=None, headers=None):
+    body = {
+        "success": False,
+        "error": {
+            "code": code,
+            "message": message,
+            "fields": fields or {},
+            "request_id": g.get("request_id"),
+        },
+    }
+    response = jsonify(body)
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app):
+    @app.errorhandler(DomainError)
+    def handle_domain_error(exc):
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @app.errorhandler(ValidationError)
+    def handle_pydantic_error(exc):
+        return handle_domain_error(validation_failed_from_pydantic(exc))
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(exc):
+        headers = {}
+        if exc.code == 405 and exc.valid_methods:
+            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        code = HTTP_CODES.get(exc.code, exc.name.lower().replace(" ", "_"))
+        message = exc.description or exc.name
+        if exc.code == 404:
+            message = "no such resource"
+        return error_response(exc.code, code, message, headers=headers)
+
+    @app.errorhandler(OperationalError)
+    def handle_database_unavailable(exc):
+        log.error("database error: %s", exc.__class__.__name__, exc_info=exc)
+        return error_response(503, "database_unavailable", "the database is unavailable; try again shortly")
+
+    @app.errorhandler(SQLAlchemyError)
+    def handle_database_error(exc):
+        log.error("database error", exc_info=exc)
+        return error_response(500, "internal_error", "internal server error")
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc):
+        log.error("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal server error")

@@ -1,0 +1,29 @@
+"""/api/stats, /api/frameworks and /api/openapi.json."""
+from flask import jsonify
+from spectree import Response
+
+from backend.api import api_bp
+from backend.api.schemas import FrameworkList, StatsOut
+from backend.api.spec import spec
+from backend.frameworks import FRAMEWORKS
+from backend.services.deployments import deployment_stats
+
+
+@api_bp.get("/stats")
+@spec.validate(resp=Response(HTTP_200=StatsOut), tags=["stats"])
+def stats():
+    """Totals by status and type, and the success rate."""
+    return {"success": True, **deployment_stats()}
+
+
+@api_bp.get("/frameworks")
+@spec.validate(resp=Response(HTTP_200=FrameworkList), tags=["frameworks"])
+def frameworks():
+    """The catalogue of frameworks the platform builds and runs."""
+    return {"success": True, "frameworks": [f.to_dict() for f in FRAMEWORKS.values()]}
+
+
+@api_bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI 3 document, generated from the same schemas that validate requests."""
+    return jsonify(spec.spec)

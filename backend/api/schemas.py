@@ -1,0 +1,225 @@
+"""Request and response schemas: the single source of validation and of the OpenAPI document."""
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from backend.frameworks import FRAMEWORKS
+from backend.models.status import DeploymentStatus
+
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,61}[a-z0-9]")
+# Owner: GitHub's user/org rule (alphanumerics and single inner hyphens, max 39).
+# Repo: GitHub's character set; "." and ".." are not repositories.
+GITHUB_URL_RE = re.compile(
+    r"https://github\.com/(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})"
+    r"/(?P<repo>[A-Za-z0-9._-]{1,100}?)(?:\.git)?"
+)
+BRANCH_CHARS_RE = re.compile(r"[A-Za-z0-9._/-]{1,255}")
+TAG_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]{0,31}")
+
+MAX_TAGS = 20
+
+
+def check_name(value):
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(
+            "must be 3-63 characters of a-z, 0-9 and '-', start with a letter and not end with '-'"
+        )
+    return value
+
+
+def check_github_url(value):
+    match = GITHUB_URL_RE.fullmatch(value)
+    if not match or match.group("repo") in (".", ".."):
+        raise ValueError("must be https://github.com/OWNER/REPO (optionally ending in .git)")
+    return value
+
+
+def check_branch(value):
+    """A conservative subset of git check-ref-format: safe on a command line and in a ref."""
+    if (
+        not BRANCH_CHARS_RE.fullmatch(value)
+        or value.startswith(("-", "/", "."))
+        or value.endswith(("/", ".", ".lock"))
+        or ".." in value
+        or "//" in value
+        or "/." in value
+        or value == "HEAD"
+    ):
+        raise ValueError(
+            "must be a git branch name: letters, digits, '.', '_', '-', '/'; "
+            "not starting with '-', '/' or '.', no '..' or '//'"
+        )
+    return value
+
+
+def check_tags(values):
+    seen = []
+    for tag in values:
+        if not TAG_RE.fullmatch(tag):
+            raise ValueError(
+                f"tag {tag!r} must be 1-32 of a-z, 0-9, '_', '.', '+', '-', not starting with '.', '+' or '-'"
+            )
+        if tag not in seen:
+            seen.append(tag)
+    return seen
+
+
+def check_framework(value):
+    if value not in FRAMEWORKS:
+        raise ValueError(f"must be one of: {', '.join(sorted(FRAMEWORKS))}")
+    return value
+
+
+Name = Annotated[str, AfterValidator(check_name)]
+GithubUrl = Annotated[str, AfterValidator(check_github_url)]
+Branch = Annotated[str, AfterValidator(check_branch)]
+FrameworkKey = Annotated[str, AfterValidator(check_framework)]
+Tags = Annotated[list[str], Field(max_length=MAX_TAGS), AfterValidator(check_tags)]
+
+
+class StrictModel(BaseModel):
+    """JSON bodies: unknown fields rejected, no silent type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ResourcesIn(StrictModel):
+    """Ranges depend on the type (LXC: cores 1-8, memory 256-16384, disk 5-200;
+    VM: cores 1-16, memory 512-32768, disk 10-500); the bounds here are their union."""
+
+    cores: int | None = Field(None, ge=1, le=16, description="CPU cores")
+    memory: int | None = Field(None, ge=256, le=32768, description="Memory in MB")
+    disk: int | None = Field(None, ge=5, le=500, description="Disk in GB")
+
+
+class ResourcesOut(BaseModel):
+    cores: int
+    memory: int
+    disk: int
+
+
+class DeploymentCreate(StrictModel):
+    name: Name = Field(description="DNS label: 3-63 of a-z, 0-9, '-'", examples=["my-app"])
+    deployment_type: Literal["vm", "lxc"]
+    framework: FrameworkKey = Field(description="A key of GET /api/frameworks", examples=["flask"])
+    github_url: GithubUrl = Field(examples=["https://github.com/pallets/flask"])
+    branch: Branch = "main"
+    resources: ResourcesIn | None = None
+    tags: Tags = Field(default_factory=list)
+
+
+class DeploymentUpdate(StrictModel):
+    tags: Tags | None = None
+    resources: ResourcesIn | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self):
+        if self.tags is None and self.resources is None:
+            raise ValueError("give at least one of: tags, resources")
+        return self
+
+
+SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "name", "-name"]
+
+
+class DeploymentListQuery(BaseModel):
+    """Query strings arrive as text, so this model coerces; unknown parameters are still refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: DeploymentStatus | None = None
+    deployment_type: Literal["vm", "lxc"] | None = None
+    framework: str | None = Field(None, max_length=32)
+    name: str | None = Field(None, max_length=63, description="Substring of the name")
+    sort: SortKey = "-created_at"
+    page: int | None = Field(None, ge=1, le=10_000_000)
+    per_page: int | None = Field(None, ge=1)
+    cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
+    include_deleted: bool = False
+
+    @model_validator(mode="after")
+    def _page_or_cursor(self):
+        if self.page is not None and self.cursor is not None:
+            raise ValueError("give page or cursor, not both")
+        return self
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    name: str
+    deployment_type: Literal["vm", "lxc"]
+    framework: str
+    github_url: str
+    branch: str
+    resources: ResourcesOut
+    tags: list[str]
+    status: DeploymentStatus
+    node: str | None
+    vm_id: int | None
+    ip_address: str | None
+    error_message: str | None
+    user_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    deployed_at: datetime | None
+    deleted_at: datetime | None
+    version: int
+
+
+class DeploymentEnvelope(BaseModel):
+    success: Literal[True]
+    deployment: DeploymentOut
+
+
+class DeploymentPage(BaseModel):
+    success: Literal[True]
+    deployments: list[DeploymentOut]
+    total: int
+    pages: int
+    page: int | None = Field(description="null when paging by cursor")
+    per_page: int
+    next_cursor: str | None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: dict[str, str] = Field(default_factory=dict)
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    success: Literal[False]
+    error: ErrorDetail
+
+
+class StatsOut(BaseModel):
+    success: Literal[True]
+    total: int = Field(description="Deployments that are not deleted")
+    by_status: dict[str, int]
+    by_type: dict[str, int]
+    success_rate: float | None = Field(
+        description="(running + stopped) / (running + stopped + failed), null when none finished"
+    )
+
+
+class FrameworkOut(BaseModel):
+    key: str
+    display_name: str
+    language: str
+    default_port: int
+    build_command: str | None
+    start_command: str
+    description: str
+
+
+class FrameworkList(BaseModel):
+    success: Literal[True]
+    frameworks: list[FrameworkOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unreachable"]

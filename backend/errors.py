@@ -1,0 +1,56 @@
+"""Domain errors: raised anywhere below the API, translated to HTTP only at the edge."""
+
+
+class DomainError(Exception):
+    """Base of every error the platform reports to a client on purpose."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message, *, fields=None, code=None, status=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+
+
+class ValidationFailed(DomainError):
+    status = 422
+    code = "validation_error"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+
+
+class NameTaken(Conflict):
+    code = "name_taken"
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    def __init__(self, current, target):
+        super().__init__(
+            f"cannot go from {current} to {target}",
+            fields={"status": f"{current} -> {target} is not allowed"},
+        )
+        self.current = current
+        self.target = target
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+
+
+class ConcurrentUpdate(Conflict):
+    code = "concurrent_update"

@@ -1,0 +1,5 @@
+"""Persistence: SQLAlchemy models and their class-method queries."""
+from backend.models.deployment_sqlalchemy import DEPLOYMENT_TYPES, Deployment
+from backend.models.status import ALLOWED_TRANSITIONS, DeploymentStatus
+
+__all__ = ["ALLOWED_TRANSITIONS", "DEPLOYMENT_TYPES", "Deployment", "DeploymentStatus"]

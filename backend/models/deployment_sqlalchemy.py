@@ -1,0 +1,197 @@
+"""The Deployment model: one row per app the platform runs, kept after deletion."""
+import uuid
+
+from sqlalchemy import (
+    CheckConstraint,
+    Computed,
+    Enum,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+    select,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from backend.extensions import db
+from backend.models.status import DeploymentStatus, check_transition
+from backend.models.types import UTCDateTime, utcnow
+
+DEPLOYMENT_TYPES = ("vm", "lxc")
+
+
+def _parse_uuid(value):
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+class Deployment(db.Model):
+    __tablename__ = "deployments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(63), nullable=False)
+    # The name while the deployment is not deleted, NULL afterwards. A unique index on
+    # it gives "unique among live deployments" on every engine: MariaDB has no partial
+    # indexes, but all three accept a unique index on a generated column and allow
+    # any number of NULLs in it.
+    active_name: Mapped[str | None] = mapped_column(
+        String(63),
+        Computed("CASE WHEN deleted_at IS NULL THEN name ELSE NULL END", persisted=True),
+        unique=True,
+    )
+    deployment_type: Mapped[str] = mapped_column(
+        Enum(*DEPLOYMENT_TYPES, name="deployment_type", native_enum=False,
+             create_constraint=True, length=8),
+        nullable=False,
+    )
+    framework: Mapped[str] = mapped_column(String(32), nullable=False)
+    github_url: Mapped[str] = mapped_column(String(255), nullable=False)
+    branch: Mapped[str] = mapped_column(String(255), nullable=False, default="main")
+    resources: Mapped[dict] = mapped_column(db.JSON, nullable=False, default=dict)
+    tags: Mapped[list] = mapped_column(db.JSON, nullable=False, default=list)
+    status: Mapped[DeploymentStatus] = mapped_column(
+        Enum(DeploymentStatus, name="deployment_status", native_enum=False,
+             create_constraint=True, length=16, values_callable=lambda e: [m.value for m in e],
+             validate_strings=True),
+        nullable=False,
+        default=DeploymentStatus.PENDING,
+    )
+    node: Mapped[str | None] = mapped_column(String(64))
+    vm_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    ip_address: Mapped[str | None] = mapped_column(String(45))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    deployed_at = mapped_column(UTCDateTime)
+    deleted_at = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        # (column, id) pairs serve both ORDER BY column, id and keyset pagination.
+        Index("ix_deployments_name", "name", "id"),
+        Index("ix_deployments_created_at", "created_at", "id"),
+        Index("ix_deployments_updated_at", "updated_at", "id"),
+        Index("ix_deployments_status", "status"),
+        CheckConstraint("vm_id IS NULL OR vm_id >= 100", name="vm_id_range"),
+    )
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def transition_to(self, target, message=None):
+        """Move to another status if the lifecycle table allows it, stamping the times."""
+        target = DeploymentStatus(target)
+        check_transition(self.status, target)
+        now = utcnow()
+        self.status = target
+        if target is DeploymentStatus.RUNNING:
+            self.deployed_at = now
+            self.error_message = None
+        elif target is DeploymentStatus.FAILED:
+            self.error_message = message or self.error_message
+        elif target is DeploymentStatus.DELETED:
+            self.deleted_at = now
+        return self
+
+    @property
+    def is_deleted(self):
+        return self.status is DeploymentStatus.DELETED
+
+    # -- queries -------------------------------------------------------------
+
+    @classmethod
+    def live(cls):
+        """A select of the deployments that are not deleted."""
+        return select(cls).where(cls.deleted_at.is_(None))
+
+    @classmethod
+    def get_all(cls, include_deleted=False):
+        stmt = select(cls) if include_deleted else cls.live()
+        return db.session.scalars(stmt.order_by(cls.created_at.desc(), cls.id.desc())).all()
+
+    @classmethod
+    def get_by_id(cls, deployment_id):
+        """The deployment with this id (deleted ones too), or None; a malformed id is None."""
+        parsed = _parse_uuid(deployment_id)
+        return db.session.get(cls, parsed) if parsed else None
+
+    @classmethod
+    def get_by_name(cls, name):
+        """The live deployment of this name, or None."""
+        return db.session.scalars(cls.live().where(cls.name == name)).first()
+
+    @classmethod
+    def get_by_status(cls, status):
+        status = DeploymentStatus(status)
+        stmt = select(cls).where(cls.status == status)
+        return db.session.scalars(stmt.order_by(cls.created_at.desc(), cls.id.desc())).all()
+
+    @classmethod
+    def count_all(cls, include_deleted=False):
+        stmt = select(func.count()).select_from(cls)
+        if not include_deleted:
+            stmt = stmt.where(cls.deleted_at.is_(None))
+        return db.session.scalar(stmt)
+
+    @classmethod
+    def count_by_status(cls, status):
+        status = DeploymentStatus(status)
+        return db.session.scalar(select(func.count()).select_from(cls).where(cls.status == status))
+
+    @classmethod
+    def status_breakdown(cls):
+        """Every status with its count (zeros included), in one GROUP BY query."""
+        counts = {s.value: 0 for s in DeploymentStatus}
+        rows = db.session.execute(select(cls.status, func.count()).group_by(cls.status))
+        for status, count in rows:
+            counts[DeploymentStatus(status).value] = count
+        return counts
+
+    @classmethod
+    def type_breakdown(cls, include_deleted=False):
+        """Count per deployment type (zeros included), in one GROUP BY query."""
+        counts = {t: 0 for t in DEPLOYMENT_TYPES}
+        stmt = select(cls.deployment_type, func.count()).group_by(cls.deployment_type)
+        if not include_deleted:
+            stmt = stmt.where(cls.deleted_at.is_(None))
+        for deployment_type, count in db.session.execute(stmt):
+            counts[deployment_type] = count
+        return counts
+
+    # -- serialisation -------------------------------------------------------
+
+    def to_dict(self):
+        def iso(value):
+            return value.isoformat().replace("+00:00", "Z") if value else None
+
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "deployment_type": self.deployment_type,
+            "framework": self.framework,
+            "github_url": self.github_url,
+            "branch": self.branch,
+            "resources": dict(self.resources or {}),
+            "tags": list(self.tags or []),
+            "status": self.status.value if self.status else None,
+            "node": self.node,
+            "vm_id": self.vm_id,
+            "ip_address": self.ip_address,
+            "error_message": self.error_message,
+            "user_id": str(self.user_id) if self.user_id else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "deployed_at": iso(self.deployed_at),
+            "deleted_at": iso(self.deleted_at),
+            "version": self.version,
+        }
+
+    def __repr__(self):
+        return f"<Deployment {self.name} {self.status}>"

@@ -1,0 +1,1 @@
+"""The flows: the only layer that combines models with the outside world."""

@@ -1,0 +1,224 @@
+"""Creating, finding, listing, changing and deleting deployments."""
+import base64
+import binascii
+import json
+import math
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from backend.errors import ConcurrentUpdate, InvalidState, NameTaken, NotFound, ValidationFailed
+from backend.extensions import db
+from backend.models import Deployment, DeploymentStatus
+from backend.models.status import BUSY_STATUSES
+
+RESOURCE_LIMITS = {
+    "lxc": {"cores": (1, 8), "memory": (256, 16384), "disk": (5, 200)},
+    "vm": {"cores": (1, 16), "memory": (512, 32768), "disk": (10, 500)},
+}
+RESOURCE_DEFAULTS = {
+    "lxc": {"cores": 1, "memory": 512, "disk": 8},
+    "vm": {"cores": 2, "memory": 2048, "disk": 20},
+}
+SORT_COLUMNS = {
+    "created_at": Deployment.created_at,
+    "updated_at": Deployment.updated_at,
+    "name": Deployment.name,
+}
+
+
+def resolve_resources(deployment_type, requested, current=None):
+    """Fill omitted values (from current, else the type's defaults) and check the type's ranges."""
+    merged = dict(current or RESOURCE_DEFAULTS[deployment_type])
+    merged.update({k: v for k, v in (requested or {}).items() if v is not None})
+    errors = {}
+    for key, (low, high) in RESOURCE_LIMITS[deployment_type].items():
+        if not low <= merged[key] <= high:
+            unit = {"memory": " MB", "disk": " GB"}.get(key, "")
+            errors[f"resources.{key}"] = f"must be between {low} and {high}{unit} for {deployment_type}"
+    if errors:
+        raise ValidationFailed("resources out of range", fields=errors)
+    return merged
+
+
+def _commit(deployment=None):
+    """Commit, turning the database's own guards into domain errors."""
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        if deployment is not None and Deployment.get_by_name(deployment.name) is not None:
+            raise NameTaken(
+                f"a deployment named {deployment.name!r} already exists",
+                fields={"name": "already taken"},
+            ) from exc
+        raise
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
+
+
+def create_deployment(data, user_id=None):
+    """Record a new deployment in status pending; the name must be free among live ones."""
+    if Deployment.get_by_name(data["name"]) is not None:
+        raise NameTaken(f"a deployment named {data['name']!r} already exists", fields={"name": "already taken"})
+    deployment = Deployment(
+        name=data["name"],
+        deployment_type=data["deployment_type"],
+        framework=data["framework"],
+        github_url=data["github_url"],
+        branch=data.get("branch") or "main",
+        resources=resolve_resources(data["deployment_type"], data.get("resources")),
+        tags=list(data.get("tags") or []),
+        status=DeploymentStatus.PENDING,
+        user_id=user_id,
+    )
+    db.session.add(deployment)
+    _commit(deployment)
+    return deployment
+
+
+def find_deployment(ident):
+    """A deployment by id (deleted ones too) or by live name; NotFound otherwise."""
+    deployment = Deployment.get_by_id(ident)
+    if deployment is None and not _looks_like_uuid(ident):
+        deployment = Deployment.get_by_name(ident)
+    if deployment is None:
+        raise NotFound(f"no deployment {ident!r}")
+    return deployment
+
+
+def _looks_like_uuid(value):
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def update_deployment(deployment, changes):
+    """Apply editable fields: tags always, resources only while the guest is not busy."""
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment cannot be changed")
+    if changes.get("resources") is not None:
+        if deployment.status in BUSY_STATUSES:
+            raise InvalidState(
+                f"resources can only change while the deployment is not {deployment.status.value}; stop it first",
+                fields={"resources": f"not editable while {deployment.status.value}"},
+            )
+        deployment.resources = resolve_resources(
+            deployment.deployment_type, changes["resources"], current=deployment.resources
+        )
+    if changes.get("tags") is not None:
+        deployment.tags = list(changes["tags"])
+    _commit()
+    return deployment
+
+
+def delete_deployment(deployment):
+    """Soft-delete: the row stays with status deleted and deleted_at set. Idempotent."""
+    if deployment.is_deleted:
+        return deployment
+    if deployment.status is not DeploymentStatus.DELETING:
+        deployment.transition_to(DeploymentStatus.DELETING)
+    deployment.transition_to(DeploymentStatus.DELETED)
+    _commit()
+    return deployment
+
+
+# -- listing -----------------------------------------------------------------
+
+
+def _encode_cursor(sort, row):
+    column = sort.lstrip("-")
+    value = getattr(row, column)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    raw = json.dumps({"s": sort, "v": value, "id": str(row.id)}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor, sort):
+    bad = ValidationFailed("invalid cursor", fields={"cursor": "not a cursor this API issued for this sort"})
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(data, dict) or data.get("s") != sort:
+            raise bad
+        row_id = uuid.UUID(data["id"])
+        value = data["v"]
+        if sort.lstrip("-") in ("created_at", "updated_at"):
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise bad
+        elif not isinstance(value, str):
+            raise bad
+        return value, row_id
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        raise bad from None
+
+
+def list_deployments(query, per_page_default=20, per_page_max=100):
+    """A filtered, sorted page by number or by keyset cursor, with totals."""
+    per_page = min(query.get("per_page") or per_page_default, per_page_max)
+    sort = query.get("sort") or "-created_at"
+    column = SORT_COLUMNS[sort.lstrip("-")]
+    descending = sort.startswith("-")
+
+    stmt = select(Deployment) if query.get("include_deleted") else Deployment.live()
+    if query.get("status"):
+        stmt = stmt.where(Deployment.status == DeploymentStatus(query["status"]))
+    if query.get("deployment_type"):
+        stmt = stmt.where(Deployment.deployment_type == query["deployment_type"])
+    if query.get("framework"):
+        stmt = stmt.where(Deployment.framework == query["framework"])
+    if query.get("name"):
+        pattern = query["name"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(Deployment.name.like(f"%{pattern}%", escape="\\"))
+
+    total = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+
+    page = None
+    if query.get("cursor"):
+        value, row_id = _decode_cursor(query["cursor"], sort)
+        # column <= v AND (column < v OR id < i): a range on the index, on every engine.
+        if descending:
+            stmt = stmt.where(column <= value, (column < value) | (Deployment.id < row_id))
+        else:
+            stmt = stmt.where(column >= value, (column > value) | (Deployment.id > row_id))
+    else:
+        page = query.get("page") or 1
+        stmt = stmt.offset((page - 1) * per_page)
+
+    order = (column.desc(), Deployment.id.desc()) if descending else (column.asc(), Deployment.id.asc())
+    rows = db.session.scalars(stmt.order_by(*order).limit(per_page + 1)).all()
+    has_more = len(rows) > per_page
+    rows = rows[:per_page]
+    return {
+        "deployments": rows,
+        "total": total,
+        "pages": math.ceil(total / per_page) if total else 0,
+        "page": page,
+        "per_page": per_page,
+        "next_cursor": _encode_cursor(sort, rows[-1]) if has_more and rows else None,
+    }
+
+
+# -- statistics --------------------------------------------------------------
+
+
+def deployment_stats():
+    """Totals by status and type, and the share of finished deployments that succeeded."""
+    by_status = Deployment.status_breakdown()
+    by_type = Deployment.type_breakdown()
+    succeeded = by_status["running"] + by_status["stopped"]
+    finished = succeeded + by_status["failed"]
+    return {
+        "total": sum(n for s, n in by_status.items() if s != DeploymentStatus.DELETED.value),
+        "by_status": by_status,
+        "by_type": by_type,
+        "success_rate": round(succeeded / finished, 4) if finished else None,
+    }

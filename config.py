@@ -1,0 +1,93 @@
+"""Application settings, read from the environment (and a .env file) once at import."""
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+
+
+def env_bool(name, default=False):
+    """Read a boolean variable: 1/true/yes/on (any case) are true."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    """Read an integer variable, failing loudly on garbage rather than guessing."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise RuntimeError(f"{name} must be an integer, got {value!r}") from None
+
+
+def postgres_url_from_env():
+    """Build a PostgreSQL URL from the docker-compose db service variables."""
+    user = quote(os.environ.get("POSTGRES_USER", "paas"), safe="")
+    password = quote(os.environ.get("POSTGRES_PASSWORD", ""), safe="")
+    host = os.environ.get("POSTGRES_HOST", "localhost")
+    port = os.environ.get("POSTGRES_PORT", "5435")
+    name = os.environ.get("POSTGRES_DB", "paas")
+    auth = f"{user}:{password}" if password else user
+    return f"postgresql+psycopg2://{auth}@{host}:{port}/{name}"
+
+
+def database_url(instance_path):
+    """DATABASE_URL wins; then USE_POSTGRES builds one; else SQLite in the instance folder."""
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if url:
+        # Heroku-style URLs say postgres://, which SQLAlchemy no longer accepts.
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://"):]
+        return url
+    if env_bool("USE_POSTGRES"):
+        return postgres_url_from_env()
+    return "sqlite:///" + str(Path(instance_path) / "deployments.db")
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
+    SQLALCHEMY_DATABASE_URI = None  # resolved in create_app, which knows the instance folder
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
+    PER_PAGE_DEFAULT = env_int("PER_PAGE_DEFAULT", 20)
+    PER_PAGE_MAX = env_int("PER_PAGE_MAX", 100)
+    LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    TESTING = False
+    DEBUG = False
+
+
+class DevelopmentConfig(Config):
+    DEBUG = env_bool("FLASK_DEBUG", False)
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "testing-secret-key"
+
+
+class ProductionConfig(Config):
+    @classmethod
+    def validate(cls, app_config):
+        """Refuse settings that are unsafe in production."""
+        if app_config.get("SECRET_KEY") in (None, "", DEFAULT_SECRET_KEY):
+            raise RuntimeError(
+                "SECRET_KEY is not set: production refuses to start with the default key. "
+                "Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+
+
+config_by_name = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}

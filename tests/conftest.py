@@ -1,0 +1,131 @@
+"""Fixtures: app, client, runner and a fresh database per test on SQLite, PostgreSQL and MariaDB.
+
+SQLite always runs. PostgreSQL and MariaDB run when TEST_POSTGRES_URL and TEST_MYSQL_URL are set
+(.ci/run sets both and fails when either server is unreachable). The schema is built once per
+engine by the migrations themselves, then every test starts from empty tables.
+"""
+import os
+import shutil
+
+import pytest
+from sqlalchemy import MetaData, create_engine, delete
+
+from app import create_app, db
+
+ENGINE_URLS = {
+    "sqlite": None,
+    "postgresql": os.environ.get("TEST_POSTGRES_URL"),
+    "mysql": os.environ.get("TEST_MYSQL_URL"),
+}
+
+
+def drop_everything(url):
+    """Drop every table in the database behind url, alembic_version included."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            metadata = MetaData()
+            metadata.reflect(conn)
+            metadata.drop_all(conn)
+    finally:
+        engine.dispose()
+
+
+def build_schema(url):
+    """Run the migrations into an empty database, as `flask db upgrade` would."""
+    from flask_migrate import upgrade
+
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_urls(tmp_path_factory):
+    """Per engine, a URL whose database has the migrated schema (built on first use)."""
+    prepared = {}
+
+    def get(engine_name):
+        if engine_name not in prepared:
+            if engine_name == "sqlite":
+                template = tmp_path_factory.mktemp("sqlite") / "template.db"
+                url = f"sqlite:///{template}"
+            else:
+                url = ENGINE_URLS[engine_name]
+                drop_everything(url)
+            build_schema(url)
+            prepared[engine_name] = url
+        return prepared[engine_name]
+
+    return get
+
+
+@pytest.fixture(params=list(ENGINE_URLS))
+def engine_name(request):
+    """Each database engine the suite can reach: sqlite always, the others when configured."""
+    if request.param != "sqlite" and not ENGINE_URLS[request.param]:
+        pytest.skip(f"TEST_{'POSTGRES' if request.param == 'postgresql' else 'MYSQL'}_URL is not set")
+    return request.param
+
+
+@pytest.fixture
+def database_url(engine_name, migrated_urls, tmp_path):
+    """A URL to a migrated, empty database for this test alone."""
+    url = migrated_urls(engine_name)
+    if engine_name == "sqlite":
+        copy = tmp_path / "test.db"
+        shutil.copy(url.removeprefix("sqlite:///"), copy)
+        yield f"sqlite:///{copy}"
+        return
+    yield url
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(delete(table))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url)
+    with app.app_context():
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def deployment_payload(**overrides):
+    """A valid create body; tests override what they are about."""
+    body = {
+        "name": "shop-api",
+        "deployment_type": "lxc",
+        "framework": "flask",
+        "github_url": "https://github.com/acme/shop-api",
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def make_deployment(client):
+    """Create a deployment through the API and return its JSON."""
+
+    def make(**overrides):
+        response = client.post("/api/deployments", json=deployment_payload(**overrides))
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()["deployment"]
+
+    return make
