@@ -1,76 +1,11 @@
 """Request and response schemas: the single source of validation and of the OpenAPI document."""
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.frameworks import FRAMEWORKS
+from backend.rules import MAX_TAGS, check_branch, check_framework, check_github_url, check_name, check_tags
 from backend.models.status import DeploymentStatus
-
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{1,61}[a-z0-9]")
-# Owner: GitHub's user/org rule (alphanumerics and single inner hyphens, max 39).
-# Repo: GitHub's character set; "." and ".." are not repositories.
-GITHUB_URL_RE = re.compile(
-    r"https://github\.com/(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})"
-    r"/(?P<repo>[A-Za-z0-9._-]{1,100}?)(?:\.git)?"
-)
-BRANCH_CHARS_RE = re.compile(r"[A-Za-z0-9._/-]{1,255}")
-TAG_RE = re.compile(r"[a-z0-9_][a-z0-9_.+-]{0,31}")
-
-MAX_TAGS = 20
-
-
-def check_name(value):
-    if not NAME_RE.fullmatch(value):
-        raise ValueError(
-            "must be 3-63 characters of a-z, 0-9 and '-', start with a letter and not end with '-'"
-        )
-    return value
-
-
-def check_github_url(value):
-    match = GITHUB_URL_RE.fullmatch(value)
-    if not match or match.group("repo") in (".", ".."):
-        raise ValueError("must be https://github.com/OWNER/REPO (optionally ending in .git)")
-    return value
-
-
-def check_branch(value):
-    """A conservative subset of git check-ref-format: safe on a command line and in a ref."""
-    if (
-        not BRANCH_CHARS_RE.fullmatch(value)
-        or value.startswith(("-", "/", "."))
-        or value.endswith(("/", ".", ".lock"))
-        or ".." in value
-        or "//" in value
-        or "/." in value
-        or value == "HEAD"
-    ):
-        raise ValueError(
-            "must be a git branch name: letters, digits, '.', '_', '-', '/'; "
-            "not starting with '-', '/' or '.', no '..' or '//'"
-        )
-    return value
-
-
-def check_tags(values):
-    seen = []
-    for tag in values:
-        if not TAG_RE.fullmatch(tag):
-            raise ValueError(
-                f"tag {tag!r} must be 1-32 of a-z, 0-9, '_', '.', '+', '-', not starting with '.', '+' or '-'"
-            )
-        if tag not in seen:
-            seen.append(tag)
-    return seen
-
-
-def check_framework(value):
-    if value not in FRAMEWORKS:
-        raise ValueError(f"must be one of: {', '.join(sorted(FRAMEWORKS))}")
-    return value
-
 
 Name = Annotated[str, AfterValidator(check_name)]
 GithubUrl = Annotated[str, AfterValidator(check_github_url)]

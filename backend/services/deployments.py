@@ -14,6 +14,7 @@ from backend.errors import ConcurrentUpdate, InvalidState, NameTaken, NotFound, 
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
+from backend.rules import NAME_RE
 
 RESOURCE_LIMITS = {
     "lxc": {"cores": (1, 8), "memory": (256, 16384), "disk": (5, 200)},
@@ -84,19 +85,12 @@ def create_deployment(data, user_id=None):
 def find_deployment(ident):
     """A deployment by id (deleted ones too) or by live name; NotFound otherwise."""
     deployment = Deployment.get_by_id(ident)
-    if deployment is None and not _looks_like_uuid(ident):
+    # Only a well-formed name reaches the database: no NUL bytes or megabyte strings.
+    if deployment is None and NAME_RE.fullmatch(ident):
         deployment = Deployment.get_by_name(ident)
     if deployment is None:
-        raise NotFound(f"no deployment {ident!r}")
+        raise NotFound(f"no deployment {ident[:80]!r}")
     return deployment
-
-
-def _looks_like_uuid(value):
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False
 
 
 def update_deployment(deployment, changes):

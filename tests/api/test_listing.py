@@ -1,0 +1,145 @@
+"""GET /api/deployments: filters, sorting, page numbers and cursors; GET /api/stats."""
+from datetime import timedelta
+
+import pytest
+
+from app import db
+from backend.models import Deployment, DeploymentStatus
+from backend.models.types import utcnow
+
+
+def seed(count, **fields):
+    """Insert count deployments whose created_at values are distinct and known."""
+    start = utcnow() - timedelta(days=1)
+    rows = []
+    for i in range(count):
+        row = Deployment(
+            name=fields.get("name_format", "app-{:03d}").format(i),
+            deployment_type=fields.get("deployment_type", "lxc" if i % 2 else "vm"),
+            framework=fields.get("framework", ["flask", "django", "express"][i % 3]),
+            github_url="https://github.com/acme/app",
+            resources={"cores": 1, "memory": 512, "disk": 8},
+            tags=[],
+            status=fields.get("status", DeploymentStatus.PENDING),
+            created_at=start + timedelta(seconds=i),
+        )
+        rows.append(row)
+    db.session.add_all(rows)
+    db.session.commit()
+    return rows
+
+
+def names(response):
+    assert response.status_code == 200, response.get_json()
+    return [d["name"] for d in response.get_json()["deployments"]]
+
+
+def test_the_first_page_has_totals_and_the_newest_first(client):
+    seed(45)
+    body = client.get("/api/deployments").get_json()
+    assert body["total"] == 45 and body["pages"] == 3 and body["page"] == 1 and body["per_page"] == 20
+    assert [d["name"] for d in body["deployments"]] == [f"app-{i:03d}" for i in range(44, 24, -1)]
+    assert body["next_cursor"]
+
+
+def test_page_numbers_walk_every_row_once(client):
+    seed(45)
+    seen = []
+    for page in (1, 2, 3):
+        seen += names(client.get(f"/api/deployments?page={page}&per_page=20"))
+    assert sorted(seen) == sorted(f"app-{i:03d}" for i in range(45))
+    assert names(client.get("/api/deployments?page=4")) == []
+
+
+def test_per_page_is_capped(client):
+    seed(3)
+    assert client.get("/api/deployments?per_page=5000").get_json()["per_page"] == 100
+
+
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "name", "-name", "updated_at", "-updated_at"])
+def test_cursors_walk_every_row_once_in_order(client, sort):
+    rows = seed(23)
+    # Ties on the sort column must not lose or repeat rows: give half the rows one timestamp.
+    same = rows[0].created_at
+    for row in rows[::2]:
+        row.created_at = same
+        row.updated_at = same
+    db.session.commit()
+    seen, cursor = [], None
+    while True:
+        url = f"/api/deployments?sort={sort}&per_page=4" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(url).get_json()
+        assert body["total"] == 23
+        seen += [d["id"] for d in body["deployments"]]
+        cursor = body["next_cursor"]
+        if not cursor:
+            break
+    everything = [d["id"] for d in client.get(f"/api/deployments?sort={sort}&per_page=100").get_json()["deployments"]]
+    assert seen == everything
+    assert len(set(seen)) == 23
+
+
+def test_a_cursor_cannot_be_mixed_with_a_page_or_another_sort(client):
+    seed(5)
+    cursor = client.get("/api/deployments?per_page=2").get_json()["next_cursor"]
+    assert client.get(f"/api/deployments?cursor={cursor}&page=2").status_code == 422
+    response = client.get(f"/api/deployments?cursor={cursor}&sort=name")
+    assert response.status_code == 422
+    assert "cursor" in response.get_json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJ4IjoxfQ", "%00", "a" * 600])
+def test_a_forged_cursor_is_422(client, cursor):
+    assert client.get(f"/api/deployments?cursor={cursor}").status_code == 422
+
+
+def test_filters_combine(client):
+    seed(12)
+    seed(3, name_format="web-{}", status=DeploymentStatus.RUNNING, framework="fastapi", deployment_type="vm")
+    assert set(names(client.get("/api/deployments?status=running"))) == {"web-0", "web-1", "web-2"}
+    assert len(names(client.get("/api/deployments?deployment_type=vm&framework=flask"))) == 2
+    assert set(names(client.get("/api/deployments?name=eb-"))) == {"web-0", "web-1", "web-2"}
+    assert client.get("/api/deployments?framework=fastapi&per_page=1").get_json()["total"] == 3
+
+
+def test_a_name_filter_treats_wildcards_literally(client):
+    seed(3)
+    assert names(client.get("/api/deployments?name=%25")) == []
+    assert names(client.get("/api/deployments?name=_")) == []
+
+
+def test_deleted_deployments_are_hidden_unless_asked_for(client):
+    rows = seed(3)
+    client.delete(f"/api/deployments/{rows[0].id}")
+    assert len(names(client.get("/api/deployments"))) == 2
+    assert len(names(client.get("/api/deployments?include_deleted=true"))) == 3
+    assert names(client.get("/api/deployments?status=deleted")) == []
+    assert names(client.get("/api/deployments?status=deleted&include_deleted=true")) == ["app-000"]
+
+
+@pytest.mark.parametrize("query", ["status=done", "deployment_type=kvm", "sort=id", "page=0", "per_page=0",
+                                   "page=x", "unknown=1", "include_deleted=maybe"])
+def test_bad_query_parameters_are_422(client, query):
+    response = client.get(f"/api/deployments?{query}")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"]
+
+
+def test_stats_give_totals_by_status_and_type_and_the_success_rate(client):
+    seed(3, status=DeploymentStatus.RUNNING, name_format="run-{}", deployment_type="vm")
+    seed(1, status=DeploymentStatus.STOPPED, name_format="stop-{}", deployment_type="lxc")
+    seed(1, status=DeploymentStatus.FAILED, name_format="fail-{}", deployment_type="lxc")
+    seed(2, status=DeploymentStatus.PENDING, name_format="wait-{}", deployment_type="lxc")
+    gone = seed(1, name_format="gone-{}", deployment_type="lxc")[0]
+    client.delete(f"/api/deployments/{gone.id}")
+    body = client.get("/api/stats").get_json()
+    assert body["total"] == 7
+    assert body["by_status"]["running"] == 3 and body["by_status"]["deleted"] == 1
+    assert body["by_status"]["provisioning"] == 0
+    assert body["by_type"] == {"vm": 3, "lxc": 4}
+    assert body["success_rate"] == 0.8
+
+
+def test_stats_of_an_empty_platform_have_no_success_rate(client):
+    body = client.get("/api/stats").get_json()
+    assert body["total"] == 0 and body["success_rate"] is None

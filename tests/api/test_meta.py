@@ -1,0 +1,66 @@
+"""/health, /api/frameworks and the OpenAPI document."""
+from app import create_app, db
+from backend.frameworks import FRAMEWORKS
+
+
+def test_health_checks_the_database(client):
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "database": "ok"}
+
+
+def test_health_is_503_when_the_database_is_unreachable():
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
+    with app.app_context():
+        response = app.test_client().get("/health")
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
+
+
+def test_an_api_call_during_a_database_outage_is_503_in_the_error_shape():
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
+    with app.app_context():
+        response = app.test_client().get("/api/deployments")
+        db.engine.dispose()
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["error"]["code"] == "database_unavailable"
+    assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
+def test_the_framework_catalogue_lists_what_can_be_deployed(client):
+    body = client.get("/api/frameworks").get_json()
+    keys = {f["key"] for f in body["frameworks"]}
+    assert {"django", "flask", "fastapi", "express", "nextjs", "static"} <= keys
+    for framework in body["frameworks"]:
+        assert framework["display_name"] and framework["language"] and framework["start_command"]
+        assert 1 <= framework["default_port"] <= 65535
+    assert keys == set(FRAMEWORKS)
+
+
+def test_the_openapi_document_describes_every_api_route(app, client):
+    document = client.get("/api/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/") or rule.rule.startswith("/api/docs") or rule.endpoint.startswith("openapi"):
+            continue
+        if rule.rule == "/api/openapi.json":
+            continue
+        path = rule.rule.replace("<", "{").replace(">", "}")
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert (path, method) in documented
+    create = document["paths"]["/api/deployments"]["post"]
+    schema_ref = create["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"name", "deployment_type", "framework", "github_url"}
+
+
+def test_the_docs_page_is_served(client):
+    response = client.get("/api/docs/swagger/")
+    assert response.status_code == 200
+    assert b"openapi.json" in response.data
