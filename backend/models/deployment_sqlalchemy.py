@@ -146,23 +146,26 @@ class Deployment(db.Model):
         return db.session.scalar(select(func.count()).select_from(cls).where(cls.status == status))
 
     @classmethod
-    def status_breakdown(cls):
-        """Every status with its count (zeros included), in one GROUP BY query."""
+    def breakdown(cls):
+        """Counts per (status, type) pair, deleted included, in one GROUP BY query."""
+        stmt = select(cls.status, cls.deployment_type, func.count()).group_by(cls.status, cls.deployment_type)
+        return {(DeploymentStatus(status), dtype): count for status, dtype, count in db.session.execute(stmt)}
+
+    @classmethod
+    def status_breakdown(cls, pairs=None):
+        """Every status with its count (zeros included); pass breakdown() to reuse it."""
         counts = {s.value: 0 for s in DeploymentStatus}
-        rows = db.session.execute(select(cls.status, func.count()).group_by(cls.status))
-        for status, count in rows:
-            counts[DeploymentStatus(status).value] = count
+        for (status, _), count in (cls.breakdown() if pairs is None else pairs).items():
+            counts[status.value] += count
         return counts
 
     @classmethod
-    def type_breakdown(cls, include_deleted=False):
-        """Count per deployment type (zeros included), in one GROUP BY query."""
+    def type_breakdown(cls, pairs=None, include_deleted=False):
+        """Count per deployment type (zeros included); pass breakdown() to reuse it."""
         counts = {t: 0 for t in DEPLOYMENT_TYPES}
-        stmt = select(cls.deployment_type, func.count()).group_by(cls.deployment_type)
-        if not include_deleted:
-            stmt = stmt.where(cls.deleted_at.is_(None))
-        for deployment_type, count in db.session.execute(stmt):
-            counts[deployment_type] = count
+        for (status, dtype), count in (cls.breakdown() if pairs is None else pairs).items():
+            if include_deleted or status is not DeploymentStatus.DELETED:
+                counts[dtype] += count
         return counts
 
     # -- serialisation -------------------------------------------------------

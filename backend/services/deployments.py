@@ -206,8 +206,9 @@ def list_deployments(query, per_page_default=20, per_page_max=100):
 
 def deployment_stats():
     """Totals by status and type, and the share of finished deployments that succeeded."""
-    by_status = Deployment.status_breakdown()
-    by_type = Deployment.type_breakdown()
+    pairs = Deployment.breakdown()
+    by_status = Deployment.status_breakdown(pairs)
+    by_type = Deployment.type_breakdown(pairs)
     succeeded = by_status["running"] + by_status["stopped"]
     finished = succeeded + by_status["failed"]
     return {
