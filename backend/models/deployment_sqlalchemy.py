@@ -63,7 +63,14 @@ class Deployment(db.Model):
         default=DeploymentStatus.PENDING,
     )
     node: Mapped[str | None] = mapped_column(String(64))
-    vm_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    vm_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Proxmox hands a destroyed guest's VMID out again, so the id is unique among live
+    # deployments only (the same generated-column device as active_name).
+    active_vm_id: Mapped[int | None] = mapped_column(
+        Integer,
+        Computed("CASE WHEN deleted_at IS NULL THEN vm_id ELSE NULL END", persisted=True),
+        unique=True,
+    )
     ip_address: Mapped[str | None] = mapped_column(String(45))
     error_message: Mapped[str | None] = mapped_column(Text)
     user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
@@ -102,7 +109,7 @@ class Deployment(db.Model):
 
     @property
     def is_deleted(self):
-        return self.status is DeploymentStatus.DELETED
+        return self.deleted_at is not None
 
     # -- queries -------------------------------------------------------------
 

@@ -84,11 +84,21 @@ def test_the_database_refuses_two_live_deployments_with_one_name(app):
     db.session.rollback()
 
 
-def test_the_database_refuses_a_second_guest_with_the_same_vm_id(app):
+def test_the_database_refuses_a_second_live_guest_with_the_same_vm_id(app):
     add(name="first", vm_id=120)
     with pytest.raises(IntegrityError):
         add(name="second", vm_id=120)
     db.session.rollback()
+
+
+def test_a_deleted_deployments_vm_id_can_be_handed_out_again(app):
+    """Proxmox reuses the VMIDs of destroyed guests."""
+    first = add(name="first", vm_id=121)
+    first.transition_to(S.DELETING)
+    first.transition_to(S.DELETED)
+    db.session.commit()
+    second = add(name="second", vm_id=121)
+    assert Deployment.get_by_id(first.id).vm_id == Deployment.get_by_id(second.id).vm_id == 121
 
 
 def test_a_stale_copy_cannot_overwrite_a_newer_version(app, database_url):

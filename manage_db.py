@@ -1,0 +1,124 @@
+"""Database commands: init, reset, seed, stats, backup, restore. Thin: the work is in backend/services.
+
+    python manage_db.py init             # create what is missing, stand at the migration head
+    python manage_db.py backup backups/paas.json
+    python manage_db.py restore backups/paas.json --force
+
+The app comes from create_app() (APP_ENV picks the config) unless one is passed as the click
+context object, which is how the tests point the commands at their own database.
+"""
+import functools
+
+import click
+
+from app import create_app
+from backend.errors import DomainError
+from backend.services import backup as backup_service
+from backend.services import database as database_service
+
+
+@click.group()
+def cli():
+    """Manage the PaaS database."""
+
+
+def with_app(command):
+    """Run command inside the app's context; the app is ctx.obj, built by create_app() when absent."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        root = click.get_current_context().find_root()
+        if root.obj is None:  # built here, not in cli(), so `--help` needs no working configuration
+            root.obj = create_app()
+        with root.obj.app_context():
+            try:
+                return command(*args, **kwargs)
+            except DomainError as exc:
+                raise click.ClickException(exc.message) from None
+
+    return run
+
+
+@cli.command()
+@with_app
+def init():
+    """Create missing tables and stamp the migration head; upgrade if already under migrations."""
+    result = database_service.init_database()
+    if result.action == "created":
+        click.echo(f"Created the missing tables and stamped the migration head {result.revision_after}.")
+    elif result.revision_before == result.revision_after:
+        click.echo(f"Database is under migrations and already at head {result.revision_after}; nothing to do.")
+    else:
+        click.echo(f"Upgraded the database from {result.revision_before} to {result.revision_after}.")
+
+
+@cli.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_app
+def reset(yes):
+    """Drop every table and rebuild the schema from the migrations (refused in production)."""
+    database_service.ensure_resettable()
+    if not yes:
+        click.confirm(f"Drop all tables and data in {database_service.database_label()}?", abort=True)
+    revision = database_service.reset_database()
+    click.echo(f"Dropped every table and rebuilt the schema at revision {revision}.")
+
+
+@cli.command()
+@with_app
+def seed():
+    """Add sample deployments (those already there are skipped)."""
+    added = database_service.seed_sample_deployments()
+    total = len(database_service.SAMPLE_DEPLOYMENTS)
+    click.echo(f"Added {added} sample deployment{'s' if added != 1 else ''} ({total - added} already there).")
+
+
+@cli.command()
+@with_app
+def stats():
+    """Show deployment counts by status and by type."""
+    totals = database_service.deployment_totals()
+    rows = [("Status", "Count"), *totals["by_status"].items(), None,
+            ("Type (deleted included)", "Count"), *totals["by_type"].items(), None,
+            ("Total", totals["total"])]
+    width = max(len(row[0]) for row in rows if row)
+    digits = max(len(str(row[1])) for row in rows if row)
+    for row in rows:
+        click.echo("" if row is None else f"{row[0]:<{width}}  {row[1]:>{digits}}")
+
+
+def _echo_counts(verb, counts, err=False):
+    summary = ", ".join(f"{table}: {count}" for table, count in counts.items())
+    click.echo(f"{verb} {sum(counts.values())} rows ({summary}).", err=err)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@with_app
+def backup(file):
+    """Write every table to FILE as JSON ('-' for stdout)."""
+    try:
+        # atomic: a failed backup leaves no half-written file behind
+        with click.open_file(file, "w", encoding="utf-8", atomic=True) as fp:
+            counts = backup_service.write_backup(fp)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {file}: {exc.strerror or exc}") from None
+    _echo_counts(f"Backed up to {file}:" if file != "-" else "Backed up", counts, err=file == "-")
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--force", is_flag=True, help="Delete the rows already in the database first.")
+@with_app
+def restore(file, force):
+    """Load a backup FILE ('-' for stdin) into the database, migrated to the backup's revision."""
+    try:
+        with click.open_file(file, "r", encoding="utf-8") as fp:
+            counts = backup_service.restore_backup(fp, force=force)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
+    _echo_counts("Restored", counts)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,73 @@
+<#
+.SYNOPSIS
+    One-time (and any-time) setup on Windows: virtualenv, dependencies, .env, database.
+.DESCRIPTION
+    Safe to run again: each step skips or repeats harmlessly.
+      .\setup.ps1          set up, then print how to run and test
+      .\setup.ps1 -Run     set up, then start the server
+    Set $env:PYTHON to pick the interpreter the virtualenv is built from (default: py -3, else python).
+    If scripts are blocked: powershell -ExecutionPolicy Bypass -File .\setup.ps1
+#>
+[CmdletBinding()]
+param(
+    [switch]$Run
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+Set-Location -Path $PSScriptRoot
+
+# $ErrorActionPreference does not cover native programs, so every one goes through here.
+function Invoke-Native {
+    param(
+        [Parameter(Mandatory, Position = 0)][string]$FilePath,
+        [Parameter(Position = 1)][string[]]$ArgumentList = @()
+    )
+    & $FilePath @ArgumentList
+    if ($LASTEXITCODE -ne 0) {
+        throw "'$FilePath $($ArgumentList -join ' ')' failed with exit code $LASTEXITCODE"
+    }
+}
+
+$VenvPython = Join-Path $PSScriptRoot '.venv\Scripts\python.exe'
+
+if (-not (Test-Path -Path $VenvPython)) {
+    if ($env:PYTHON) {
+        $BasePython = $env:PYTHON; $BaseArgs = @()
+    } elseif (Get-Command -Name py -ErrorAction SilentlyContinue) {
+        $BasePython = 'py'; $BaseArgs = @('-3')
+    } elseif (Get-Command -Name python -ErrorAction SilentlyContinue) {
+        $BasePython = 'python'; $BaseArgs = @()
+    } else {
+        throw 'Python 3 not found: install it from https://www.python.org/downloads/ (tick "Add to PATH").'
+    }
+    Write-Host "==> Creating virtualenv .venv with $BasePython"
+    Invoke-Native $BasePython ($BaseArgs + @('-m', 'venv', '.venv'))
+} else {
+    Write-Host '==> Using existing virtualenv .venv'
+}
+
+Write-Host '==> Installing requirements'
+Invoke-Native $VenvPython @('-m', 'pip', 'install', '--upgrade', 'pip')
+Invoke-Native $VenvPython @('-m', 'pip', 'install', '-r', 'requirements.txt')
+
+if (-not (Test-Path -Path '.env')) {
+    Write-Host '==> Creating .env from .env.example'
+    Copy-Item -Path '.env.example' -Destination '.env'
+} else {
+    Write-Host '==> Keeping existing .env'
+}
+
+Write-Host '==> Initialising the database'
+Invoke-Native $VenvPython @('manage_db.py', 'init')
+
+if ($Run) {
+    Write-Host '==> Starting the server (Ctrl+C stops it)'
+    & $VenvPython app.py
+    exit $LASTEXITCODE
+}
+
+Write-Host ''
+Write-Host 'Setup complete.'
+Write-Host '  Run:   .\.venv\Scripts\Activate.ps1; python app.py'
+Write-Host '  Test:  .\.venv\Scripts\python.exe -m pytest'
