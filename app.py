@@ -42,6 +42,8 @@ def create_app(config_name=None, **overrides):
     app.config["CONFIG_NAME"] = config_name
     app.config.update(overrides)
     app.json.sort_keys = False
+    # Werkzeug would answer /api//deployments with an HTML redirect that bypasses the error shape.
+    app.url_map.merge_slashes = False
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)

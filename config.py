@@ -71,8 +71,14 @@ class DevelopmentConfig(Config):
 
 
 class TestingConfig(Config):
+    """Independent of the developer's .env: its own database and fixed limits."""
+
     TESTING = True
     SECRET_KEY = "testing-secret-key"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    MAX_CONTENT_LENGTH = 64 * 1024
+    PER_PAGE_DEFAULT = 20
+    PER_PAGE_MAX = 100
 
 
 class ProductionConfig(Config):

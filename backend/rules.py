@@ -4,6 +4,7 @@ They live outside the API so that every sink (the Proxmox client, the deploy ste
 re-check a value it is about to use, not only the HTTP edge.
 """
 import re
+import uuid
 
 from backend.frameworks import FRAMEWORKS
 
@@ -25,7 +26,18 @@ def check_name(value):
         raise ValueError(
             "must be 3-63 characters of a-z, 0-9 and '-', start with a letter and not end with '-'"
         )
+    if _reads_as_uuid(value):
+        # Deployments are addressed by id or name; a name that reads as an id would shadow one.
+        raise ValueError("must not look like a deployment id (a UUID)")
     return value
+
+
+def _reads_as_uuid(value):
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
 
 
 def check_github_url(value):
@@ -41,6 +53,7 @@ def check_branch(value):
         not BRANCH_CHARS_RE.fullmatch(value)
         or value.startswith(("-", "/", "."))
         or value.endswith(("/", ".", ".lock"))
+        or ".lock/" in value
         or ".." in value
         or "//" in value
         or "/." in value

@@ -14,6 +14,17 @@ api_bp = Blueprint("api", __name__, url_prefix="/api")
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
+def _no_duplicate_keys(pairs):
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key")
+    return dict(pairs)
+
+
+def _no_constants(name):
+    raise ValueError(f"{name} is not JSON")
+
+
 @api_bp.before_request
 def parse_json_body():
     """Bodies of routes that take JSON must be a well-formed JSON object, sent as JSON."""
@@ -26,9 +37,10 @@ def parse_json_body():
                           code="unsupported_media_type", status=415)
     raw = request.get_data(cache=True)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise DomainError("the body is not well-formed JSON", code="malformed_json", status=400) from None
+        body = json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise DomainError("the body is not well-formed JSON (duplicate keys, NaN and Infinity count as malformed)",
+                          code="malformed_json", status=400) from None
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", fields={"body": "must be a JSON object"})
 

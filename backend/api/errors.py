@@ -6,6 +6,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from backend.api.spec import InternalResponseError
 from backend.api.validation import validation_failed_from_pydantic
 from backend.errors import DomainError
 
@@ -57,6 +58,10 @@ def register_error_handlers(app):
         if exc.code == 404:
             message = "no such resource"
         return error_response(exc.code, code, message, headers=headers)
+
+    @app.errorhandler(InternalResponseError)
+    def handle_invalid_response(exc):
+        return exc.response
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(exc):

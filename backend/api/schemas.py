@@ -66,8 +66,8 @@ class DeploymentListQuery(BaseModel):
 
     status: DeploymentStatus | None = None
     deployment_type: Literal["vm", "lxc"] | None = None
-    framework: str | None = Field(None, max_length=32)
-    name: str | None = Field(None, max_length=63, description="Substring of the name")
+    framework: FrameworkKey | None = None
+    name: str | None = Field(None, max_length=63, pattern=r"^[a-z0-9-]+$", description="Substring of the name")
     sort: SortKey = "-created_at"
     page: int | None = Field(None, ge=1, le=10_000_000)
     per_page: int | None = Field(None, ge=1)

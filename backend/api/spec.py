@@ -1,14 +1,35 @@
 """The OpenAPI document and request validation, both generated from the pydantic schemas."""
+import logging
+
 from spectree import SpecTree
 
 from backend.api.schemas import ErrorResponse
 from backend.api.validation import validation_failed_from_pydantic
+
+log = logging.getLogger(__name__)
 
 
 def _raise_validation_error(request, response, error, instance, *args):
     """Spectree hook: replace its own 422 body with our error shape."""
     if error is not None:
         raise validation_failed_from_pydantic(error)
+
+
+def _hide_response_validation_error(request, response, error, instance, *args):
+    """Spectree hook: a response that breaks its own schema is our bug; log it, answer a plain 500."""
+    if error is not None:
+        from backend.api.errors import error_response
+
+        log.error("response to %s %s does not match its schema: %s", request.method, request.path, error)
+        raise InternalResponseError(error_response(500, "internal_error", "internal server error"))
+
+
+class InternalResponseError(Exception):
+    """Carries the replacement response out of spectree's after hook."""
+
+    def __init__(self, response):
+        super().__init__("response failed validation")
+        self.response = response
 
 
 spec = SpecTree(
@@ -22,6 +43,7 @@ spec = SpecTree(
     annotations=True,
     mode="strict",
     before=_raise_validation_error,
+    after=_hide_response_validation_error,
     validation_error_model=ErrorResponse,
 )
 

@@ -53,7 +53,7 @@ class Deployment(db.Model):
     framework: Mapped[str] = mapped_column(String(32), nullable=False)
     github_url: Mapped[str] = mapped_column(String(255), nullable=False)
     branch: Mapped[str] = mapped_column(String(255), nullable=False, default="main")
-    resources: Mapped[dict] = mapped_column(db.JSON, nullable=False, default=dict)
+    resources: Mapped[dict] = mapped_column(db.JSON, nullable=False)
     tags: Mapped[list] = mapped_column(db.JSON, nullable=False, default=list)
     status: Mapped[DeploymentStatus] = mapped_column(
         Enum(DeploymentStatus, name="deployment_status", native_enum=False,

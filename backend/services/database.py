@@ -1,12 +1,13 @@
 """Looking after the database itself: bring it to the migration head, rebuild it, seed and count it."""
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
 import flask_migrate
 from alembic.script import ScriptDirectory
 from flask import current_app
-from sqlalchemy import MetaData, column, inspect, select, table
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import MetaData, column, inspect, select, table, text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from backend.errors import Conflict, InvalidState
 from backend.extensions import db
@@ -15,6 +16,7 @@ from backend.models.types import utcnow
 from backend.services.deployments import resolve_resources
 
 VERSION_TABLE = "alembic_version"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -162,3 +164,14 @@ def deployment_totals():
         "by_type": Deployment.type_breakdown(include_deleted=True),
         "total": sum(by_status.values()),
     }
+
+
+def database_is_reachable():
+    """True when the database answers a trivial query."""
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        log.warning("database unreachable (%s)", exc.__class__.__name__)
+        return False

@@ -4,7 +4,7 @@ import binascii
 import json
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -119,7 +119,14 @@ def delete_deployment(deployment):
     if deployment.status is not DeploymentStatus.DELETING:
         deployment.transition_to(DeploymentStatus.DELETING)
     deployment.transition_to(DeploymentStatus.DELETED)
-    _commit()
+    try:
+        _commit()
+    except ConcurrentUpdate:
+        # Another request changed it meanwhile; if that was a delete too, deleting twice is harmless.
+        current = Deployment.get_by_id(deployment.id)
+        if current is not None and current.is_deleted:
+            return current
+        raise
     return deployment
 
 
@@ -140,7 +147,7 @@ def _decode_cursor(cursor, sort):
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(data, dict) or data.get("s") != sort:
+        if not isinstance(data, dict) or data.get("s") != sort or not isinstance(data.get("id"), str):
             raise bad
         row_id = uuid.UUID(data["id"])
         value = data["v"]
@@ -148,10 +155,11 @@ def _decode_cursor(cursor, sort):
             value = datetime.fromisoformat(value)
             if value.tzinfo is None:
                 raise bad
-        elif not isinstance(value, str):
+            value = value.astimezone(timezone.utc)
+        elif not isinstance(value, str) or not NAME_RE.fullmatch(value):
             raise bad
         return value, row_id
-    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise bad from None
 
 

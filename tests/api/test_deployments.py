@@ -51,7 +51,7 @@ def test_a_client_can_never_set_server_owned_fields(client, field):
     assert Deployment.count_all(include_deleted=True) == 0
 
 
-BAD_NAMES = ["ab", "a" * 64, "1app", "-app", "app-", "App", "my_app", "my app", "café", "app\n",
+BAD_NAMES = ["cc553e06-1234-4abc-8def-0123456789ab", "abcdef0123456789abcdef0123456789", "ab", "a" * 64, "1app", "-app", "app-", "App", "my_app", "my app", "café", "app\n",
              "app\x00x", "ap\u200bp", "", "a..b"]
 
 
@@ -94,7 +94,7 @@ def test_only_plain_github_repository_urls_are_accepted(client, url):
 
 
 @pytest.mark.parametrize("branch", ["-x", "--upload-pack=x", "a..b", "a b", "a;b", "$(id)", "`id`", "a/", "a.lock",
-                                    "", "a\nb", "HEAD", ".hidden", "a//b", "ü"])
+                                    "", "a\nb", "HEAD", ".hidden", "a//b", "ü", "a.lock/b"])
 def test_branches_that_are_unsafe_or_not_git_names_are_refused(client, branch):
     response = client.post("/api/deployments", json=deployment_payload(branch=branch))
     assert response.status_code == 422
@@ -147,10 +147,19 @@ def test_bad_tags_are_refused(client, tags):
     assert client.post("/api/deployments", json=deployment_payload(tags=tags)).status_code == 422
 
 
-def test_malformed_json_is_400(client):
-    response = client.post("/api/deployments", data='{"name": ', content_type="application/json")
+@pytest.mark.parametrize("body", [
+    '{"name": ',
+    '{"name": "aaa", "name": "bbb", "deployment_type": "lxc"}',
+    '{"name": NaN}',
+    '{"name": Infinity}',
+    '{"tags": ' + "[" * 20000 + "]" * 20000 + "}",
+    b'{"name": "\xff"}',
+])
+def test_malformed_json_is_400_and_nothing_is_stored(client, body):
+    response = client.post("/api/deployments", data=body, content_type="application/json")
     assert response.status_code == 400
     assert error_of(response)["code"] == "malformed_json"
+    assert Deployment.count_all(include_deleted=True) == 0
 
 
 def test_a_body_that_is_not_json_is_415(client):
@@ -290,6 +299,23 @@ def test_every_response_carries_a_request_id_and_echoes_the_clients(client):
 
 def test_a_request_id_with_odd_characters_is_replaced(client):
     assert client.get("/health", headers={"X-Request-ID": "a b\tc"}).headers["X-Request-ID"] != "a b\tc"
+
+
+def test_a_row_that_breaks_the_response_schema_is_a_plain_500(client):
+    row = Deployment(name="broken-row", deployment_type="vm", framework="flask",
+                     github_url="https://github.com/a/b", resources={}, tags=[])
+    db.session.add(row)
+    db.session.commit()
+    response = client.get("/api/deployments/broken-row")
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "internal_error"
+    assert "pydantic" not in response.get_data(as_text=True)
+
+
+def test_a_doubled_slash_is_a_404_in_the_error_shape(client):
+    response = client.get("/api//deployments")
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
 
 
 def test_an_unexpected_error_is_500_without_internals(app, client, monkeypatch):
