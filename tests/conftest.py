@@ -129,3 +129,13 @@ def make_deployment(client):
         return response.get_json()["deployment"]
 
     return make
+
+
+@pytest.fixture
+def fake():
+    """A running two-node fake Proxmox (HTTPS on loopback) with VM template 9000 on pve1 and quick tasks."""
+    from tests.fakes.fake_proxmox import FakeProxmox, Node
+
+    with FakeProxmox(nodes=[Node("pve1"), Node("pve2")], task_seconds=0.02) as server:
+        server.add_template(9000, node="pve1")
+        yield server
