@@ -31,6 +31,17 @@ def drop_everything(url):
         engine.dispose()
 
 
+def empty_tables(url):
+    """Delete every row of the model tables behind url, keeping the schema."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(delete(table))
+    finally:
+        engine.dispose()
+
+
 def build_schema(url):
     """Run the migrations into an empty database, as `flask db upgrade` would."""
     from flask_migrate import upgrade
@@ -79,13 +90,7 @@ def database_url(engine_name, migrated_urls, tmp_path):
         yield f"sqlite:///{copy}"
         return
     yield url
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(delete(table))
-    finally:
-        engine.dispose()
+    empty_tables(url)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from backend.services.backup import reset_sequence
 from backend.services.database import SAMPLE_DEPLOYMENTS, head_revision
 from backend.services.deployments import resolve_resources
 from manage_db import cli
-from tests.conftest import ENGINE_URLS, build_schema, drop_everything
+from tests.conftest import ENGINE_URLS, build_schema, drop_everything, empty_tables
 
 SAMPLE_COUNT = len(SAMPLE_DEPLOYMENTS)
 TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
@@ -436,13 +436,7 @@ def server_databases(migrated_urls):
     urls = {name: migrated_urls(name) for name in ("postgresql", "mysql")}
     yield urls
     for url in urls.values():  # as the database_url fixture does after each test
-        engine = create_engine(url)
-        try:
-            with engine.begin() as conn:
-                for table in reversed(db.metadata.sorted_tables):
-                    conn.execute(delete(table))
-        finally:
-            engine.dispose()
+        empty_tables(url)
 
 
 def test_a_backup_travels_from_sqlite_through_postgresql_and_mariadb_back_to_sqlite_unchanged(
