@@ -9,22 +9,24 @@ def test_health_checks_the_database(client):
     assert response.get_json() == {"status": "ok", "database": "ok"}
 
 
-def test_health_is_503_when_the_database_is_unreachable():
+def get_without_database(path):
+    """GET path from an app whose database server does not answer."""
     app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
                      SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
     with app.app_context():
-        response = app.test_client().get("/health")
+        response = app.test_client().get(path)
         db.engine.dispose()
+    return response
+
+
+def test_health_is_503_when_the_database_is_unreachable():
+    response = get_without_database("/health")
     assert response.status_code == 503
     assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
 
 
 def test_an_api_call_during_a_database_outage_is_503_in_the_error_shape():
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
-                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
-    with app.app_context():
-        response = app.test_client().get("/api/deployments")
-        db.engine.dispose()
+    response = get_without_database("/api/deployments")
     assert response.status_code == 503
     body = response.get_json()
     assert body["error"]["code"] == "database_unavailable"
