@@ -5,7 +5,7 @@ import sys
 
 from flask import Flask, g, has_request_context
 
-from backend import api
+from backend import api, jobs
 from backend.extensions import db, migrate
 from config import BASE_DIR, config_by_name, database_url, env_int
 
@@ -53,6 +53,7 @@ def create_app(config_name=None, **overrides):
     configure_logging(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
+    jobs.init_app(app)
     api.init_app(app)
     return app
 
@@ -64,6 +65,7 @@ def main():
     app = create_app()
     with app.app_context():
         upgrade()
+    app.extensions["jobs"].start()
     app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000))
 
 

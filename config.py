@@ -62,6 +62,17 @@ class Config:
     PER_PAGE_DEFAULT = env_int("PER_PAGE_DEFAULT", 20)
     PER_PAGE_MAX = env_int("PER_PAGE_MAX", 100)
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # Background jobs: thread (in the API process), celery (when CELERY_BROKER_URL is set) or manual.
+    JOBS_BACKEND = os.environ.get("JOBS_BACKEND") or None
+    JOB_WORKERS = env_int("JOB_WORKERS", 8)
+    JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 1800)
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
+    JOB_HEARTBEAT_SECONDS = 2
+    CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
+    CELERY_QUEUE = os.environ.get("CELERY_QUEUE") or "paas"
+    CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
+    # Live guest status in GET /api/deployments/<id>: a short timeout, no retries.
+    LIVE_STATUS_TIMEOUT = 3
     TESTING = False
     DEBUG = False
 
@@ -79,6 +90,13 @@ class TestingConfig(Config):
     MAX_CONTENT_LENGTH = 64 * 1024
     PER_PAGE_DEFAULT = 20
     PER_PAGE_MAX = 100
+    # Jobs wait until a test runs them; Proxmox only when a test provides one.
+    JOBS_BACKEND = "manual"
+    CELERY_BROKER_URL = None
+    PROXMOX_SETTINGS = None
+    JOB_WORKERS = 8
+    JOB_TIME_LIMIT = 120
+    JOB_LEASE_SECONDS = 60
 
 
 class ProductionConfig(Config):

@@ -137,6 +137,32 @@ def make_deployment(client):
 
 
 @pytest.fixture
+def run_jobs(app):
+    """Run the jobs the requests queued so far (the testing config queues them without running).
+
+    The test's own session then starts a new transaction, so it sees what the jobs committed
+    (MariaDB's repeatable read would otherwise keep showing the snapshot from before).
+    """
+    from backend.extensions import db
+
+    def run():
+        results = app.extensions["jobs"].run_pending()
+        db.session.rollback()
+        return results
+    return run
+
+
+@pytest.fixture
+def delete_deployment(client, run_jobs):
+    """DELETE a deployment and run the destroy job; returns the DELETE response."""
+    def delete(ident):
+        response = client.delete(f"/api/deployments/{ident}")
+        run_jobs()
+        return response
+    return delete
+
+
+@pytest.fixture
 def fake():
     """A running two-node fake Proxmox (HTTPS on loopback) with VM template 9000 on pve1 and quick tasks."""
     from tests.fakes.fake_proxmox import FakeProxmox, Node

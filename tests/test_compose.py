@@ -10,9 +10,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# os.environ.get("X"...), os.environ["X"], os.getenv("X"...), env_bool("X"...), env_int("X"...)
+# os.environ.get("X"...), os.environ["X"], os.getenv("X"...), env_bool("X"...), env_int("X"...),
+# and the settings classes' env.get("X") / _int(env, "X", ...) over a mapping such as os.environ
 ENV_READ = re.compile(
-    r"""(?:os\.environ\.get|os\.getenv|env_bool|env_int)\(\s*["']([A-Z][A-Z0-9_]*)["']"""
+    r"""(?:os\.environ\.get|os\.getenv|env_bool|env_int|env\.get|_int\(\s*env,)\(?\s*["']([A-Z][A-Z0-9_]*)["']"""
     r"""|os\.environ\[\s*["']([A-Z][A-Z0-9_]*)["']\s*\]"""
 )
 ENV_EXAMPLE_ENTRY = re.compile(r"^[ \t]*#?[ \t]*([A-Z][A-Z0-9_]*)=", re.MULTILINE)
@@ -145,7 +146,7 @@ def test_api_upgrades_the_schema_before_gunicorn_serves(api_service):
     assert "gunicorn" in command
     assert command.index("flask db upgrade") < command.index("gunicorn")
     assert "flask db upgrade &&" in command, "gunicorn must not start when the upgrade fails"
-    assert "app:create_app()" in command
+    assert "wsgi:app" in command
 
 
 def test_api_is_published_on_port_5000_and_restarts(api_service):
@@ -154,7 +155,8 @@ def test_api_is_published_on_port_5000_and_restarts(api_service):
 
 
 def test_env_example_mentions_every_variable_the_code_reads():
-    read = env_vars_read_by("config.py", "app.py")
+    sources = [p.relative_to(ROOT) for p in [ROOT / "config.py", ROOT / "app.py", *(ROOT / "backend").rglob("*.py")]]
+    read = env_vars_read_by(*sources)
     assert {"APP_ENV", "SECRET_KEY", "DATABASE_URL", "POSTGRES_PORT", "PER_PAGE_MAX"} <= read, "regex lost its way"
     listed = set(ENV_EXAMPLE_ENTRY.findall((ROOT / ".env.example").read_text()))
     assert read - listed == set()

@@ -1,4 +1,6 @@
-"""/api/deployments: create, list, read, change, delete."""
+"""/api/deployments: create, list, read, change, delete, act, and the history."""
+import logging
+
 from flask import current_app, url_for
 from spectree import Response
 
@@ -10,23 +12,47 @@ from backend.api.schemas import (
     DeploymentPage,
     DeploymentUpdate,
     ErrorResponse,
+    EventList,
+    EventQuery,
+    LogQuery,
 )
 from backend.api.spec import spec
+from backend.errors import NotFound
+from backend.jobs import get_jobs
+from backend.models import DeploymentEvent
+from backend.proxmox.errors import ProxmoxError
+from backend.services import cluster
+from backend.services.provisioning import ACTIONS
 from backend.services import deployments as service
 
+log = logging.getLogger(__name__)
 TAGS = ["deployments"]
 
 
-def _envelope(deployment):
-    return {"success": True, "deployment": deployment.to_dict()}
+def _envelope(deployment, live=False):
+    body = deployment.to_dict()
+    if live:
+        body["live"] = cluster.live_status(deployment)
+    return {"success": True, "deployment": body}
+
+
+def _enqueue(kind, deployment):
+    """Hand the job over; a queue that cannot take it fails the deployment instead of stranding it."""
+    try:
+        get_jobs().submit(kind, deployment.id)
+    except Exception as exc:  # noqa: BLE001 - the broker's failure modes are many
+        log.error("could not queue %s of %s: %s", kind, deployment.id, exc.__class__.__name__)
+        if kind == "provision":
+            service.fail_unqueued(deployment, f"the job queue is unreachable ({exc.__class__.__name__})")
 
 
 @api_bp.post("/deployments")
 @spec.validate(resp=Response(HTTP_201=DeploymentEnvelope, HTTP_400=ErrorResponse, HTTP_409=ErrorResponse,
                              HTTP_413=ErrorResponse, HTTP_415=ErrorResponse), tags=TAGS)
 def create_deployment(json: DeploymentCreate):
-    """Create a deployment; it starts in status pending."""
+    """Create a deployment; it starts in status pending and a job provisions it."""
     deployment = service.create_deployment(json.model_dump())
+    _enqueue("provision", deployment)
     location = url_for("api.get_deployment", ident=str(deployment.id))
     return _envelope(deployment), 201, {"Location": location}
 
@@ -47,8 +73,8 @@ def list_deployments(query: DeploymentListQuery):
 @api_bp.get("/deployments/<ident>")
 @spec.validate(resp=Response(HTTP_200=DeploymentEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
 def get_deployment(ident):
-    """One deployment, by id or by name."""
-    return _envelope(service.find_deployment(ident))
+    """One deployment, by id or by name, with its guest's live status when it has one."""
+    return _envelope(service.find_deployment(ident), live=True)
 
 
 @api_bp.patch("/deployments/<ident>")
@@ -61,8 +87,60 @@ def update_deployment(ident, json: DeploymentUpdate):
 
 
 @api_bp.delete("/deployments/<ident>")
-@spec.validate(resp=Response(HTTP_200=DeploymentEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
+@spec.validate(resp=Response(HTTP_200=DeploymentEnvelope, HTTP_202=DeploymentEnvelope, HTTP_404=ErrorResponse),
+               tags=TAGS)
 def delete_deployment(ident):
-    """Soft-delete a deployment: the row stays, with status deleted. Deleting twice is harmless."""
+    """Delete: 202 and status deleting while a job stops and destroys the guest, then deleted.
+
+    Idempotent: deleting a deleted deployment answers 200. A delete during provisioning wins.
+    """
     deployment = service.find_deployment(ident)
-    return _envelope(service.delete_deployment(deployment))
+    if not service.request_delete(deployment):
+        return _envelope(deployment), 200
+    _enqueue("destroy", deployment)
+    return _envelope(deployment), 202
+
+
+@api_bp.post("/deployments/<ident>/actions/<action>")
+@spec.validate(resp=Response(HTTP_202=DeploymentEnvelope, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse),
+               tags=TAGS)
+def deployment_action(ident, action):
+    """start (a stopped deployment), stop or restart (a running one): 202, a job acts, the status follows."""
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action[:40]!r}; use one of {', '.join(ACTIONS)}")
+    deployment = service.request_action(service.find_deployment(ident), action)
+    _enqueue(action, deployment)
+    return _envelope(deployment), 202
+
+
+@api_bp.get("/deployments/<ident>/events")
+@spec.validate(resp=Response(HTTP_200=EventList, HTTP_404=ErrorResponse), tags=TAGS)
+def deployment_events(ident, query: EventQuery):
+    """The deployment's history, oldest first: status changes, steps, Proxmox tasks, actions."""
+    deployment = service.find_deployment(ident)
+    events = DeploymentEvent.for_deployment(deployment.id, after_id=query.after, limit=query.limit + 1)
+    more = len(events) > query.limit
+    events = events[:query.limit]
+    return {"success": True, "events": [e.to_dict() for e in events],
+            "next_after": events[-1].id if more else None}
+
+
+@api_bp.get("/deployments/<ident>/logs")
+@spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
+def deployment_logs(ident, query: LogQuery):
+    """A readable log (text/plain): the history, with each Proxmox task's own log under its line."""
+    deployment = service.find_deployment(ident)
+    lines = []
+    for event in DeploymentEvent.for_deployment(deployment.id):
+        entry = event.to_dict()
+        head = f"{entry['time']} [{event.kind}]"
+        if event.from_status or event.to_status:
+            head += f" {event.from_status or '-'} -> {event.to_status}"
+        lines.append(f"{head} {event.message}".rstrip())
+        if event.upid and query.tasks:
+            lines.append(f"    task {event.upid}")
+            try:
+                lines.extend(f"    | {line}" for line in cluster.task_log(event.upid))
+            except ProxmoxError as exc:
+                lines.append(f"    (task log unavailable: {exc.describe()})")
+    return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; charset=utf-8"}

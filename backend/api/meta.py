@@ -3,9 +3,12 @@ from flask import jsonify
 from spectree import Response
 
 from backend.api import api_bp
-from backend.api.schemas import FrameworkList, StatsOut
+from backend.api.schemas import ErrorResponse, FrameworkList, NodeList, StatsOut
 from backend.api.spec import spec
+from backend.errors import DomainError
 from backend.frameworks import FRAMEWORKS
+from backend.proxmox.errors import ProxmoxError
+from backend.services import cluster
 from backend.services.deployments import deployment_stats
 
 
@@ -21,6 +24,17 @@ def stats():
 def frameworks():
     """The catalogue of frameworks the platform builds and runs."""
     return {"success": True, "frameworks": [f.to_dict() for f in FRAMEWORKS.values()]}
+
+
+@api_bp.get("/nodes")
+@spec.validate(resp=Response(HTTP_200=NodeList, HTTP_503=ErrorResponse), tags=["cluster"])
+def nodes():
+    """The cluster's nodes with their status and free memory and disk."""
+    try:
+        return {"success": True, "nodes": cluster.nodes()}
+    except ProxmoxError as exc:
+        raise DomainError(f"Proxmox did not answer: {exc.describe()}", code="proxmox_unavailable",
+                          status=503) from None
 
 
 @api_bp.get("/openapi.json")

@@ -81,6 +81,20 @@ class DeploymentListQuery(BaseModel):
         return self
 
 
+class LiveStatusOut(BaseModel):
+    """The guest as Proxmox sees it now (status/current); `error` instead when Proxmox did not answer."""
+
+    status: str | None = None
+    cpu: float | None = Field(None, description="CPU load, 0..cpus")
+    cpus: float | None = None
+    memory_mb: int | None = None
+    max_memory_mb: int | None = None
+    disk_gb: float | None = None
+    max_disk_gb: float | None = None
+    uptime: int | None = Field(None, description="Seconds since the guest started")
+    error: str | None = None
+
+
 class DeploymentOut(BaseModel):
     id: str
     name: str
@@ -101,6 +115,7 @@ class DeploymentOut(BaseModel):
     deployed_at: datetime | None
     deleted_at: datetime | None
     version: int
+    live: LiveStatusOut | None = Field(None, description="Only in GET /api/deployments/<id>, when it has a guest")
 
 
 class DeploymentEnvelope(BaseModel):
@@ -158,3 +173,47 @@ class FrameworkList(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unreachable"]
+
+
+class EventOut(BaseModel):
+    id: int
+    time: datetime
+    kind: Literal["status", "step", "task", "error", "action"]
+    from_status: str | None
+    to_status: str | None
+    message: str
+    upid: str | None = Field(description="The Proxmox task this step started")
+
+
+class EventQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    after: int | None = Field(None, ge=0, description="Only events with a larger id (the next_after of a page)")
+    limit: int = Field(200, ge=1, le=1000)
+
+
+class EventList(BaseModel):
+    success: Literal[True]
+    events: list[EventOut]
+    next_after: int | None = Field(description="Pass as after= for the next page; null on the last one")
+
+
+class LogQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: bool = Field(True, description="Include the Proxmox task logs")
+
+
+class NodeOut(BaseModel):
+    node: str
+    status: str
+    cpu: float
+    maxcpu: int
+    free_memory_mb: int
+    total_memory_mb: int
+    free_disk_gb: int | None
+
+
+class NodeList(BaseModel):
+    success: Literal[True]
+    nodes: list[NodeOut]

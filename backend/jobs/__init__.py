@@ -1,0 +1,289 @@
+"""Background jobs: one interface, several backends running the same job functions.
+
+- thread (the default): a bounded pool of worker threads inside the API process;
+- celery: when CELERY_BROKER_URL is set; `celery -A backend.jobs.celery_app worker` runs them;
+- manual: jobs wait in a list until run_pending() (tests, and scripts that want control).
+
+A job is (kind, deployment id). execute() runs one to its end under the deployment's lease.
+"""
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from backend.models import DeploymentStatus
+from backend.services import lifecycle, provisioning
+
+log = logging.getLogger(__name__)
+
+JOB_KINDS = ("provision", "destroy", "start", "stop", "restart")
+RESUMABLE = {
+    DeploymentStatus.PENDING: "provision",
+    DeploymentStatus.PROVISIONING: "provision",
+    DeploymentStatus.DEPLOYING: "provision",
+    DeploymentStatus.DELETING: "destroy",
+}
+MAX_RESCHEDULES = 200
+_local = threading.local()
+
+
+class Retry(Exception):
+    """Another job holds the deployment's lease; run this one again after `seconds`."""
+
+    def __init__(self, seconds):
+        super().__init__(f"busy; retry in {seconds:.1f} s")
+        self.seconds = seconds
+
+
+class Heartbeat(threading.Thread):
+    """Renews a job's lease while it runs and tells it when its deployment is being deleted."""
+
+    def __init__(self, app, ctx, owner):
+        super().__init__(name=f"heartbeat-{ctx.deployment_id}", daemon=True)
+        self.app, self.ctx, self.owner = app, ctx, owner
+        self.lease = app.config["JOB_LEASE_SECONDS"]
+        self.interval = min(app.config["JOB_HEARTBEAT_SECONDS"], self.lease / 3)
+        self.stopping = threading.Event()
+
+    def run(self):
+        renewed = time.monotonic()
+        while not self.stopping.wait(self.interval):
+            try:
+                with self.app.app_context():
+                    if lifecycle.current_status(self.ctx.deployment_id) in (DeploymentStatus.DELETING,
+                                                                             DeploymentStatus.DELETED):
+                        self.ctx.cancelled.set()
+                    if time.monotonic() - renewed >= self.lease / 3:
+                        if not lifecycle.take_lease(self.ctx.deployment_id, self.owner, self.lease):
+                            log.error("job on %s lost its lease", self.ctx.deployment_id)
+                        renewed = time.monotonic()
+            except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
+                log.warning("heartbeat for %s failed", self.ctx.deployment_id, exc_info=True)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=5)
+
+
+def _owner():
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _cached_api(settings):
+    """One proxmoxer handle per thread and settings (its requests session is not shared across threads)."""
+    cache = getattr(_local, "apis", None)
+    if cache is None:
+        cache = _local.apis = {}
+    return cache, cache.get(settings)
+
+
+def execute(app, kind, deployment_id, deploy_app=None):
+    """Run one job to its end; returns the final status. Raises Retry while another job holds the lease."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    deployment_id = uuid.UUID(str(deployment_id))
+    with app.app_context():
+        owner = _owner()
+        if not lifecycle.take_lease(deployment_id, owner, app.config["JOB_LEASE_SECONDS"]):
+            raise Retry(max(0.5, min(lifecycle.lease_remaining(deployment_id), 30.0)))
+        settings = app.config.get("PROXMOX_SETTINGS")
+        cache, api = _cached_api(settings) if settings else ({}, None)
+        ctx = provisioning.JobContext(deployment_id, settings, api=api, time_limit=app.config["JOB_TIME_LIMIT"],
+                                      watch_deletion=kind != "destroy")
+        heartbeat = Heartbeat(app, ctx, owner)
+        heartbeat.start()
+        try:
+            if kind == "provision":
+                return provisioning.provision(ctx, deploy_app=deploy_app or app.extensions.get("deploy_app"))
+            if kind == "destroy":
+                return provisioning.destroy(ctx)
+            return provisioning.power(ctx, kind)
+        finally:
+            heartbeat.stop()
+            if settings and ctx.client is not None and ctx.client._api is not None:
+                cache[settings] = ctx.client._api
+            lifecycle.release_lease(deployment_id, owner)
+
+
+# -- backends --------------------------------------------------------------------------------------
+
+
+class ThreadJobs:
+    """A bounded pool of threads in this process."""
+
+    name = "thread"
+
+    def __init__(self, app, workers):
+        self.app = app
+        self.workers = workers
+        self._executor = None
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition(self._lock)
+
+    def _pool(self):
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="paas-job")
+            return self._executor
+
+    def submit(self, kind, deployment_id, delay=0.0, _attempt=0):
+        with self._lock:
+            self._pending += 1
+        if delay > 0:
+            timer = threading.Timer(delay, self._enqueue, args=(kind, deployment_id, _attempt))
+            timer.daemon = True
+            timer.start()
+        else:
+            self._enqueue(kind, deployment_id, _attempt)
+
+    def _enqueue(self, kind, deployment_id, attempt):
+        try:
+            self._pool().submit(self._run, kind, deployment_id, attempt)
+        except RuntimeError:  # the pool was shut down
+            self._done()
+
+    def _run(self, kind, deployment_id, attempt):
+        try:
+            execute(self.app, kind, deployment_id)
+        except Retry as retry:
+            if attempt < MAX_RESCHEDULES:
+                self.submit(kind, deployment_id, delay=retry.seconds, _attempt=attempt + 1)
+            else:
+                log.error("%s of %s gave up waiting for the lease", kind, deployment_id)
+        except Exception:  # noqa: BLE001 - a job must never take its worker thread down
+            log.exception("%s of %s crashed", kind, deployment_id)
+        finally:
+            self._done()
+
+    def _done(self):
+        with self._lock:
+            self._pending -= 1
+            self._idle.notify_all()
+
+    def start(self):
+        """Start the pool and resume what an earlier process left unfinished."""
+        self._pool()
+        return recover(self.app, self)
+
+    def wait_idle(self, timeout):
+        """Block until no job is queued or running; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def shutdown(self, wait=True):
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+class ManualJobs:
+    """Jobs wait until run_pending(); nothing runs behind the caller's back."""
+
+    name = "manual"
+
+    def __init__(self, app):
+        self.app = app
+        self.queue = []
+
+    def submit(self, kind, deployment_id, delay=0.0):
+        self.queue.append((kind, deployment_id))
+
+    def run_pending(self):
+        """Run queued jobs (and those they queue) in order; returns their final statuses."""
+        results = []
+        while self.queue:
+            kind, deployment_id = self.queue.pop(0)
+            results.append(execute(self.app, kind, deployment_id))
+        return results
+
+    def start(self):
+        return recover(self.app, self)
+
+    def shutdown(self, wait=True):
+        self.queue.clear()
+
+
+class CeleryJobs:
+    """Jobs go to Celery through the broker; workers run execute()."""
+
+    name = "celery"
+
+    def __init__(self, app, celery):
+        self.app = app
+        self.celery = celery
+
+    def submit(self, kind, deployment_id, delay=0.0):
+        self.celery.send_task("paas.run_job", args=[kind, str(deployment_id)],
+                              countdown=delay or None, queue=self.app.config["CELERY_QUEUE"])
+
+    def start(self):
+        return recover(self.app, self)
+
+    def shutdown(self, wait=True):
+        pass
+
+
+def recover(app, jobs):
+    """Queue a job for every deployment left mid-way (pending, provisioning, deploying, deleting).
+
+    Safe to call from several processes at once: each job takes the lease before it acts, and a
+    second run finds the guest by its tag. Returns {deployment id: job kind}.
+    """
+    from sqlalchemy import select
+
+    from backend.extensions import db
+    from backend.models import Deployment
+
+    with app.app_context():
+        try:
+            rows = db.session.execute(select(Deployment.id, Deployment.status)
+                                      .where(Deployment.status.in_(list(RESUMABLE)))).all()
+        finally:
+            db.session.remove()
+    queued = {}
+    for deployment_id, status in rows:
+        kind = RESUMABLE[status]
+        jobs.submit(kind, deployment_id)
+        queued[str(deployment_id)] = kind
+    if queued:
+        log.info("recovery queued %d unfinished deployment(s)", len(queued))
+    return queued
+
+
+def build_jobs(app):
+    """The backend the configuration asks for: celery when a broker is set, else JOBS_BACKEND."""
+    backend = app.config.get("JOBS_BACKEND") or ("celery" if app.config.get("CELERY_BROKER_URL") else "thread")
+    if backend == "celery":
+        from backend.jobs.celery_app import make_celery  # noqa: PLC0415 (celery only when used)
+
+        return CeleryJobs(app, make_celery(app))
+    if backend == "manual":
+        return ManualJobs(app)
+    if backend == "thread":
+        return ThreadJobs(app, app.config["JOB_WORKERS"])
+    raise ValueError(f"JOBS_BACKEND must be thread, celery or manual, not {backend!r}")
+
+
+def init_app(app):
+    from backend.proxmox.settings import ProxmoxSettings  # noqa: PLC0415
+
+    if "PROXMOX_SETTINGS" not in app.config:
+        app.config["PROXMOX_SETTINGS"] = ProxmoxSettings.from_env(os.environ)
+    app.extensions["jobs"] = build_jobs(app)
+
+
+def get_jobs(app=None):
+    from flask import current_app  # noqa: PLC0415
+
+    return (app or current_app).extensions["jobs"]

@@ -79,6 +79,10 @@ class Deployment(db.Model):
     deployed_at = mapped_column(UTCDateTime)
     deleted_at = mapped_column(UTCDateTime)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The background job working on the deployment holds a lease, renewed while it runs, so two
+    # deliveries of one job never work on the same guest at once, and a killed worker's lease expires.
+    job_owner: Mapped[str | None] = mapped_column(String(64))
+    job_lease_until = mapped_column(UTCDateTime)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -106,6 +110,16 @@ class Deployment(db.Model):
         elif target is DeploymentStatus.DELETED:
             self.deleted_at = now
         return self
+
+    @property
+    def guest_kind(self):
+        """Proxmox's word for the guest: lxc or qemu."""
+        return "qemu" if self.deployment_type == "vm" else "lxc"
+
+    @property
+    def guest_tag(self):
+        """The Proxmox tag that ties a guest to this deployment."""
+        return f"paas-{self.id}"
 
     @property
     def is_deleted(self):

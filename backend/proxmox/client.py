@@ -189,6 +189,10 @@ class ProxmoxClient:
         """A free VMID as /cluster/nextid sees it now: not reserved, so a create may still collide."""
         return _vmid(self.call("get", "cluster/nextid"))
 
+    def check_vmid(self, vmid):
+        """vmid when it is free now; a 400 ProxmoxError when it is taken."""
+        return _vmid(self.call("get", "cluster/nextid", vmid=_vmid(vmid)))
+
     def guests(self, tag=None):
         """Guests of the cluster (vmid, node, type, status, name, tags), optionally only those with tag."""
         found = []
@@ -197,7 +201,7 @@ class ProxmoxClient:
             if tag is None or tag in tags:
                 found.append({"vmid": entry["vmid"], "node": entry.get("node"), "type": entry.get("type"),
                               "status": entry.get("status"), "name": entry.get("name"), "tags": tags,
-                              "template": bool(entry.get("template"))})
+                              "template": bool(entry.get("template")), "lock": entry.get("lock")})
         return found
 
     def template_node(self, template_id):

@@ -15,6 +15,7 @@ from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
+from backend.services.lifecycle import add_event, change_status
 
 RESOURCE_LIMITS = {
     "lxc": {"cores": (1, 8), "memory": (256, 16384), "disk": (5, 200)},
@@ -67,6 +68,7 @@ def create_deployment(data, user_id=None):
     if Deployment.get_by_name(data["name"]) is not None:
         raise NameTaken(f"a deployment named {data['name']!r} already exists", fields={"name": "already taken"})
     deployment = Deployment(
+        id=uuid.uuid4(),  # set here, so that the event below can refer to it before the insert
         name=data["name"],
         deployment_type=data["deployment_type"],
         framework=data["framework"],
@@ -78,6 +80,7 @@ def create_deployment(data, user_id=None):
         user_id=user_id,
     )
     db.session.add(deployment)
+    add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
     _commit(deployment)
     return deployment
 
@@ -112,22 +115,49 @@ def update_deployment(deployment, changes):
     return deployment
 
 
-def delete_deployment(deployment):
-    """Soft-delete: the row stays with status deleted and deleted_at set. Idempotent."""
+def request_delete(deployment):
+    """Mark the deployment deleting (a job destroys the guest, then marks it deleted).
+
+    Returns True when a destroy job should run: always, unless it is deleted already.
+    A delete wins over a job still provisioning: that job sees the status and destroys its guest.
+    """
     if deployment.is_deleted:
-        return deployment
+        return False
     if deployment.status is not DeploymentStatus.DELETING:
-        deployment.transition_to(DeploymentStatus.DELETING)
-    deployment.transition_to(DeploymentStatus.DELETED)
-    try:
-        _commit()
-    except ConcurrentUpdate:
-        # Another request changed it meanwhile; if that was a delete too, deleting twice is harmless.
-        current = Deployment.get_by_id(deployment.id)
-        if current is not None and current.is_deleted:
-            return current
-        raise
+        change_status(deployment, DeploymentStatus.DELETING, "delete requested")
+        try:
+            _commit()
+        except ConcurrentUpdate:
+            # A job moved it meanwhile: decide again on the fresh row.
+            db.session.refresh(deployment)
+            return request_delete(deployment)
+    return True
+
+
+def request_action(deployment, action):
+    """Check that a power action applies now and record the request; a job carries it out."""
+    from backend.services.provisioning import ACTIONS  # noqa: PLC0415
+
+    allowed, _ = ACTIONS[action]
+    if deployment.status not in allowed:
+        raise InvalidState(
+            f"cannot {action} a deployment that is {deployment.status.value}; "
+            f"{action} applies to {', '.join(sorted(s.value for s in allowed))} deployments",
+            fields={"status": deployment.status.value},
+        )
+    if deployment.vm_id is None:
+        raise InvalidState(f"the deployment has no guest to {action}")
+    add_event(deployment, "action", f"{action} requested")
+    _commit()
     return deployment
+
+
+def fail_unqueued(deployment, reason):
+    """The job could not be queued: say so on the deployment instead of leaving it waiting forever."""
+    db.session.refresh(deployment)
+    if deployment.status is DeploymentStatus.PENDING:
+        change_status(deployment, DeploymentStatus.FAILED, f"could not queue the job: {reason}")
+        _commit()
 
 
 # -- listing -----------------------------------------------------------------

@@ -136,9 +136,9 @@ def test_filters_with_values_outside_their_sets_are_422(client, query):
     assert client.get(f"/api/deployments?{query}").status_code == 422
 
 
-def test_deleted_deployments_are_hidden_unless_asked_for(client):
+def test_deleted_deployments_are_hidden_unless_asked_for(client, delete_deployment):
     rows = seed(3)
-    client.delete(f"/api/deployments/{rows[0].id}")
+    delete_deployment(rows[0].id)
     assert len(names(client.get("/api/deployments"))) == 2
     assert len(names(client.get("/api/deployments?include_deleted=true"))) == 3
     assert names(client.get("/api/deployments?status=deleted")) == []
@@ -153,13 +153,13 @@ def test_bad_query_parameters_are_422(client, query):
     assert response.get_json()["error"]["fields"]
 
 
-def test_stats_give_totals_by_status_and_type_and_the_success_rate(client):
+def test_stats_give_totals_by_status_and_type_and_the_success_rate(client, delete_deployment):
     seed(3, status=DeploymentStatus.RUNNING, name_format="run-{}", deployment_type="vm")
     seed(1, status=DeploymentStatus.STOPPED, name_format="stop-{}", deployment_type="lxc")
     seed(1, status=DeploymentStatus.FAILED, name_format="fail-{}", deployment_type="lxc")
     seed(2, status=DeploymentStatus.PENDING, name_format="wait-{}", deployment_type="lxc")
     gone = seed(1, name_format="gone-{}", deployment_type="lxc")[0]
-    client.delete(f"/api/deployments/{gone.id}")
+    delete_deployment(gone.id)
     body = client.get("/api/stats").get_json()
     assert body["total"] == 7
     assert body["by_status"]["running"] == 3 and body["by_status"]["deleted"] == 1

@@ -1,0 +1,52 @@
+"""Read-only views of the cluster for the API: live guest status, nodes, task logs.
+
+These answer user requests, so they use a client with a short timeout and no retries: a slow or
+absent Proxmox makes a field say so instead of holding the request.
+"""
+import dataclasses
+import threading
+
+from flask import current_app
+
+from backend.models import DeploymentStatus
+from backend.proxmox.client import ProxmoxClient
+from backend.proxmox.errors import ProxmoxError
+
+_local = threading.local()
+NOT_CONFIGURED = "Proxmox is not configured: set PROXMOX_HOST and its credentials"
+
+
+def quick_client():
+    """A per-thread client for the app's Proxmox settings; ProxmoxError when none are configured."""
+    settings = current_app.config.get("PROXMOX_SETTINGS")
+    if settings is None:
+        raise ProxmoxError(NOT_CONFIGURED)
+    quick = dataclasses.replace(settings, timeout=current_app.config["LIVE_STATUS_TIMEOUT"], retries=0)
+    clients = getattr(_local, "clients", None)
+    if clients is None:
+        clients = _local.clients = {}
+    if quick not in clients:
+        clients[quick] = ProxmoxClient(quick)
+    return clients[quick]
+
+
+def live_status(deployment):
+    """The guest's status/current (cpu, memory, disk, uptime), an error note, or None without a guest."""
+    if deployment.vm_id is None or deployment.node is None or deployment.status is DeploymentStatus.DELETED:
+        return None
+    try:
+        return quick_client().status(deployment.node, deployment.vm_id, deployment.guest_kind)
+    except ProxmoxError as exc:
+        return {"error": exc.describe()}
+
+
+def nodes():
+    return quick_client().nodes()
+
+
+def task_log(upid, limit=200):
+    """The lines of a Proxmox task's log."""
+    from backend.proxmox.client import upid_node  # noqa: PLC0415
+
+    entries = quick_client().call("get", f"nodes/{upid_node(upid)}/tasks/{upid}/log", start=0, limit=limit)
+    return [str(entry.get("t", "")) for entry in entries]

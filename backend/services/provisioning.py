@@ -1,0 +1,437 @@
+"""What the background jobs do: provision, act on and destroy a deployment's guest.
+
+Rules every job keeps:
+- it takes a deployment id and reloads the row; each status change is committed at once (with an event);
+- it never holds a database session while it waits on Proxmox (lifecycle.apply releases it);
+- it is safe to run twice: a second run finds the guest by its tag (or its recorded VMID) and carries on;
+- it always reaches a final state, within its time limit; a failure destroys what the job created;
+- a delete wins: when the row turns deleting, the job destroys the guest instead of finishing.
+"""
+import logging
+import random
+import threading
+import time
+
+from backend.models import DeploymentStatus
+from backend.proxmox.client import ProxmoxClient, usable_ipv4
+from backend.proxmox.errors import GuestExists, ProxmoxError, ProxmoxTimeout
+from backend.services import ippool, lifecycle
+from backend.services.lifecycle import apply, change_status, record
+
+log = logging.getLogger(__name__)
+S = DeploymentStatus
+
+VMID_ATTEMPTS = 25
+PLATFORM_TAG = "paas"
+
+
+class Cancelled(Exception):
+    """The deployment was deleted while the job worked on it."""
+
+
+class JobTimeout(Exception):
+    """The job ran past its time limit."""
+
+
+class StepFailed(Exception):
+    def __init__(self, step, error):
+        self.step = step
+        self.error = error
+        detail = error.describe() if isinstance(error, ProxmoxError) else str(error)
+        super().__init__(f"{step} failed: {detail}")
+
+
+class JobContext:
+    """One run of a job: its deadline, its cancellation flag and a Proxmox client whose waits honour both."""
+
+    def __init__(self, deployment_id, settings, *, api=None, time_limit=900, watch_deletion=True):
+        self.deployment_id = deployment_id
+        self.deadline = time.monotonic() + time_limit
+        self.time_limit = time_limit
+        self.cancelled = threading.Event()
+        self.watch_deletion = watch_deletion
+        self.client = ProxmoxClient(settings, api=api, sleep=self.sleep) if settings else None
+
+    def sleep(self, seconds):
+        """Sleep, but wake early to stop when the deployment is deleted or the time is up."""
+        end = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.cancelled.wait(min(left, 0.25))
+
+    def check(self):
+        if self.watch_deletion and self.cancelled.is_set():
+            raise Cancelled()
+        if time.monotonic() > self.deadline:
+            raise JobTimeout(f"the job ran out of its {self.time_limit} s time limit")
+
+    def checkpoint(self):
+        """Between steps: notice a delete at once (the heartbeat only looks every few seconds)."""
+        if self.watch_deletion and lifecycle.current_status(self.deployment_id) in (S.DELETING, S.DELETED):
+            self.cancelled.set()
+        self.check()
+
+    def proxmox(self):
+        if self.client is None:
+            raise ProxmoxError("Proxmox is not configured: set PROXMOX_HOST and its credentials")
+        return self.client
+
+
+# -- finding a deployment's guest --------------------------------------------------------------
+
+
+def find_guests(ctx, deployment):
+    """The guests of this deployment: tagged with its id, or at its recorded VMID under its name."""
+    client = ctx.proxmox()
+    found = {}
+    for guest in client.guests():
+        if guest["template"]:
+            continue
+        tagged = deployment["tag"] in guest["tags"]
+        recorded = guest["vmid"] == deployment["vm_id"] and guest["name"] == deployment["name"]
+        if tagged or recorded:
+            found[guest["vmid"]] = guest
+    return list(found.values())
+
+
+def wait_unlocked(ctx, vmid, timeout=None):
+    """Wait while a guest carries a lock (a create or clone of an earlier run still finishing)."""
+    client = ctx.proxmox()
+    deadline = time.monotonic() + (timeout or client.settings.task_timeout)
+    while True:
+        guest = next((g for g in client.guests() if g["vmid"] == vmid), None)
+        if guest is None or not guest.get("lock"):
+            return guest
+        if time.monotonic() > deadline:
+            raise ProxmoxTimeout(f"guest {vmid} is still locked ({guest['lock']})")
+        ctx.sleep(0.5)
+
+
+def snapshot(deployment):
+    """The plain values a job needs, so that no ORM object outlives its session."""
+    return {
+        "id": deployment.id, "name": deployment.name, "status": deployment.status,
+        "type": deployment.deployment_type, "kind": deployment.guest_kind, "tag": deployment.guest_tag,
+        "resources": dict(deployment.resources), "node": deployment.node, "vm_id": deployment.vm_id,
+        "framework": deployment.framework,
+    }
+
+
+def load(deployment_id):
+    return apply(deployment_id, snapshot)
+
+
+# -- provisioning ------------------------------------------------------------------------------------
+
+
+def provision(ctx, deploy_app=None):
+    """pending -> provisioning -> deploying -> running, or failed; a delete on the way wins."""
+    d = load(ctx.deployment_id)
+    if d["status"] in (S.DELETING, S.DELETED):
+        return destroy(ctx)
+    if d["status"] not in (S.PENDING, S.PROVISIONING, S.DEPLOYING):
+        log.info("deployment %s is %s already; nothing to provision", d["id"], d["status"].value)
+        return d["status"]
+    step = "provisioning"
+    try:
+        if d["status"] is S.PENDING:
+            _transition(ctx, {S.PENDING}, S.PROVISIONING, "provisioning started")
+            d["status"] = S.PROVISIONING
+        if d["status"] is S.PROVISIONING:
+            step = "placement"
+            guest = _existing_guest(ctx, d)
+            if guest is None:
+                node = _choose_node(ctx, d)
+                ctx.checkpoint()
+                step = "create" if d["kind"] == "lxc" else "clone"
+                vmid = _create_guest(ctx, d, node)
+            else:
+                node, vmid = guest["node"], guest["vmid"]
+                record(d["id"], "step", f"resuming with {d['kind']} {vmid} on {node}, found by its tag")
+                lifecycle.claim_vmid(d["id"], node, vmid)
+                wait_unlocked(ctx, vmid)
+            d["node"], d["vm_id"] = node, vmid
+            ctx.checkpoint()
+            if d["kind"] == "qemu":
+                step = "configure"
+                _configure_vm(ctx, d)
+                ctx.checkpoint()
+            step = "start"
+            _start(ctx, d)
+            ctx.checkpoint()
+            step = "address"
+            ip = ctx.proxmox().guest_ip(d["node"], d["vm_id"], d["kind"],
+                                        timeout=min(ctx.proxmox().settings.ip_timeout, _left(ctx)))
+            ctx.checkpoint()
+
+            def to_deploying(row):
+                _expect(row, {S.PROVISIONING})
+                row.ip_address = ip
+                change_status(row, S.DEPLOYING, f"{d['kind']} {d['vm_id']} on {d['node']} is up at {ip}")
+            apply(d["id"], to_deploying)
+        step = "deploy"
+        if deploy_app is not None:
+            deploy_app(ctx, load(d["id"]))
+        ctx.checkpoint()
+        _transition(ctx, {S.DEPLOYING}, S.RUNNING, "running")
+        return S.RUNNING
+    except Cancelled:
+        return destroy(ctx)
+    except _Superseded as exc:
+        log.info("deployment %s: %s", d["id"], exc)
+        return lifecycle.current_status(d["id"])
+    except Exception as exc:  # noqa: BLE001 - every failure ends in status failed, with its reason
+        if lifecycle.current_status(d["id"]) in (S.DELETING, S.DELETED):
+            return destroy(ctx)
+        return _fail(ctx, d, step, exc)
+
+
+class _Superseded(Exception):
+    """The row moved on without us (another run finished it, or a user acted)."""
+
+
+def _expect(row, statuses):
+    if row.status in (S.DELETING, S.DELETED):
+        raise Cancelled()
+    if row.status not in statuses:
+        raise _Superseded(f"status is {row.status.value}, not {'/'.join(s.value for s in statuses)}")
+
+
+def _transition(ctx, expected, target, message):
+    def change(row):
+        _expect(row, expected)
+        change_status(row, target, message)
+    apply(ctx.deployment_id, change)
+
+
+def _left(ctx):
+    return max(1, int(ctx.deadline - time.monotonic()))
+
+
+def _existing_guest(ctx, d):
+    guests = find_guests(ctx, d)
+    if len(guests) > 1:
+        # Only possible when an earlier run was cut off between two creates: keep one.
+        keep = next((g for g in guests if g["vmid"] == d["vm_id"]), guests[0])
+        for extra in guests:
+            if extra["vmid"] != keep["vmid"]:
+                _destroy_guest(ctx, d, extra)
+        return keep
+    return guests[0] if guests else None
+
+
+def _choose_node(ctx, d):
+    client = ctx.proxmox()
+    resources = d["resources"]
+    template_node = None
+    if d["kind"] == "qemu":
+        if not client.settings.vm_template_id:
+            raise ProxmoxError("no VM template configured (PROXMOX_VM_TEMPLATE_ID)")
+        template_node = client.template_node(client.settings.vm_template_id)
+    node = client.choose_node(resources["memory"], resources["disk"], template_node=template_node)
+    record(d["id"], "step", f"placed on node {node}")
+    return node
+
+
+def _pick_vmid(client, tried):
+    """A VMID Proxmox says is free now, never one this run already collided on."""
+    vmid = client.next_vmid()
+    while vmid in tried:
+        # nextid keeps answering an id that is taken by now: probe above it, spread by jitter.
+        candidate = max(tried) + 1 + random.randrange(10)
+        try:
+            vmid = client.check_vmid(candidate)
+        except ProxmoxError as exc:
+            if exc.status != 400:
+                raise
+            tried.add(candidate)
+    return vmid
+
+
+def _create_guest(ctx, d, node):
+    """Allocate a VMID and create the guest; collisions (Proxmox's or the database's) retry with a fresh id."""
+    client = ctx.proxmox()
+    resources = d["resources"]
+    tags = [PLATFORM_TAG, d["tag"]]
+    tried = set()
+    for attempt in range(VMID_ATTEMPTS):
+        vmid = _pick_vmid(client, tried)
+        tried.add(vmid)
+        if not lifecycle.claim_vmid(d["id"], node, vmid):
+            ctx.sleep(random.uniform(0.01, 0.1))
+            continue  # another deployment holds this VMID in the database
+        try:
+            if d["kind"] == "lxc":
+                upid = client.create_lxc(node, vmid, hostname=d["name"], cores=resources["cores"],
+                                         memory=resources["memory"], disk=resources["disk"], tags=tags,
+                                         ip_cidr=_static_ip(ctx, d))
+            else:
+                upid = client.clone_vm(node, vmid, name=d["name"])
+        except GuestExists:
+            log.info("VMID %s was taken meanwhile; trying another (attempt %d)", vmid, attempt + 1)
+            ctx.sleep(random.uniform(0.05, 0.3))
+            continue
+        what = "creating container" if d["kind"] == "lxc" else f"cloning template {client.settings.vm_template_id}"
+        record(d["id"], "task", f"{what} {vmid} on {node}", upid=upid)
+        client.wait_for_task(upid, timeout=min(client.settings.task_timeout, _left(ctx)))
+        return vmid
+    raise ProxmoxError(f"no free VMID after {VMID_ATTEMPTS} attempts")
+
+
+def _static_ip(ctx, d):
+    """The address from the static pool for this deployment, or None for DHCP."""
+    settings = ctx.proxmox().settings
+    if not settings.ip_pool:
+        return None
+    return ippool.allocate(d["id"], settings.ip_pool)
+
+
+def _configure_vm(ctx, d):
+    client = ctx.proxmox()
+    resources = d["resources"]
+    client.configure_vm(d["node"], d["vm_id"], cores=resources["cores"], memory=resources["memory"],
+                        tags=[PLATFORM_TAG, d["tag"]], ip_cidr=_static_ip(ctx, d))
+    client.grow_vm_disk(d["node"], d["vm_id"], resources["disk"])
+    record(d["id"], "step", f"configured VM {d['vm_id']}: {resources['cores']} cores, "
+                            f"{resources['memory']} MB, {resources['disk']} GB disk, cloud-init")
+
+
+def _start(ctx, d):
+    client = ctx.proxmox()
+    if client.status(d["node"], d["vm_id"], d["kind"])["status"] != "running":
+        client.start(d["node"], d["vm_id"], d["kind"])
+    record(d["id"], "step", f"started {d['kind']} {d['vm_id']}")
+
+
+def _fail(ctx, d, step, exc):
+    """Destroy what exists of the guest, then status failed with the step and Proxmox's words."""
+    if isinstance(exc, (ProxmoxError, JobTimeout)):
+        reason = StepFailed(step, exc)
+        log.warning("deployment %s: %s", d["id"], reason)
+    else:
+        reason = StepFailed(step, RuntimeError(f"internal error ({exc.__class__.__name__})"))
+        log.exception("deployment %s: unexpected error in step %s", d["id"], step)
+    message = str(reason)
+    cleanup_error = None
+    ctx.deadline = max(ctx.deadline, time.monotonic() + 120)  # the cleanup gets its own time
+    ctx.watch_deletion = False
+    try:
+        for guest in find_guests(ctx, load(d["id"])):
+            _destroy_guest(ctx, d, guest)
+    except Exception as cleanup:  # noqa: BLE001
+        cleanup_error = cleanup.describe() if isinstance(cleanup, ProxmoxError) else str(cleanup)
+        message += f"; the guest could not be removed ({cleanup_error}), reconcile will report it"
+
+    def to_failed(row):
+        if row.status in (S.FAILED, S.DELETED):
+            return row.status
+        if row.status is S.DELETING:
+            raise Cancelled()
+        if cleanup_error is None:
+            row.ip_address = None
+            row.vm_id = None
+            row.node = None
+        change_status(row, S.FAILED, message)
+        return S.FAILED
+
+    try:
+        return apply(d["id"], to_failed)
+    except Cancelled:
+        return destroy(ctx)
+
+
+# -- destroying ------------------------------------------------------------------------------------
+
+
+def _destroy_guest(ctx, d, guest):
+    client = ctx.proxmox()
+    wait_unlocked(ctx, guest["vmid"])
+    client.destroy(guest["node"], guest["vmid"], guest["type"])
+    record(d["id"], "step", f"destroyed {guest['type']} {guest['vmid']} on {guest['node']}")
+
+
+def destroy(ctx):
+    """Stop and destroy every guest of the deployment, then status deleted. Idempotent."""
+    ctx.watch_deletion = False
+    ctx.cancelled.clear()
+    d = load(ctx.deployment_id)
+    if d["status"] is S.DELETED:
+        return S.DELETED
+    if d["status"] is not S.DELETING:
+        _transition(ctx, set(S) - {S.DELETED, S.DELETING}, S.DELETING, "delete requested")
+    try:
+        if ctx.client is not None or d["vm_id"] is not None:
+            for guest in find_guests(ctx, d):
+                _destroy_guest(ctx, d, guest)
+    except Exception as exc:  # noqa: BLE001
+        reason = StepFailed("delete", exc if isinstance(exc, (ProxmoxError, JobTimeout))
+                            else RuntimeError(f"internal error ({exc.__class__.__name__})"))
+        log.warning("deployment %s: %s", d["id"], reason)
+        _transition(ctx, {S.DELETING}, S.FAILED, f"{reason}; delete it again to retry")
+        return S.FAILED
+
+    def to_deleted(row):
+        if row.status is S.DELETED:
+            return
+        change_status(row, S.DELETED, "guest destroyed" if d["vm_id"] else "deleted")
+        row.ip_address = None
+    apply(d["id"], to_deleted)
+    return S.DELETED
+
+
+# -- power actions ----------------------------------------------------------------------------------
+
+ACTIONS = {
+    # action: (statuses it applies to, status afterwards)
+    "start": ({S.STOPPED}, S.RUNNING),
+    "stop": ({S.RUNNING}, S.STOPPED),
+    "restart": ({S.RUNNING}, S.RUNNING),
+}
+
+
+def power(ctx, action):
+    """Start, stop or restart the guest; the status follows. A failed action leaves the status and says why."""
+    allowed, after = ACTIONS[action]
+    d = load(ctx.deployment_id)
+    if d["status"] not in allowed or d["vm_id"] is None:
+        record(d["id"], "action", f"{action} skipped: the deployment is {d['status'].value} now")
+        return d["status"]
+    client = None
+    try:
+        client = ctx.proxmox()
+        if action == "start":
+            client.start(d["node"], d["vm_id"], d["kind"])
+            ip = client.guest_ip(d["node"], d["vm_id"], d["kind"], timeout=min(client.settings.ip_timeout,
+                                                                                 _left(ctx)))
+        elif action == "stop":
+            client.shutdown(d["node"], d["vm_id"], d["kind"], timeout=min(60, _left(ctx)))
+            ip = None
+        else:
+            client.reboot(d["node"], d["vm_id"], d["kind"])
+            ip = None
+    except Cancelled:
+        return destroy(ctx)
+    except (ProxmoxError, JobTimeout) as exc:
+        message = str(StepFailed(action, exc))
+
+        def note_failure(row):
+            row.error_message = message
+            lifecycle.add_event(row, "error", message)
+        apply(d["id"], note_failure)
+        return d["status"]
+
+    def done(row):
+        if row.status not in allowed:
+            return
+        if ip and usable_ipv4(ip):
+            row.ip_address = ip
+        row.error_message = None
+        if after is row.status:
+            lifecycle.add_event(row, "action", f"{action}ed {d['kind']} {d['vm_id']}")
+        else:
+            change_status(row, after, f"{action} done")
+    apply(d["id"], done)
+    return after

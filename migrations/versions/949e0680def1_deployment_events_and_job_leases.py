@@ -1,0 +1,49 @@
+"""deployment events and job leases
+
+Revision ID: 949e0680def1
+Revises: e664fdfb9f44
+Create Date: 2026-11-21 09:44:30.312192
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+import backend.models.types  # noqa: F401  (custom column types)
+
+
+# revision identifiers, used by Alembic.
+revision = '949e0680def1'
+down_revision = 'e664fdfb9f44'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('deployment_events',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('deployment_id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', backend.models.types.UTCDateTime(), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('from_status', sa.String(length=16), nullable=True),
+    sa.Column('to_status', sa.String(length=16), nullable=True),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('upid', sa.String(length=255), nullable=True),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], name=op.f('fk_deployment_events_deployment_id_deployments'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deployment_events'))
+    )
+    with op.batch_alter_table('deployment_events', schema=None) as batch_op:
+        batch_op.create_index('ix_deployment_events_deployment', ['deployment_id', 'id'], unique=False)
+
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('job_owner', sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column('job_lease_until', backend.models.types.UTCDateTime(), nullable=True))
+
+
+
+def downgrade():
+    with op.batch_alter_table('deployments', schema=None) as batch_op:
+        batch_op.drop_column('job_lease_until')
+        batch_op.drop_column('job_owner')
+
+    # Dropping the table drops its index too (MySQL refuses to drop an index a foreign key uses).
+    op.drop_table('deployment_events')
