@@ -1,0 +1,185 @@
+"""Deployments become guests on the fake Proxmox through the API and the in-process job pool."""
+import time
+
+import pytest
+
+from tests.jobs.conftest import create, events, guests_of, status_chain, wait_for
+
+
+def test_an_lxc_deployment_is_provisioned_acted_on_and_deleted(pclient, fake):
+    started = time.monotonic()
+    created = create(pclient, name="shop-api", deployment_type="lxc", resources={"cores": 2, "memory": 1024})
+    assert created["status"] == "pending"
+    assert time.monotonic() - started < 2  # the request does not wait for Proxmox
+
+    running = wait_for(pclient, created["id"])
+    assert running["status"] == "running", running["error_message"]
+    assert running["node"] in ("pve1", "pve2") and running["vm_id"] >= 100
+    assert running["ip_address"] and running["deployed_at"]
+    assert running["live"]["status"] == "running" and running["live"]["max_memory_mb"] == 1024
+    assert status_chain(pclient, created["id"]) == ["pending", "provisioning", "deploying", "running"]
+
+    guest = fake.guest(running["vm_id"])
+    assert guest.kind == "lxc" and guest.status == "running"
+    assert guest.config["hostname"] == "shop-api" and guest.config["cores"] == 2
+    assert f"paas-{created['id']}" in guest.config["tags"].split(";")
+    assert guest.config["unprivileged"] == 1
+
+    log = pclient.get(f"/api/deployments/{created['id']}/logs")
+    assert log.status_code == 200 and log.mimetype == "text/plain"
+    assert "extracting archive" in log.get_data(as_text=True)  # the Proxmox task's own log
+
+    nodes = pclient.get("/api/nodes").get_json()["nodes"]
+    assert {n["node"] for n in nodes} == {"pve1", "pve2"} and all(n["free_memory_mb"] > 0 for n in nodes)
+
+    assert pclient.post(f"/api/deployments/{created['id']}/actions/stop").status_code == 202
+    assert wait_for(pclient, created["id"], {"stopped"})["live"]["status"] == "stopped"
+    assert fake.guest(running["vm_id"]).status == "stopped"
+    assert pclient.post(f"/api/deployments/{created['id']}/actions/start").status_code == 202
+    assert wait_for(pclient, created["id"], {"running"})["live"]["status"] == "running"
+    assert pclient.post(f"/api/deployments/{created['id']}/actions/restart").status_code == 202
+    deadline = time.monotonic() + 10
+    while not any("restarted" in e["message"] for e in events(pclient, created["id"])):
+        assert time.monotonic() < deadline, events(pclient, created["id"])
+        time.sleep(0.05)
+
+    deleted = pclient.delete(f"/api/deployments/{created['id']}")
+    assert deleted.status_code == 202 and deleted.get_json()["deployment"]["status"] == "deleting"
+    assert wait_for(pclient, created["id"], {"deleted"})["deleted_at"]
+    assert guests_of(fake) == []
+    assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 200
+
+
+def test_a_vm_deployment_is_cloned_configured_grown_and_started(pclient, fake):
+    created = create(pclient, name="shop-vm", deployment_type="vm", resources={"cores": 4, "disk": 30})
+    running = wait_for(pclient, created["id"])
+    assert running["status"] == "running", running["error_message"]
+    assert running["node"] == "pve1"  # where the template is
+    guest = fake.guest(running["vm_id"])
+    assert guest.kind == "qemu" and guest.status == "running" and guest.name == "shop-vm"
+    assert guest.config["cores"] == 4 and str(guest.config["memory"]) == "2048"
+    assert str(guest.config["agent"]).startswith("1") and guest.config["ciuser"] == "paas"
+    assert "size=30G" in guest.config["scsi0"]
+    assert "ssh-ed25519" in guest.config["sshkeys"].replace("%20", " ")
+    assert f"paas-{created['id']}" in guest.config["tags"].split(";")
+    kinds = [e["message"] for e in events(pclient, created["id"]) if e["kind"] == "task"]
+    assert kinds and "cloning template 9000" in kinds[0]
+
+    assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 202
+    wait_for(pclient, created["id"], {"deleted"})
+    assert guests_of(fake) == []
+
+
+@pytest.mark.parametrize("deployment_type,fault,step", [
+    ("lxc", lambda fake: fake.fail_task("vzcreate", "unable to create CT - disk full"), "create failed"),
+    ("vm", lambda fake: fake.fail_task("qmclone", "clone failed: storage error"), "clone failed"),
+    ("vm", lambda fake: fake.fail_next("POST", r"/qemu/\d+/config$", status=400,
+                                       reason="Parameter verification failed."), "configure failed"),
+    ("vm", lambda fake: fake.fail_task("resize", "disk resize failed"), "configure failed"),
+    ("lxc", lambda fake: fake.fail_task("vzstart", "startup for container failed"), "start failed"),
+    ("vm", lambda fake: fake.fail_task("qmstart", "start failed: QEMU exited with code 1"), "start failed"),
+    ("vm", lambda fake: setattr(fake, "agent_never_answers", True), "address failed"),
+], ids=["lxc-create", "vm-clone", "vm-config", "vm-resize", "lxc-start", "vm-start", "vm-no-ip"])
+def test_a_failing_step_fails_the_deployment_and_leaves_no_guest(pclient, fake, deployment_type, fault, step):
+    fault(fake)
+    created = create(pclient, deployment_type=deployment_type)
+    failed = wait_for(pclient, created["id"])
+    assert failed["status"] == "failed"
+    assert failed["error_message"].startswith(step), failed["error_message"]
+    assert failed["vm_id"] is None and failed["ip_address"] is None
+    assert guests_of(fake) == []
+    assert status_chain(pclient, created["id"])[-1] == "failed"
+    # A failed deployment can still be deleted.
+    assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 202
+    assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
+
+
+def test_the_error_message_carries_proxmoxs_own_words(pclient, fake):
+    fake.fail_task("vzcreate", "unable to create CT 100 - no space left on device")
+    failed = wait_for(pclient, create(pclient)["id"])
+    assert "no space left on device" in failed["error_message"]
+
+
+def test_no_node_with_room_fails_at_placement(pclient, fake):
+    created = create(pclient, deployment_type="lxc", resources={"memory": 16384, "disk": 200})
+    for node in ("pve1", "pve2"):
+        fake.set_node_offline(node)
+    failed = wait_for(pclient, created["id"])
+    assert failed["error_message"].startswith("placement failed"), failed["error_message"]
+    assert guests_of(fake) == []
+
+
+def test_twenty_concurrent_creates_with_a_stuck_nextid_get_distinct_vmids(database_url, fake):
+    from tests.jobs.conftest import make_app
+
+    app = make_app(database_url, fake, JOB_WORKERS=20)
+    client = app.test_client()
+    fake.nextid_fixed = 100
+    try:
+        ids = [create(client, name=f"app-{n:02d}")["id"] for n in range(20)]
+        assert app.extensions["jobs"].wait_idle(120)
+        finals = [wait_for(client, ident) for ident in ids]
+        assert [d["status"] for d in finals] == ["running"] * 20, [d["error_message"] for d in finals]
+        vmids = [d["vm_id"] for d in finals]
+        assert len(set(vmids)) == 20
+        assert guests_of(fake) == sorted(vmids)
+        fake.assert_no_violations()
+    finally:
+        app.extensions["jobs"].shutdown()
+
+
+def test_a_delete_during_provisioning_wins(pclient, papp, fake):
+    fake.task_durations = {"vzcreate": 1.5}
+    created = create(pclient)
+    deadline = time.monotonic() + 10
+    while not guests_of(fake):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert pclient.get(f"/api/deployments/{created['id']}").get_json()["deployment"]["status"] == "provisioning"
+    response = pclient.delete(f"/api/deployments/{created['id']}")
+    assert response.status_code == 202
+    assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
+    assert papp.extensions["jobs"].wait_idle(30)
+    time.sleep(0.3)
+    assert guests_of(fake) == []
+    assert wait_for(pclient, created["id"])["status"] == "deleted"  # the late job did not bring it back
+
+
+def test_actions_that_do_not_apply_are_409_and_unknown_ones_404(pclient, fake):
+    created = create(pclient)
+    wait_for(pclient, created["id"])
+    response = pclient.post(f"/api/deployments/{created['id']}/actions/start")
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_state"
+    assert pclient.post(f"/api/deployments/{created['id']}/actions/explode").status_code == 404
+    pclient.delete(f"/api/deployments/{created['id']}")
+    wait_for(pclient, created["id"], {"deleted"})
+    assert pclient.post(f"/api/deployments/{created['id']}/actions/stop").status_code == 409
+
+
+def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
+    from tests.jobs.conftest import make_app
+
+    app = make_app(database_url, fake, JOB_TIME_LIMIT=2)
+    client = app.test_client()
+    fake.agent_ip_delay = 60  # the VM never gets its address in time
+    try:
+        failed = wait_for(client, create(client, deployment_type="vm")["id"])
+        assert failed["status"] == "failed" and "time limit" in failed["error_message"]
+        assert guests_of(fake) == []
+    finally:
+        app.extensions["jobs"].wait_idle(30)
+        app.extensions["jobs"].shutdown()
+
+
+def test_without_proxmox_the_deployment_fails_with_a_clear_message(database_url, fake):
+    from tests.jobs.conftest import make_app
+
+    app = make_app(database_url, fake, settings=None)
+    app.config["PROXMOX_SETTINGS"] = None
+    client = app.test_client()
+    try:
+        failed = wait_for(client, create(client)["id"])
+        assert "Proxmox is not configured" in failed["error_message"]
+        assert client.get("/api/nodes").status_code == 503
+    finally:
+        app.extensions["jobs"].shutdown()
