@@ -1,8 +1,10 @@
-"""Database commands: init, reset, seed, stats, backup, restore. Thin: the work is in backend/services.
+"""Database commands: init, reset, seed, stats, backup, restore, reconcile, recover.
+Thin: the work is in backend/services.
 
     python manage_db.py init             # create what is missing, stand at the migration head
     python manage_db.py backup backups/paas.json
     python manage_db.py restore backups/paas.json --force
+    python manage_db.py reconcile [--fix]    # database against the Proxmox cluster
 
 The app comes from create_app() (APP_ENV picks the config) unless one is passed as the click
 context object, which is how the tests point the commands at their own database.
@@ -118,6 +120,57 @@ def restore(file, force):
     except OSError as exc:
         raise click.ClickException(f"cannot read {file}: {exc.strerror or exc}") from None
     _echo_counts("Restored", counts)
+
+
+@cli.command()
+@click.option("--fix", is_flag=True, help="Destroy the orphaned guests and mark deployments without a guest failed.")
+@with_app
+def reconcile(fix):
+    """Compare the database with the Proxmox cluster: guests the platform tagged that no live deployment
+    owns, and deployments whose guest is gone. Report only, unless --fix. Exit status 1 when something is off."""
+    from flask import current_app
+
+    from backend.proxmox.errors import ProxmoxError
+    from backend.services.reconcile import reconcile as run_reconcile
+
+    settings = current_app.config.get("PROXMOX_SETTINGS")
+    if settings is None:
+        raise click.ClickException("Proxmox is not configured: set PROXMOX_HOST and its credentials")
+    try:
+        report = run_reconcile(settings, fix=fix)
+    except ProxmoxError as exc:
+        raise click.ClickException(f"Proxmox did not answer: {exc.describe()}") from None
+    for orphan in report.orphans:
+        done = " -> destroyed" if orphan["vmid"] in report.destroyed else ""
+        click.echo(f"orphan guest {orphan['type']} {orphan['vmid']} ({orphan['name']}) on {orphan['node']}: "
+                   f"{orphan['reason']}{done}")
+    for missing in report.missing:
+        done = " -> marked failed" if missing["id"] in report.marked else ""
+        click.echo(f"deployment {missing['name']} ({missing['id']}, {missing['status']}) has no guest "
+                   f"(VMID {missing['vm_id']}){done}")
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(f"{len(report.orphans)} orphaned guest(s), {len(report.missing)} deployment(s) without a guest"
+               + (f"; destroyed {len(report.destroyed)}, marked {len(report.marked)}" if fix else
+                  ("" if report.clean else "; run with --fix to repair")))
+    if report.errors or (not fix and not report.clean):
+        raise SystemExit(1)
+
+
+@cli.command()
+@with_app
+def recover():
+    """Run the jobs of deployments left mid-way (pending, provisioning, deploying, deleting) to their end,
+    in this process. The in-process pool and Celery workers do this by themselves when they start."""
+    from flask import current_app
+
+    from backend.jobs import ThreadJobs, recover as queue_unfinished
+
+    jobs = ThreadJobs(current_app._get_current_object(), current_app.config["JOB_WORKERS"])
+    queued = queue_unfinished(current_app._get_current_object(), jobs)
+    jobs.wait_idle(current_app.config["JOB_TIME_LIMIT"] + 60)
+    jobs.shutdown()
+    click.echo(f"Recovered {len(queued)} deployment(s).")
 
 
 if __name__ == "__main__":

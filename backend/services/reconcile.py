@@ -1,0 +1,96 @@
+"""Compare the database with the cluster: platform guests nobody owns, and deployments whose guest is gone."""
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from backend.extensions import db
+from backend.models import Deployment, DeploymentStatus
+from backend.proxmox.client import ProxmoxClient
+from backend.proxmox.errors import ProxmoxError
+from backend.services.lifecycle import apply, change_status
+from backend.services.provisioning import PLATFORM_TAG
+
+S = DeploymentStatus
+TAG_RE = re.compile(r"paas-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+# Rows a job is working on: their guest may legitimately be missing or not yet tagged.
+IN_FLIGHT = {S.PENDING, S.PROVISIONING, S.DELETING}
+# Rows that must have a guest.
+NEED_GUEST = {S.DEPLOYING, S.RUNNING, S.STOPPED}
+
+
+@dataclass
+class Report:
+    orphans: list = field(default_factory=list)  # guests: {vmid, node, type, name, deployment_id, reason}
+    missing: list = field(default_factory=list)  # deployments: {id, name, status, vm_id, node}
+    destroyed: list = field(default_factory=list)
+    marked: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+
+    @property
+    def clean(self):
+        return not (self.orphans or self.missing or self.errors)
+
+
+def _owner(guest):
+    for tag in guest["tags"]:
+        match = TAG_RE.fullmatch(tag)
+        if match:
+            return uuid.UUID(match.group(1))
+    return None
+
+
+def reconcile(settings, fix=False, client=None):
+    """Report (and with fix: destroy orphans, fail rows without a guest). Returns a Report."""
+    client = client or ProxmoxClient(settings)
+    report = Report()
+    guests = [g for g in client.guests() if not g["template"]]
+    rows = {row.id: row for row in db.session.scalars(select(Deployment))}
+    by_vmid = {g["vmid"]: g for g in guests}
+
+    for guest in guests:
+        owner = _owner(guest)
+        if owner is None and PLATFORM_TAG not in guest["tags"]:
+            continue  # not ours: never touched
+        row = rows.get(owner) if owner else None
+        reason = None
+        if owner is None:
+            reason = "tagged paas but names no deployment"
+        elif row is None:
+            reason = "its deployment is not in the database"
+        elif row.is_deleted:
+            reason = f"its deployment {row.name} is deleted"
+        elif row.status not in IN_FLIGHT and row.vm_id != guest["vmid"]:
+            reason = f"its deployment {row.name} uses VMID {row.vm_id} instead"
+        if reason:
+            report.orphans.append({"vmid": guest["vmid"], "node": guest["node"], "type": guest["type"],
+                                   "name": guest["name"], "deployment_id": str(owner) if owner else None,
+                                   "reason": reason})
+
+    for row in rows.values():
+        if row.is_deleted or row.status not in NEED_GUEST:
+            continue
+        guest = by_vmid.get(row.vm_id) if row.vm_id else None
+        if guest is None or _owner(guest) not in (row.id, None):
+            report.missing.append({"id": str(row.id), "name": row.name, "status": row.status.value,
+                                   "vm_id": row.vm_id, "node": row.node})
+    db.session.rollback()
+
+    if fix:
+        for orphan in report.orphans:
+            try:
+                client.destroy(orphan["node"], orphan["vmid"], orphan["type"])
+                report.destroyed.append(orphan["vmid"])
+            except ProxmoxError as exc:
+                report.errors.append(f"could not destroy {orphan['type']} {orphan['vmid']}: {exc.describe()}")
+        for missing in report.missing:
+            message = f"guest {missing['vm_id']} is gone from the cluster (found by reconcile)"
+
+            def mark(row, message=message):
+                if row.status in NEED_GUEST:
+                    row.ip_address = None
+                    change_status(row, S.FAILED, message)
+            apply(uuid.UUID(missing["id"]), mark)
+            report.marked.append(missing["id"])
+    return report

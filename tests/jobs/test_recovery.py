@@ -1,0 +1,124 @@
+"""Jobs left mid-way are resumed, a second run carries on with the guest of the first, and reconcile."""
+import uuid
+
+import pytest
+from click.testing import CliRunner
+
+from backend.extensions import db
+from backend.jobs import Retry, execute
+from backend.models import Deployment, DeploymentStatus
+from backend.services import lifecycle
+from manage_db import cli
+from tests.jobs.conftest import create, guests_of, make_app, wait_for
+
+S = DeploymentStatus
+
+
+def add_row(app, name, status, deployment_type="lxc", vm_id=None, node=None):
+    with app.app_context():
+        row = Deployment(id=uuid.uuid4(), name=name, deployment_type=deployment_type, framework="flask",
+                         github_url="https://github.com/acme/shop-api", resources={"cores": 1, "memory": 512,
+                                                                                    "disk": 8},
+                         tags=[], status=status, vm_id=vm_id, node=node)
+        db.session.add(row)
+        db.session.commit()
+        return row.id
+
+
+def lxc_config(name, deployment_id):
+    return {"hostname": name, "cores": 1, "memory": 512, "swap": 512, "ostype": "debian", "arch": "amd64",
+            "rootfs": "local-lvm:vm-{vmid}-disk-0,size=8G", "net0": "name=eth0,bridge=vmbr0,ip=dhcp",
+            "tags": f"paas;paas-{deployment_id}"}
+
+
+def add_lxc(fake, vmid, name, deployment_id, status="stopped"):
+    config = lxc_config(name, deployment_id)
+    config["rootfs"] = config["rootfs"].format(vmid=vmid)
+    fake.add_guest(vmid, "lxc", node="pve1", config=config, status=status)
+
+
+def test_starting_the_pool_resumes_every_unfinished_deployment(papp, fake):
+    fresh = add_row(papp, "fresh", S.PENDING)
+    cut_before_create = add_row(papp, "cut-early", S.PROVISIONING)
+    cut_after_create = add_row(papp, "cut-late", S.PROVISIONING, vm_id=150, node="pve1")
+    add_lxc(fake, 150, "cut-late", cut_after_create)
+    being_deleted = add_row(papp, "leaving", S.DELETING, vm_id=160, node="pve1")
+    add_lxc(fake, 160, "leaving", being_deleted, status="running")
+    done = add_row(papp, "done", S.RUNNING)
+
+    queued = papp.extensions["jobs"].start()
+    assert set(queued) == {str(fresh), str(cut_before_create), str(cut_after_create), str(being_deleted)}
+    assert str(done) not in queued
+    assert papp.extensions["jobs"].wait_idle(60)
+
+    client = papp.test_client()
+    assert wait_for(client, str(fresh))["status"] == "running"
+    assert wait_for(client, str(cut_before_create))["status"] == "running"
+    resumed = wait_for(client, str(cut_after_create))
+    assert resumed["status"] == "running" and resumed["vm_id"] == 150  # carried on with the guest it had
+    assert wait_for(client, str(being_deleted))["status"] == "deleted"
+    assert 160 not in guests_of(fake)
+    assert len(guests_of(fake)) == 3
+    tagged = [g.vmid for g in fake.guests.values() if f"paas-{cut_after_create}" in str(g.config.get("tags"))]
+    assert tagged == [150]
+
+
+def test_a_second_run_of_a_finished_job_changes_nothing(database_url, fake):
+    app = make_app(database_url, fake, backend="manual")
+    client = app.test_client()
+    created = create(client)
+    assert app.extensions["jobs"].run_pending() == [S.RUNNING]
+    before = wait_for(client, created["id"])
+    assert execute(app, "provision", created["id"]) is S.RUNNING
+    after = wait_for(client, created["id"])
+    assert after["vm_id"] == before["vm_id"] and after["version"] == before["version"]
+    assert guests_of(fake) == [before["vm_id"]]
+
+
+def test_a_job_waits_while_another_holds_the_lease(database_url, fake):
+    app = make_app(database_url, fake, backend="manual", JOB_LEASE_SECONDS=30)
+    client = app.test_client()
+    created = create(client)
+    deployment_id = uuid.UUID(created["id"])
+    with app.app_context():
+        assert lifecycle.take_lease(deployment_id, "another-worker", 30)
+    with pytest.raises(Retry) as retry:
+        execute(app, "provision", created["id"])
+    assert 25 < retry.value.seconds <= 30
+    assert guests_of(fake) == []
+    with app.app_context():
+        lifecycle.release_lease(deployment_id, "another-worker")
+    assert execute(app, "provision", created["id"]) is S.RUNNING
+
+
+def test_reconcile_reports_then_fixes_orphans_and_vanished_guests(database_url, fake):
+    app = make_app(database_url, fake, backend="manual")
+    client = app.test_client()
+    kept = create(client, name="kept")
+    vanished = create(client, name="vanished")
+    app.extensions["jobs"].run_pending()
+    kept, vanished = wait_for(client, kept["id"]), wait_for(client, vanished["id"])
+    del fake.guests[vanished["vm_id"]]  # destroyed behind the platform's back
+    stranger = uuid.uuid4()
+    add_lxc(fake, 300, "stray", stranger)  # a platform guest whose deployment the database does not know
+    fake.add_guest(301, "lxc", node="pve1", config={"hostname": "not-ours", "memory": 512,
+                                                    "rootfs": "local-lvm:vm-301-disk-0,size=4G"})
+
+    report = CliRunner().invoke(cli, ["reconcile"], obj=app)
+    assert report.exit_code == 1, report.output
+    assert "orphan guest lxc 300 (stray)" in report.output and str(stranger) not in report.output.split("(")[0]
+    assert f"deployment vanished ({vanished['id']}, running) has no guest" in report.output
+    assert "301" not in report.output
+    assert 300 in guests_of(fake)  # a report changes nothing
+
+    fixed = CliRunner().invoke(cli, ["reconcile", "--fix"], obj=app)
+    assert fixed.exit_code == 0, fixed.output
+    assert "destroyed 1, marked 1" in fixed.output
+    assert guests_of(fake) == sorted([kept["vm_id"], 301])
+    failed = wait_for(client, vanished["id"])
+    assert failed["status"] == "failed" and "gone from the cluster" in failed["error_message"]
+    assert wait_for(client, kept["id"])["status"] == "running"
+
+    clean = CliRunner().invoke(cli, ["reconcile"], obj=app)
+    assert clean.exit_code == 0 and clean.output.startswith("0 orphaned guest(s), 0 deployment(s)")
+    fake.assert_no_violations()
