@@ -265,7 +265,7 @@ def build_jobs(app):
     """The backend the configuration asks for: celery when a broker is set, else JOBS_BACKEND."""
     backend = app.config.get("JOBS_BACKEND") or ("celery" if app.config.get("CELERY_BROKER_URL") else "thread")
     if backend == "celery":
-        from backend.jobs.celery_app import make_celery  # noqa: PLC0415 (celery only when used)
+        from backend.jobs.celery_support import make_celery  # noqa: PLC0415 (celery only when used)
 
         return CeleryJobs(app, make_celery(app))
     if backend == "manual":
