@@ -1,4 +1,4 @@
-"""Fail loudly when a test database server that CI relies on does not answer."""
+"""Fail loudly when a test server that CI relies on (PostgreSQL, MariaDB, Redis) does not answer."""
 import os
 import sys
 
@@ -22,4 +22,14 @@ for variable in ("TEST_POSTGRES_URL", "TEST_MYSQL_URL"):
         failed = True
     finally:
         engine.dispose()
+
+redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+try:
+    import redis
+
+    redis.Redis.from_url(redis_url, socket_connect_timeout=10).ping()
+    print(f"TEST_REDIS_URL: {redis_url} answers")
+except Exception as exc:  # the Celery tests need it
+    print(f"TEST_REDIS_URL: cannot reach {redis_url}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
+    failed = True
 sys.exit(1 if failed else 0)

@@ -185,3 +185,14 @@ def test_setup_script_is_executable_and_valid_bash():
         pytest.skip("bash is not installed")
     result = subprocess.run([bash, "-n", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_jobs_run_in_a_celery_worker_fed_by_redis(compose, api_service):
+    redis_service = compose["services"]["redis"]
+    worker = compose["services"]["worker"]
+    assert redis_service["image"].startswith("redis:") and "ping" in command_text(redis_service["healthcheck"]["test"])
+    assert command_text(worker["command"]).startswith("celery -A backend.jobs.celery_app worker")
+    broker = "redis://redis:6379/0"
+    assert environment(worker)["CELERY_BROKER_URL"] == broker == environment(api_service)["CELERY_BROKER_URL"]
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert ".env" in env_files(worker)

@@ -1498,24 +1498,52 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+def _summary(fake):
+    """What the fake did, as one JSON-able dict: tasks by type (count, seconds), requests, own CPU."""
+    with fake._lock:
+        fake._advance()
+        tasks = {}
+        for task in fake.tasks.values():
+            entry = tasks.setdefault(task.type, {"count": 0, "seconds": 0.0, "unfinished": 0})
+            entry["count"] += 1
+            entry["seconds"] = round(entry["seconds"] + task.duration, 6)
+            entry["unfinished"] += 0 if task.finished else 1
+        endpoints = {}
+        for record in fake.requests:
+            path = re.sub(r"UPID:[^/]+", "{upid}", record.path)
+            path = re.sub(r"/nodes/[^/]+", "/nodes/{node}", path)
+            path = re.sub(r"/(lxc|qemu)/\d+", r"/\1/{vmid}", path)
+            key = f"{record.method} {path}"
+            endpoints[key] = endpoints.get(key, 0) + 1
+        return {"tasks": tasks, "requests": len(fake.requests), "endpoints": endpoints,
+                "violations": len(fake.schema_violations), "cpu_seconds": round(time.process_time(), 3)}
+
+
 def main(argv=None):
-    """Run a fake cluster (two nodes, a VM template 9000) until interrupted."""
+    """Run a fake cluster (two nodes, a VM template 9000) until interrupted or its --lifetime is over."""
     parser = argparse.ArgumentParser(description="Run a fake Proxmox VE API on 127.0.0.1.")
     parser.add_argument("--task-seconds", type=float, default=2.0)
     parser.add_argument("--agent-delay", type=float, default=3.0)
+    parser.add_argument("--lifetime", type=float, default=None,
+                        help="exit by itself after this many seconds (default: run until interrupted)")
+    parser.add_argument("--summary", action="store_true",
+                        help="on exit, print one line 'SUMMARY {json}': tasks by type, requests, own CPU")
     args = parser.parse_args(argv)
     fake = FakeProxmox(nodes=[Node("pve1"), Node("pve2")], task_seconds=args.task_seconds,
                        agent_delay=args.agent_delay)
     fake.add_template(9000, node="pve1")
+    deadline = None if args.lifetime is None else time.monotonic() + args.lifetime
     with fake:
         print(f"PROXMOX_HOST=127.0.0.1\nPROXMOX_PORT={fake.port}\nPROXMOX_USER=root@pam\n"
               f"PROXMOX_TOKEN_NAME=paas\nPROXMOX_TOKEN_VALUE=secret\nPROXMOX_CA_BUNDLE={fake.ca_bundle_path}",
               flush=True)
         try:
-            while True:
-                time.sleep(1)
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.2)
         except KeyboardInterrupt:
             pass
+        if args.summary:
+            print("SUMMARY " + json.dumps(_summary(fake)), flush=True)
         fake.assert_no_violations()
 
 
