@@ -83,7 +83,11 @@ def get_deployment(ident):
 def update_deployment(ident, json: DeploymentUpdate):
     """Change tags, or resources while the deployment is not busy."""
     deployment = service.find_deployment(ident)
-    return _envelope(service.update_deployment(deployment, json.model_dump(exclude_unset=True)))
+    before = dict(deployment.resources)
+    deployment = service.update_deployment(deployment, json.model_dump(exclude_unset=True))
+    if deployment.vm_id is not None and deployment.resources != before:
+        _enqueue("resize", deployment)  # the guest follows its new size
+    return _envelope(deployment)
 
 
 @api_bp.delete("/deployments/<ident>")

@@ -19,7 +19,7 @@ from backend.services import lifecycle, provisioning
 
 log = logging.getLogger(__name__)
 
-JOB_KINDS = ("provision", "destroy", "start", "stop", "restart")
+JOB_KINDS = ("provision", "destroy", "start", "stop", "restart", "resize")
 RESUMABLE = {
     DeploymentStatus.PENDING: "provision",
     DeploymentStatus.PROVISIONING: "provision",
@@ -100,6 +100,8 @@ def execute(app, kind, deployment_id, deploy_app=None):
                 return provisioning.provision(ctx, deploy_app=deploy_app or app.extensions.get("deploy_app"))
             if kind == "destroy":
                 return provisioning.destroy(ctx)
+            if kind == "resize":
+                return provisioning.resize(ctx)
             return provisioning.power(ctx, kind)
         finally:
             heartbeat.stop()

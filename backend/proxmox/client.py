@@ -310,16 +310,31 @@ class ProxmoxClient:
 
     def grow_vm_disk(self, node, vmid, disk_gb):
         """Grow the VM's boot disk to disk_gb (never shrinks: Proxmox refuses that)."""
-        config = self.guest_config(node, vmid, "qemu")
-        for key in DISK_KEYS:
+        self.grow_disk(node, vmid, "qemu", disk_gb)
+
+    def disk_size_gb(self, node, vmid, kind):
+        """(config key, size in GB) of the guest's boot disk: rootfs for containers, the first disk for VMs."""
+        config = self.guest_config(node, vmid, kind)
+        for key in (("rootfs",) if kind == "lxc" else DISK_KEYS):
             if key in config:
                 match = re.search(r"size=(\d+)([KMGT]?)", str(config[key]))
-                current_gb = _to_gb(match.group(1), match.group(2)) if match else 0
-                if disk_gb > current_gb:
-                    self._run(self.call("put", f"nodes/{_node(node)}/qemu/{_vmid(vmid)}/resize",
-                                        disk=key, size=f"{int(disk_gb)}G"))
-                return
-        raise ProxmoxError(f"VM {vmid} has no disk to resize")
+                return key, (_to_gb(match.group(1), match.group(2)) if match else 0)
+        raise ProxmoxError(f"{kind} {vmid} has no disk to resize")
+
+    def grow_disk(self, node, vmid, kind, disk_gb):
+        """Grow the boot disk to disk_gb GB when it is smaller; a no-op otherwise."""
+        key, current_gb = self.disk_size_gb(node, vmid, kind)
+        if disk_gb > current_gb:
+            self._run(self.call("put", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/resize",
+                                disk=key, size=f"{int(disk_gb)}G"))
+
+    def set_size(self, node, vmid, kind, *, cores, memory):
+        """Change cores and memory (MB) of a guest; takes effect at its next start."""
+        path = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/config"
+        if kind == "lxc":
+            self.call("put", path, cores=int(cores), memory=int(memory))
+        else:
+            self._run(self.call("post", path, cores=int(cores), memory=int(memory)))
 
     def guest_config(self, node, vmid, kind):
         return self.call("get", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/config")

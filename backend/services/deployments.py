@@ -97,7 +97,11 @@ def find_deployment(ident):
 
 
 def update_deployment(deployment, changes):
-    """Apply editable fields: tags always, resources only while the guest is not busy."""
+    """Apply editable fields: tags always, resources only while the guest is not busy.
+
+    With a guest (a stopped deployment), new resources are applied to it by a resize job: the caller
+    queues it when the resources changed.
+    """
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be changed")
     if changes.get("resources") is not None:
@@ -106,9 +110,16 @@ def update_deployment(deployment, changes):
                 f"resources can only change while the deployment is not {deployment.status.value}; stop it first",
                 fields={"resources": f"not editable while {deployment.status.value}"},
             )
-        deployment.resources = resolve_resources(
-            deployment.deployment_type, changes["resources"], current=deployment.resources
-        )
+        resources = resolve_resources(deployment.deployment_type, changes["resources"], current=deployment.resources)
+        if deployment.vm_id is not None and resources["disk"] < deployment.resources["disk"]:
+            raise ValidationFailed(
+                "a guest's disk can grow but not shrink",
+                fields={"resources.disk": f"must be at least {deployment.resources['disk']} GB (the current size)"},
+            )
+        resized = resources != deployment.resources
+        deployment.resources = resources
+        if resized and deployment.vm_id is not None:
+            add_event(deployment, "action", "resize requested")
     if changes.get("tags") is not None:
         deployment.tags = list(changes["tags"])
     _commit()

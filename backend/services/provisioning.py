@@ -435,3 +435,32 @@ def power(ctx, action):
             change_status(row, after, f"{action} done")
     apply(d["id"], done)
     return after
+
+
+# -- resizing ---------------------------------------------------------------------------------------
+
+
+def resize(ctx):
+    """Give a stopped guest the deployment's resources (cores, memory; the disk only grows)."""
+    d = load(ctx.deployment_id)
+    if d["status"] is not S.STOPPED or d["vm_id"] is None:
+        record(d["id"], "action", f"resize skipped: the deployment is {d['status'].value} now")
+        return d["status"]
+    resources = d["resources"]
+    try:
+        client = ctx.proxmox()
+        client.set_size(d["node"], d["vm_id"], d["kind"], cores=resources["cores"], memory=resources["memory"])
+        client.grow_disk(d["node"], d["vm_id"], d["kind"], resources["disk"])
+    except Cancelled:
+        return destroy(ctx)
+    except (ProxmoxError, JobTimeout) as exc:
+        message = str(StepFailed("resize", exc))
+
+        def note_failure(row):
+            row.error_message = message
+            lifecycle.add_event(row, "error", message)
+        apply(d["id"], note_failure)
+        return d["status"]
+    record(d["id"], "step", f"resized {d['kind']} {d['vm_id']}: {resources['cores']} cores, "
+                            f"{resources['memory']} MB, {resources['disk']} GB disk")
+    return d["status"]

@@ -183,3 +183,21 @@ def test_without_proxmox_the_deployment_fails_with_a_clear_message(database_url,
         assert client.get("/api/nodes").status_code == 503
     finally:
         app.extensions["jobs"].shutdown()
+
+
+def test_new_resources_of_a_stopped_deployment_are_applied_to_its_guest(pclient, fake):
+    created = create(pclient, resources={"cores": 1, "memory": 512, "disk": 8})
+    vmid = wait_for(pclient, created["id"])["vm_id"]
+    pclient.post(f"/api/deployments/{created['id']}/actions/stop")
+    wait_for(pclient, created["id"], {"stopped"})
+    response = pclient.patch(f"/api/deployments/{created['id']}",
+                             json={"resources": {"cores": 3, "memory": 2048, "disk": 12}})
+    assert response.status_code == 200
+    deadline = time.monotonic() + 10
+    while not any(e["message"].startswith("resized") for e in events(pclient, created["id"])):
+        assert time.monotonic() < deadline, events(pclient, created["id"])
+        time.sleep(0.05)
+    config = fake.guest(vmid).config
+    assert config["cores"] == 3 and int(config["memory"]) == 2048 and "size=12G" in config["rootfs"]
+    shrink = pclient.patch(f"/api/deployments/{created['id']}", json={"resources": {"disk": 10}})
+    assert shrink.status_code == 422 and "resources.disk" in shrink.get_json()["error"]["fields"]
