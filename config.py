@@ -68,6 +68,7 @@ class Config:
     JOB_TIME_LIMIT = env_int("JOB_TIME_LIMIT", 1800)
     JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 60)
     JOB_HEARTBEAT_SECONDS = 2
+    JOB_SWEEP_SECONDS = env_int("JOB_SWEEP_SECONDS", 300)
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_QUEUE = os.environ.get("CELERY_QUEUE") or "paas"
     CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
@@ -97,6 +98,7 @@ class TestingConfig(Config):
     JOB_WORKERS = 8
     JOB_TIME_LIMIT = 120
     JOB_LEASE_SECONDS = 60
+    JOB_SWEEP_SECONDS = 0  # tests sweep by hand
 
 
 class ProductionConfig(Config):

@@ -52,10 +52,11 @@ TARGET_CPU_MS = 50.0
 class FakeProcess:
     """`python -m tests.fakes.fake_proxmox` as a child: loopback only, ends by itself after `lifetime`."""
 
-    def __init__(self, task_seconds, lifetime):
+    def __init__(self, task_seconds, lifetime, nodelay=True):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakes.fake_proxmox", "--task-seconds", str(task_seconds),
-             "--lifetime", str(lifetime), "--summary"],
+            [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "tests.fakes.fake_proxmox",
+             "--task-seconds", str(task_seconds), "--lifetime", str(lifetime), "--summary",
+             *(["--tcp-nodelay"] if nodelay else [])],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
         self.values = {}
         deadline = time.monotonic() + 30
@@ -125,7 +126,7 @@ def build_schema(url):
     from flask_migrate import upgrade
 
     drop_everything(url)
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, LOG_LEVEL="WARNING")
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -142,12 +143,12 @@ def empty_tables(url):
 # -- one run ---------------------------------------------------------------------------------------
 
 
-def run(url, workers, deployments, task_seconds):
+def run(url, workers, deployments, task_seconds, nodelay=True):
     """N deployments at once with `workers` job threads; a dict of figures."""
     empty_tables(url)
     # A bound on the fake's life: four times the ideal of a deployment needing four tasks, plus a minute.
     lifetime = 60 + 4 * math.ceil(deployments / workers) * 4 * task_seconds
-    fake = FakeProcess(task_seconds, lifetime)
+    fake = FakeProcess(task_seconds, lifetime, nodelay)
     summary = None
     try:
         app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, JOBS_BACKEND="thread", JOB_WORKERS=workers,
@@ -211,6 +212,9 @@ def main():
     parser.add_argument("--workers", default="5,10,25,50", help="comma-separated K values (default 5,10,25,50)")
     parser.add_argument("--deployments", type=int, default=50)
     parser.add_argument("--task-seconds", type=float, default=2.0, help="duration of every fake task")
+    parser.add_argument("--fake-nodelay", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the fake with TCP_NODELAY (default); --no-fake-nodelay keeps its ~40 ms "
+                             "Nagle/delayed-ACK stall on every answer")
     parser.add_argument("--verbose", action="store_true", help="also print the fake's requests by endpoint")
     args = parser.parse_args()
     workers = [int(k) for k in args.workers.split(",") if k.strip()]
@@ -222,7 +226,7 @@ def main():
     results = []
     try:
         for k in workers:
-            result = run(url, k, args.deployments, args.task_seconds)
+            result = run(url, k, args.deployments, args.task_seconds, args.fake_nodelay)
             results.append(result)
             tasks = ", ".join(f"{n} {kind}" for kind, n in result["tasks"].items())
             print(f"K={k:<3} makespan {result['makespan']:6.2f} s (POSTs {result['posted']:.2f} s), "

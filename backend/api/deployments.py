@@ -17,7 +17,7 @@ from backend.api.schemas import (
     LogQuery,
 )
 from backend.api.spec import spec
-from backend.errors import NotFound
+from backend.errors import DomainError, NotFound
 from backend.jobs import get_jobs
 from backend.models import DeploymentEvent
 from backend.proxmox.errors import ProxmoxError
@@ -43,7 +43,13 @@ def _enqueue(kind, deployment):
     except Exception as exc:  # noqa: BLE001 - the broker's failure modes are many
         log.error("could not queue %s of %s: %s", kind, deployment.id, exc.__class__.__name__)
         if kind == "provision":
+            # The create itself succeeded: answer it, with the deployment failed and saying why.
             service.fail_unqueued(deployment, f"the job queue is unreachable ({exc.__class__.__name__})")
+            return
+        # The request is recorded (status deleting, or the action's event); the periodic sweep or the
+        # next worker start picks it up. Say so rather than promise work nobody will do soon.
+        raise DomainError("the job queue is unreachable; the request is recorded and will run when it is back",
+                          code="queue_unavailable", status=503) from None
 
 
 @api_bp.post("/deployments")
@@ -146,5 +152,5 @@ def deployment_logs(ident, query: LogQuery):
             try:
                 lines.extend(f"    | {line}" for line in cluster.task_log(event.upid))
             except ProxmoxError as exc:
-                lines.append(f"    (task log unavailable: {exc.describe()})")
+                lines.append(f"    (task log unavailable: {cluster.public_message(exc)})")
     return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; charset=utf-8"}

@@ -33,8 +33,7 @@ def nodes():
     try:
         return {"success": True, "nodes": cluster.nodes()}
     except ProxmoxError as exc:
-        raise DomainError(f"Proxmox did not answer: {exc.describe()}", code="proxmox_unavailable",
-                          status=503) from None
+        raise DomainError(cluster.public_message(exc), code="proxmox_unavailable", status=503) from None
 
 
 @api_bp.get("/openapi.json")

@@ -57,8 +57,11 @@ class Heartbeat(threading.Thread):
                                                                              DeploymentStatus.DELETED):
                         self.ctx.cancelled.set()
                     if time.monotonic() - renewed >= self.lease / 3:
-                        if not lifecycle.take_lease(self.ctx.deployment_id, self.owner, self.lease):
-                            log.error("job on %s lost its lease", self.ctx.deployment_id)
+                        if not lifecycle.renew_lease(self.ctx.deployment_id, self.owner, self.lease):
+                            # Stalled past the lease and another run took over: this one must stop.
+                            log.error("job on %s lost its lease; stopping it", self.ctx.deployment_id)
+                            self.ctx.lease_lost.set()
+                            return
                         renewed = time.monotonic()
             except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
                 log.warning("heartbeat for %s failed", self.ctx.deployment_id, exc_info=True)
@@ -103,6 +106,12 @@ def execute(app, kind, deployment_id, deploy_app=None):
             if kind == "resize":
                 return provisioning.resize(ctx)
             return provisioning.power(ctx, kind)
+        except provisioning.LeaseLost:
+            log.warning("%s of %s stopped: another run holds the deployment now", kind, deployment_id)
+            return None
+        except Exception as exc:
+            provisioning.finish_after_crash(deployment_id, kind, exc)
+            raise
         finally:
             heartbeat.stop()
             if settings and ctx.client is not None and ctx.client._api is not None:
@@ -125,6 +134,7 @@ class ThreadJobs:
         self._lock = threading.Lock()
         self._pending = 0
         self._idle = threading.Condition(self._lock)
+        self._sweeper = None
 
     def _pool(self):
         with self._lock:
@@ -167,9 +177,12 @@ class ThreadJobs:
             self._idle.notify_all()
 
     def start(self):
-        """Start the pool and resume what an earlier process left unfinished."""
+        """Start the pool, resume what an earlier process left unfinished, and sweep from now on."""
         self._pool()
-        return recover(self.app, self)
+        queued = recover(self.app, self)
+        if self._sweeper is None:
+            self._sweeper = start_sweeper(self.app, self)
+        return queued
 
     def wait_idle(self, timeout):
         """Block until no job is queued or running; False on timeout."""
@@ -183,6 +196,9 @@ class ThreadJobs:
         return True
 
     def shutdown(self, wait=True):
+        if self._sweeper is not None:
+            self._sweeper.stop()
+            self._sweeper = None
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
@@ -226,31 +242,45 @@ class CeleryJobs:
         self.celery = celery
 
     def submit(self, kind, deployment_id, delay=0.0):
+        if kind not in JOB_KINDS:
+            raise ValueError(f"unknown job kind {kind!r}")
         self.celery.send_task("paas.run_job", args=[kind, str(deployment_id)],
                               countdown=delay or None, queue=self.app.config["CELERY_QUEUE"])
 
     def start(self):
-        return recover(self.app, self)
+        """In a worker: resume what was left mid-way, and sweep from now on."""
+        queued = recover(self.app, self)
+        start_sweeper(self.app, self)
+        return queued
 
     def shutdown(self, wait=True):
         pass
 
 
-def recover(app, jobs):
+def recover(app, jobs, stale_after=None):
     """Queue a job for every deployment left mid-way (pending, provisioning, deploying, deleting).
 
-    Safe to call from several processes at once: each job takes the lease before it acts, and a
-    second run finds the guest by its tag. Returns {deployment id: job kind}.
+    With stale_after (seconds), only those no job holds and nothing changed for that long: the
+    periodic sweep, for jobs whose message was lost. Safe to call from several processes at once:
+    each job takes the lease before it acts, and a second run finds the guest by its tag.
+    Returns {deployment id: job kind}.
     """
-    from sqlalchemy import select
+    from datetime import timedelta  # noqa: PLC0415
 
-    from backend.extensions import db
-    from backend.models import Deployment
+    from sqlalchemy import or_, select  # noqa: PLC0415
+
+    from backend.extensions import db  # noqa: PLC0415
+    from backend.models import Deployment  # noqa: PLC0415
+    from backend.models.types import utcnow  # noqa: PLC0415
 
     with app.app_context():
+        stmt = select(Deployment.id, Deployment.status).where(Deployment.status.in_(list(RESUMABLE)))
+        if stale_after is not None:
+            now = utcnow()
+            stmt = stmt.where(or_(Deployment.job_lease_until.is_(None), Deployment.job_lease_until < now),
+                              Deployment.updated_at < now - timedelta(seconds=stale_after))
         try:
-            rows = db.session.execute(select(Deployment.id, Deployment.status)
-                                      .where(Deployment.status.in_(list(RESUMABLE)))).all()
+            rows = db.session.execute(stmt).all()
         finally:
             db.session.remove()
     queued = {}
@@ -261,6 +291,34 @@ def recover(app, jobs):
     if queued:
         log.info("recovery queued %d unfinished deployment(s)", len(queued))
     return queued
+
+
+class Sweeper(threading.Thread):
+    """Every JOB_SWEEP_SECONDS, queue jobs for deployments mid-way that no job holds (a lost message)."""
+
+    def __init__(self, app, jobs):
+        super().__init__(name="paas-job-sweeper", daemon=True)
+        self.app, self.jobs = app, jobs
+        self.interval = app.config["JOB_SWEEP_SECONDS"]
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                recover(self.app, self.jobs, stale_after=self.interval)
+            except Exception:  # noqa: BLE001 - try again next round
+                log.warning("job sweep failed", exc_info=True)
+
+    def stop(self):
+        self.stopping.set()
+
+
+def start_sweeper(app, jobs):
+    if app.config.get("JOB_SWEEP_SECONDS"):
+        sweeper = Sweeper(app, jobs)
+        sweeper.start()
+        return sweeper
+    return None
 
 
 def build_jobs(app):

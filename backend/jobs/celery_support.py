@@ -23,8 +23,9 @@ def make_celery(app):
         task_ignore_result=True,
         task_default_queue=app.config["CELERY_QUEUE"],
         # The job stops itself at its limit; the hard limit is the backstop for a stuck call.
-        task_soft_time_limit=limit + 30,
-        task_time_limit=limit + 60,
+        # Margins above the cleanup budget a failing job gives itself (provisioning.CLEANUP_SECONDS).
+        task_soft_time_limit=limit + 240,
+        task_time_limit=limit + 300,
         broker_transport_options={"visibility_timeout": app.config["CELERY_VISIBILITY_TIMEOUT"]},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,

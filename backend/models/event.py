@@ -45,3 +45,14 @@ class DeploymentEvent(db.Model):
             "message": self.message,
             "upid": self.upid,
         }
+
+
+class IpReservation(db.Model):
+    """An address of PROXMOX_IP_POOL held by a deployment: the primary key makes each one taken once."""
+
+    __tablename__ = "ip_reservations"
+
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    deployment_id = mapped_column(db.Uuid, ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False,
+                                  unique=True)
+    created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)

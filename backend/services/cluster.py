@@ -30,6 +30,15 @@ def quick_client():
     return clients[quick]
 
 
+def public_message(exc):
+    """What a user may read of a Proxmox failure: not the cluster's address or the platform's user."""
+    if exc.status is None:
+        return "Proxmox did not answer"
+    if exc.status == 401:
+        return "Proxmox refused the platform's credentials"
+    return exc.describe()
+
+
 def live_status(deployment):
     """The guest's status/current (cpu, memory, disk, uptime), an error note, or None without a guest."""
     if deployment.vm_id is None or deployment.node is None or deployment.status is DeploymentStatus.DELETED:
@@ -37,7 +46,7 @@ def live_status(deployment):
     try:
         return quick_client().status(deployment.node, deployment.vm_id, deployment.guest_kind)
     except ProxmoxError as exc:
-        return {"error": exc.describe()}
+        return {"error": public_message(exc)}
 
 
 def nodes():

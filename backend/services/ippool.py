@@ -1,12 +1,20 @@
-"""Static addresses from PROXMOX_IP_POOL ("10.10.0.100-10.10.0.199/24"), one per live deployment."""
+"""Static addresses from PROXMOX_IP_POOL ("10.10.0.100-10.10.0.199/24"), one per live deployment.
+
+A reservation is a row keyed by the address: two jobs that pick the same one at once cannot both
+insert it, and the loser picks again.
+"""
 import ipaddress
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from backend.extensions import db
-from backend.models import Deployment
+from backend.models import IpReservation
 from backend.proxmox.errors import ProxmoxError
-from backend.services.lifecycle import apply
+
+
+class PoolExhausted(ProxmoxError):
+    """No address of the pool is free."""
 
 
 def parse_pool(pool):
@@ -26,48 +34,34 @@ def parse_pool(pool):
 
 
 def allocate(deployment_id, pool):
-    """The deployment's address in CIDR form: the one it holds, else the lowest free one.
-
-    Two jobs may pick the same address at once; after committing, the one created later
-    sees the clash and picks again, so each address ends up with one live deployment.
-    """
+    """The deployment's address in CIDR form: the one it holds, else the lowest free one, reserved."""
     first, last, prefix = parse_pool(pool)
-
-    def in_pool(address):
-        try:
-            return first <= ipaddress.IPv4Address(address) <= last
-        except ValueError:
-            return False
-
-    for _ in range(int(last) - int(first) + 2):
-        def choose(row):
-            if row.ip_address and in_pool(row.ip_address):
-                return row.ip_address
-            used = {ip for ip in db.session.scalars(
-                select(Deployment.ip_address).where(Deployment.deleted_at.is_(None),
-                                                    Deployment.ip_address.is_not(None)))}
-            for number in range(int(first), int(last) + 1):
-                address = str(ipaddress.IPv4Address(number))
-                if address not in used:
-                    row.ip_address = address
-                    return address
-            raise PoolExhausted(f"every address of {pool} is in use")
-
-        address = apply(deployment_id, choose)
-
-        def keep_or_release(row):
-            holders = db.session.scalars(
-                select(Deployment).where(Deployment.deleted_at.is_(None), Deployment.ip_address == address)
-                .order_by(Deployment.created_at, Deployment.id)).all()
-            if holders and holders[0].id != row.id:
-                row.ip_address = None
-                return False
-            return True
-
-        if apply(deployment_id, keep_or_release):
-            return f"{address}/{prefix}"
-    raise PoolExhausted(f"no address of {pool} could be reserved")
+    try:
+        for _ in range(int(last) - int(first) + 2):
+            held = db.session.scalar(select(IpReservation.address)
+                                     .where(IpReservation.deployment_id == deployment_id))
+            if held:
+                return f"{held}/{prefix}"
+            used = set(db.session.scalars(select(IpReservation.address)))
+            free = next((str(ipaddress.IPv4Address(n)) for n in range(int(first), int(last) + 1)
+                         if str(ipaddress.IPv4Address(n)) not in used), None)
+            if free is None:
+                raise PoolExhausted(f"every address of {pool} is in use")
+            db.session.add(IpReservation(address=free, deployment_id=deployment_id))
+            try:
+                db.session.commit()
+                return f"{free}/{prefix}"
+            except IntegrityError:
+                db.session.rollback()  # taken meanwhile (or this deployment got one): look again
+        raise PoolExhausted(f"no address of {pool} could be reserved")
+    finally:
+        db.session.remove()
 
 
-class PoolExhausted(ProxmoxError):
-    """No address of the pool is free."""
+def release(deployment_id):
+    """Give the deployment's address back to the pool (nothing happens when it holds none)."""
+    try:
+        db.session.execute(delete(IpReservation).where(IpReservation.deployment_id == deployment_id))
+        db.session.commit()
+    finally:
+        db.session.remove()

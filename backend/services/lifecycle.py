@@ -110,6 +110,19 @@ def take_lease(deployment_id, owner, seconds):
         db.session.remove()
 
 
+def renew_lease(deployment_id, owner, seconds):
+    """Extend a lease this owner holds; False when it no longer holds it (another run took over)."""
+    table = Deployment.__table__
+    stmt = (update(table).where(table.c.id == deployment_id, table.c.job_owner == owner)
+            .values(job_lease_until=utcnow() + timedelta(seconds=seconds)))
+    try:
+        renewed = db.session.execute(stmt).rowcount == 1
+        db.session.commit()
+        return renewed
+    finally:
+        db.session.remove()
+
+
 def lease_remaining(deployment_id):
     """Seconds until the current lease ends (0 when there is none)."""
     try:

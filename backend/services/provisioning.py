@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 S = DeploymentStatus
 
 VMID_ATTEMPTS = 25
+CLEANUP_SECONDS = 180
 PLATFORM_TAG = "paas"
 
 
@@ -31,6 +32,14 @@ class Cancelled(Exception):
 
 class JobTimeout(Exception):
     """The job ran past its time limit."""
+
+
+class LeaseLost(Exception):
+    """Another run took the deployment over (this one stalled past its lease): stop, touch nothing."""
+
+
+# Locks under which a guest is still being made: its name and tags are not written yet.
+BEING_MADE = ("create", "clone")
 
 
 class StepFailed(Exception):
@@ -49,6 +58,7 @@ class JobContext:
         self.deadline = time.monotonic() + time_limit
         self.time_limit = time_limit
         self.cancelled = threading.Event()
+        self.lease_lost = threading.Event()
         self.watch_deletion = watch_deletion
         self.client = ProxmoxClient(settings, api=api, sleep=self.sleep) if settings else None
 
@@ -63,6 +73,8 @@ class JobContext:
             self.cancelled.wait(min(left, 0.25))
 
     def check(self):
+        if self.lease_lost.is_set():
+            raise LeaseLost()
         if self.watch_deletion and self.cancelled.is_set():
             raise Cancelled()
         if time.monotonic() > self.deadline:
@@ -84,14 +96,20 @@ class JobContext:
 
 
 def find_guests(ctx, deployment):
-    """The guests of this deployment: tagged with its id, or at its recorded VMID under its name."""
+    """The guests of this deployment: tagged with its id, or at its recorded VMID under its name.
+
+    A guest still being created or cloned has neither name nor tags yet (the server writes them when the
+    task ends); at the VMID the job recorded before it asked for the guest, such a guest is this one's.
+    """
     client = ctx.proxmox()
     found = {}
     for guest in client.guests():
         if guest["template"]:
             continue
         tagged = deployment["tag"] in guest["tags"]
-        recorded = guest["vmid"] == deployment["vm_id"] and guest["name"] == deployment["name"]
+        at_vmid = guest["vmid"] == deployment["vm_id"]
+        recorded = at_vmid and (guest["name"] == deployment["name"]
+                                or (guest.get("lock") in BEING_MADE and not guest["name"] and not guest["tags"]))
         if tagged or recorded:
             found[guest["vmid"]] = guest
     return list(found.values())
@@ -180,6 +198,8 @@ def provision(ctx, deploy_app=None):
         return S.RUNNING
     except Cancelled:
         return destroy(ctx)
+    except LeaseLost:
+        raise
     except _Superseded as exc:
         log.info("deployment %s: %s", d["id"], exc)
         return lifecycle.current_status(d["id"])
@@ -272,6 +292,8 @@ def _create_guest(ctx, d, node):
                 upid = client.clone_vm(node, vmid, name=d["name"])
         except GuestExists:
             log.info("VMID %s was taken meanwhile; trying another (attempt %d)", vmid, attempt + 1)
+            # Not ours: forget it at once, so that nothing later mistakes that guest for this deployment's.
+            lifecycle.claim_vmid(d["id"], None, None)
             ctx.sleep(random.uniform(0.05, 0.3))
             continue
         what = "creating container" if d["kind"] == "lxc" else f"cloning template {client.settings.vm_template_id}"
@@ -302,8 +324,8 @@ def _configure_vm(ctx, d):
 def _start(ctx, d):
     client = ctx.proxmox()
     if client.status(d["node"], d["vm_id"], d["kind"])["status"] != "running":
-        client.start(d["node"], d["vm_id"], d["kind"])
-    record(d["id"], "step", f"started {d['kind']} {d['vm_id']}")
+        upid = client.start(d["node"], d["vm_id"], d["kind"])
+        record(d["id"], "task", f"started {d['kind']} {d['vm_id']}", upid=upid)
 
 
 def _fail(ctx, d, step, exc):
@@ -316,11 +338,13 @@ def _fail(ctx, d, step, exc):
         log.exception("deployment %s: unexpected error in step %s", d["id"], step)
     message = str(reason)
     cleanup_error = None
-    ctx.deadline = max(ctx.deadline, time.monotonic() + 120)  # the cleanup gets its own time
+    ctx.deadline = max(ctx.deadline, time.monotonic() + CLEANUP_SECONDS)  # the cleanup gets its own time
     ctx.watch_deletion = False
     try:
         for guest in find_guests(ctx, load(d["id"])):
             _destroy_guest(ctx, d, guest)
+    except LeaseLost:
+        raise
     except Exception as cleanup:  # noqa: BLE001
         cleanup_error = cleanup.describe() if isinstance(cleanup, ProxmoxError) else str(cleanup)
         message += f"; the guest could not be removed ({cleanup_error}), reconcile will report it"
@@ -338,19 +362,26 @@ def _fail(ctx, d, step, exc):
         return S.FAILED
 
     try:
-        return apply(d["id"], to_failed)
+        result = apply(d["id"], to_failed)
     except Cancelled:
         return destroy(ctx)
+    if cleanup_error is None:
+        ippool.release(d["id"])
+    return result
 
 
 # -- destroying ------------------------------------------------------------------------------------
 
 
 def _destroy_guest(ctx, d, guest):
+    """Destroy one guest, once any create or clone on it has ended (a failed create removes the guest)."""
     client = ctx.proxmox()
-    wait_unlocked(ctx, guest["vmid"])
-    client.destroy(guest["node"], guest["vmid"], guest["type"])
-    record(d["id"], "step", f"destroyed {guest['type']} {guest['vmid']} on {guest['node']}")
+    current = wait_unlocked(ctx, guest["vmid"])
+    if current is None:
+        record(d["id"], "step", f"{guest['type']} {guest['vmid']} is gone already")
+        return
+    upid = client.destroy(current["node"], current["vmid"], current["type"])
+    record(d["id"], "task", f"destroyed {current['type']} {current['vmid']} on {current['node']}", upid=upid)
 
 
 def destroy(ctx):
@@ -366,11 +397,17 @@ def destroy(ctx):
         if ctx.client is not None or d["vm_id"] is not None:
             for guest in find_guests(ctx, d):
                 _destroy_guest(ctx, d, guest)
+    except LeaseLost:
+        raise
     except Exception as exc:  # noqa: BLE001
         reason = StepFailed("delete", exc if isinstance(exc, (ProxmoxError, JobTimeout))
                             else RuntimeError(f"internal error ({exc.__class__.__name__})"))
         log.warning("deployment %s: %s", d["id"], reason)
-        _transition(ctx, {S.DELETING}, S.FAILED, f"{reason}; delete it again to retry")
+
+        def to_failed(row):
+            if row.status is S.DELETING:
+                change_status(row, S.FAILED, f"{reason}; delete it again to retry")
+        apply(d["id"], to_failed)
         return S.FAILED
 
     def to_deleted(row):
@@ -379,6 +416,7 @@ def destroy(ctx):
         change_status(row, S.DELETED, "guest destroyed" if d["vm_id"] else "deleted")
         row.ip_address = None
     apply(d["id"], to_deleted)
+    ippool.release(d["id"])
     return S.DELETED
 
 
@@ -403,14 +441,21 @@ def power(ctx, action):
     try:
         client = ctx.proxmox()
         if action == "start":
-            client.start(d["node"], d["vm_id"], d["kind"])
+            # The guest gets the deployment's current size first (a resize queued behind this start is moot).
+            resources = d["resources"]
+            client.set_size(d["node"], d["vm_id"], d["kind"], cores=resources["cores"], memory=resources["memory"])
+            client.grow_disk(d["node"], d["vm_id"], d["kind"], resources["disk"])
+            upid = client.start(d["node"], d["vm_id"], d["kind"])
+            record(d["id"], "task", f"starting {d['kind']} {d['vm_id']}", upid=upid)
             ip = client.guest_ip(d["node"], d["vm_id"], d["kind"], timeout=min(client.settings.ip_timeout,
                                                                                  _left(ctx)))
         elif action == "stop":
-            client.shutdown(d["node"], d["vm_id"], d["kind"], timeout=min(60, _left(ctx)))
+            upid = client.shutdown(d["node"], d["vm_id"], d["kind"], timeout=min(60, _left(ctx)))
+            record(d["id"], "task", f"shut down {d['kind']} {d['vm_id']}", upid=upid)
             ip = None
         else:
-            client.reboot(d["node"], d["vm_id"], d["kind"])
+            upid = client.reboot(d["node"], d["vm_id"], d["kind"])
+            record(d["id"], "task", f"rebooted {d['kind']} {d['vm_id']}", upid=upid)
             ip = None
     except Cancelled:
         return destroy(ctx)
@@ -435,6 +480,19 @@ def power(ctx, action):
             change_status(row, after, f"{action} done")
     apply(d["id"], done)
     return after
+
+
+def finish_after_crash(deployment_id, kind, exc):
+    """Last resort when a job died of something unexpected: never leave the row mid-way."""
+    message = f"{kind} stopped by an internal error ({exc.__class__.__name__}); see the server log"
+
+    def to_failed(row):
+        if row.status in (S.PENDING, S.PROVISIONING, S.DEPLOYING, S.DELETING):
+            change_status(row, S.FAILED, message)
+    try:
+        apply(deployment_id, to_failed)
+    except Exception:  # noqa: BLE001 - the database itself may be what failed; recovery will retry
+        log.exception("could not record the failure of %s on %s", kind, deployment_id)
 
 
 # -- resizing ---------------------------------------------------------------------------------------

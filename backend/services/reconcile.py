@@ -9,7 +9,7 @@ from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.proxmox.client import ProxmoxClient
 from backend.proxmox.errors import ProxmoxError
-from backend.services.lifecycle import apply, change_status
+from backend.services.lifecycle import add_event, apply, change_status
 from backend.services.provisioning import PLATFORM_TAG
 
 S = DeploymentStatus
@@ -41,6 +41,14 @@ def _owner(guest):
     return None
 
 
+def _forget_guest(deployment_id, vmid):
+    def change(row):
+        if row.vm_id == vmid:
+            row.vm_id = row.node = row.ip_address = None
+            add_event(row, "step", f"guest {vmid} destroyed by reconcile")
+    apply(deployment_id, change)
+
+
 def reconcile(settings, fix=False, client=None):
     """Report (and with fix: destroy orphans, fail rows without a guest). Returns a Report."""
     client = client or ProxmoxClient(settings)
@@ -61,6 +69,8 @@ def reconcile(settings, fix=False, client=None):
             reason = "its deployment is not in the database"
         elif row.is_deleted:
             reason = f"its deployment {row.name} is deleted"
+        elif row.status is S.FAILED:
+            reason = f"its deployment {row.name} failed and the guest was left behind"
         elif row.status not in IN_FLIGHT and row.vm_id != guest["vmid"]:
             reason = f"its deployment {row.name} uses VMID {row.vm_id} instead"
         if reason:
@@ -82,6 +92,9 @@ def reconcile(settings, fix=False, client=None):
             try:
                 client.destroy(orphan["node"], orphan["vmid"], orphan["type"])
                 report.destroyed.append(orphan["vmid"])
+                owner = rows.get(uuid.UUID(orphan["deployment_id"])) if orphan["deployment_id"] else None
+                if owner is not None and owner.vm_id == orphan["vmid"]:
+                    _forget_guest(owner.id, orphan["vmid"])
             except ProxmoxError as exc:
                 report.errors.append(f"could not destroy {orphan['type']} {orphan['vmid']}: {exc.describe()}")
         for missing in report.missing:

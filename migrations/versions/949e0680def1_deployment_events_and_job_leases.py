@@ -1,4 +1,4 @@
-"""deployment events and job leases
+"""deployment events, job leases, IP reservations
 
 Revision ID: 949e0680def1
 Revises: e664fdfb9f44
@@ -34,6 +34,14 @@ def upgrade():
     with op.batch_alter_table('deployment_events', schema=None) as batch_op:
         batch_op.create_index('ix_deployment_events_deployment', ['deployment_id', 'id'], unique=False)
 
+    op.create_table('ip_reservations',
+    sa.Column('address', sa.String(length=45), nullable=False),
+    sa.Column('deployment_id', sa.Uuid(), nullable=False),
+    sa.Column('created_at', backend.models.types.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['deployment_id'], ['deployments.id'], name=op.f('fk_ip_reservations_deployment_id_deployments'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('address', name=op.f('pk_ip_reservations')),
+    sa.UniqueConstraint('deployment_id', name=op.f('uq_ip_reservations_deployment_id'))
+    )
     with op.batch_alter_table('deployments', schema=None) as batch_op:
         batch_op.add_column(sa.Column('job_owner', sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column('job_lease_until', backend.models.types.UTCDateTime(), nullable=True))
@@ -45,5 +53,6 @@ def downgrade():
         batch_op.drop_column('job_lease_until')
         batch_op.drop_column('job_owner')
 
+    op.drop_table('ip_reservations')
     # Dropping the table drops its index too (MySQL refuses to drop an index a foreign key uses).
     op.drop_table('deployment_events')

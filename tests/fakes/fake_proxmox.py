@@ -57,6 +57,10 @@ NEW_VOLUME = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):(?P<size>\d+(
 NOT_CONFIG_KEYS = {"delete", "digest", "force", "revert", "skiplock", "background_delay"}
 
 
+# Locks under which a guest's config is still being written (pve-container create, qemu-server clone).
+BEING_MADE = ("create", "clone")
+
+
 class ApiError(Exception):
     """An error answer: HTTP status, reason phrase (the message) and optional per-parameter errors."""
 
@@ -835,6 +839,11 @@ class FakeProxmox:
         entry["maxcpu"] = guest.cores
         entry.pop("ha", None)
         entry.pop("qmpstatus", None)
+        if guest.lock in BEING_MADE:
+            # Like the real server: until create/clone ends, the config file holds little more than the
+            # lock, so the guest has no name and no tags yet.
+            entry.pop("name", None)
+            entry.pop("tags", None)
         return entry
 
     def cluster_resources(self, request):
@@ -933,7 +942,7 @@ class FakeProxmox:
     @staticmethod
     def _read_config(guest):
         """The config with its digest (and lock, as the real file carries it)."""
-        config = dict(guest.config)
+        config = dict(guest.config) if guest.lock not in BEING_MADE else {}
         if guest.lock:
             config["lock"] = guest.lock
         config["digest"] = config_digest(guest.config)
@@ -1528,7 +1537,11 @@ def main(argv=None):
                         help="exit by itself after this many seconds (default: run until interrupted)")
     parser.add_argument("--summary", action="store_true",
                         help="on exit, print one line 'SUMMARY {json}': tasks by type, requests, own CPU")
+    parser.add_argument("--tcp-nodelay", action="store_true",
+                        help="send answers without Nagle's delay (headers and body are two writes, so a "
+                             "client's delayed ACK otherwise holds every answer for about 40 ms)")
     args = parser.parse_args(argv)
+    _Handler.disable_nagle_algorithm = args.tcp_nodelay
     fake = FakeProxmox(nodes=[Node("pve1"), Node("pve2")], task_seconds=args.task_seconds,
                        agent_delay=args.agent_delay)
     fake.add_template(9000, node="pve1")

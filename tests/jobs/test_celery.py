@@ -30,7 +30,7 @@ class Workers:
     def __init__(self, database_url, fake, queue, tmp_path):
         self.env = {**os.environ, "APP_ENV": "development", "DATABASE_URL": database_url,
                     "CELERY_BROKER_URL": BROKER, "CELERY_QUEUE": queue, "JOBS_BACKEND": "celery",
-                    "CELERY_VISIBILITY_TIMEOUT": "6", "JOB_LEASE_SECONDS": "3", "JOB_TIME_LIMIT": "90",
+                    "CELERY_VISIBILITY_TIMEOUT": "10", "JOB_LEASE_SECONDS": "8", "JOB_TIME_LIMIT": "90",
                     "PROXMOX_HOST": fake.host, "PROXMOX_PORT": str(fake.port), "PROXMOX_USER": "root@pam",
                     "PROXMOX_TOKEN_NAME": "paas", "PROXMOX_TOKEN_VALUE": "secret",
                     "PROXMOX_CA_BUNDLE": fake.ca_bundle_path, "PROXMOX_VM_TEMPLATE_ID": "9000",
@@ -76,7 +76,7 @@ class Workers:
 def celery_setup(database_url, fake, tmp_path):
     queue = f"paas-test-{uuid.uuid4().hex[:8]}"
     app = make_app(database_url, fake, backend="celery", CELERY_BROKER_URL=BROKER, CELERY_QUEUE=queue,
-                   CELERY_VISIBILITY_TIMEOUT=6)
+                   CELERY_VISIBILITY_TIMEOUT=10)
     workers = Workers(database_url, fake, queue, tmp_path)
     yield app, workers
     workers.stop_all()
