@@ -212,34 +212,37 @@ class ProxmoxClient:
 
     # -- tasks -------------------------------------------------------------------------
 
-    # Task polling. Without history: at once, then after 0.05 s, each wait 1.5 times the one before, up to
-    # 1 s. With history (the quickest of the last TASK_HISTORY successful tasks of that type on that node,
-    # timed from the call that started them to the first status that said stopped, in this process):
-    # a look halfway to 5 % (at least 0.05 s) before that time, one at it, then from 0.05 s again,
-    # growing. A 2 s task is then noticed ~0.05-0.1 s after it ends in 3-4 requests, where the plain
-    # schedule noticed it 0.46 s late in 9. Never more than TASK_QUIET_MAX s between two looks, and a
-    # task that ends (or fails) far quicker than its history is still seen by the halfway look.
+    # Task polling. With no history: at once, then after 0.05 s, each wait 1.5 times the one before, up to
+    # 1 s. With history (per cluster and task type, in this process: the least of the last TASK_HISTORY
+    # estimates of how long a successful task took from the call that started it): one look halfway to
+    # 0.05 s before that time, one there, then the plain schedule again from 0.05 s (or 1 % of that time if
+    # longer). A 2 s task is then seen stopped 0.05-0.1 s after it ends in 2-4 requests, where the plain
+    # schedule saw it 0.46 s late in 9. The estimate a task leaves is the look that saw it stopped when the
+    # look before saw it running at most max(0.125 s, 2 %) earlier; else, with no history, the middle of
+    # those two looks; else no more than the later of the look before and the time aimed at. Never more than
+    # TASK_QUIET_MAX s between two looks; a task that ends (or fails) much sooner than its history says is
+    # seen at the halfway look, and teaches the history. Tasks that vary a lot pay for fewer requests with
+    # a later look now and then (up to the spread of their durations).
     TASK_POLL_FIRST = 0.05
     TASK_POLL_MAX = 1.0
     TASK_QUIET_MAX = 10.0
-    TASK_HISTORY = 8
+    TASK_HISTORY = 4
     _task_seconds = {}
     _task_seconds_lock = threading.Lock()
 
     @classmethod
-    def _next_task_poll(cls, elapsed, expected, interval, first):
+    def _next_task_poll(cls, elapsed, target, interval, first):
         """(seconds to wait before the next look, the interval after it) for a task running since elapsed s."""
-        if expected is not None:
-            target = expected - max(cls.TASK_POLL_FIRST, 0.05 * expected)
+        if target is not None:
             for point in (target / 2, target):
                 if elapsed < point - 0.01:
-                    return min(point - elapsed, cls.TASK_QUIET_MAX), cls.TASK_POLL_FIRST
+                    return min(point - elapsed, cls.TASK_QUIET_MAX), max(cls.TASK_POLL_FIRST, 0.01 * target)
         if first:
             return 0.0, interval
         return interval, min(interval * 1.5, cls.TASK_POLL_MAX)
 
     def _task_history(self, key, seconds=None):
-        """The quickest recent duration of tasks like key (None when unknown); records seconds when given."""
+        """The least recent estimate for tasks like key (None when there is none); records seconds first."""
         with self._task_seconds_lock:
             recent = self._task_seconds.setdefault(key, [])
             if seconds is not None:
@@ -250,13 +253,15 @@ class ProxmoxClient:
     def wait_for_task(self, upid, timeout=None):
         """Wait until the task stops; OK and 'WARNINGS: N' succeed, anything else raises TaskFailed."""
         node = upid_node(upid)
-        key = (self.settings.host, self.settings.port, node, str(upid).split(":")[5])
+        key = (self.settings.host, self.settings.port, str(upid).split(":")[5])
         started = self._clock()
         deadline = started + (timeout or self.settings.task_timeout)
-        interval, first = self.TASK_POLL_FIRST, True
+        interval, first, running_at = self.TASK_POLL_FIRST, True, 0.0
         while True:
             now = self._clock()
-            wait, interval = self._next_task_poll(now - started, self._task_history(key), interval, first)
+            expected = self._task_history(key)
+            target = None if expected is None else expected - self.TASK_POLL_FIRST
+            wait, interval = self._next_task_poll(now - started, target, interval, first)
             first = False
             if wait > 0:
                 self._sleep(min(wait, max(deadline - now, 0.0)))
@@ -271,12 +276,18 @@ class ProxmoxClient:
             if status.get("status") == "stopped":
                 exit_status = str(status.get("exitstatus", ""))
                 if exit_status == "OK" or exit_status.startswith("WARNINGS"):
-                    self._task_history(key, asked)
+                    if asked - running_at <= max(2.5 * self.TASK_POLL_FIRST, 0.02 * asked):
+                        self._task_history(key, asked)
+                    elif target is None:
+                        self._task_history(key, (running_at + asked) / 2)
+                    else:
+                        self._task_history(key, min(asked, max(running_at, target)))
                     return status
                 raise TaskFailed(f"task {status.get('type', '')} failed: {exit_status}".replace("  ", " "),
                                  log_tail=self.task_log_tail(upid))
             if self._clock() > deadline:
                 raise ProxmoxTimeout(f"task {upid} still running after {timeout or self.settings.task_timeout} s")
+            running_at = asked
 
     def task_log_tail(self, upid, lines=5):
         """The last lines of a task's log (empty when it cannot be read)."""

@@ -1508,22 +1508,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _summary(fake):
-    """What the fake did, as one JSON-able dict: tasks by type (count, seconds), requests, own CPU."""
+    """What the fake did, as one JSON-able dict: every task, requests by endpoint, its own CPU."""
     with fake._lock:
         fake._advance()
-        tasks = {}
-        for task in fake.tasks.values():
-            entry = tasks.setdefault(task.type, {"count": 0, "seconds": 0.0, "unfinished": 0})
-            entry["count"] += 1
-            entry["seconds"] = round(entry["seconds"] + task.duration, 6)
-            entry["unfinished"] += 0 if task.finished else 1
-        endpoints = {}
+        endpoints, polls = {}, {}
         for record in fake.requests:
+            upid = re.search(r"UPID:[^/]+", record.path)
+            if upid and record.path.endswith("/status"):
+                polls[upid.group(0)] = polls.get(upid.group(0), 0) + 1
             path = re.sub(r"UPID:[^/]+", "{upid}", record.path)
             path = re.sub(r"/nodes/[^/]+", "/nodes/{node}", path)
             path = re.sub(r"/(lxc|qemu)/\d+", r"/\1/{vmid}", path)
             key = f"{record.method} {path}"
             endpoints[key] = endpoints.get(key, 0) + 1
+        tasks = [{"type": t.type, "id": t.id, "seconds": t.duration, "finished": t.finished,
+                  "exitstatus": t.exitstatus, "status_polls": polls.get(t.upid, 0)} for t in fake.tasks.values()]
         return {"tasks": tasks, "requests": len(fake.requests), "endpoints": endpoints,
                 "violations": len(fake.schema_violations), "cpu_seconds": round(time.process_time(), 3)}
 
@@ -1536,7 +1535,7 @@ def main(argv=None):
     parser.add_argument("--lifetime", type=float, default=None,
                         help="exit by itself after this many seconds (default: run until interrupted)")
     parser.add_argument("--summary", action="store_true",
-                        help="on exit, print one line 'SUMMARY {json}': tasks by type, requests, own CPU")
+                        help="on exit, print one line 'SUMMARY {json}': tasks, requests by endpoint, own CPU")
     parser.add_argument("--tcp-nodelay", action="store_true",
                         help="send answers without Nagle's delay (headers and body are two writes, so a "
                              "client's delayed ACK otherwise holds every answer for about 40 ms)")
