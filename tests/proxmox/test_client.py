@@ -4,8 +4,8 @@ import pytest
 from backend.proxmox.client import ProxmoxClient, join_tags, usable_ipv4
 from backend.proxmox.errors import GuestExists, ProxmoxError, ProxmoxTimeout, TaskFailed
 from backend.proxmox.settings import ProxmoxSettings
+from tests.jobs.conftest import settings_for as jobs_settings_for
 
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform"
 
 
 @pytest.fixture(autouse=True)
@@ -16,11 +16,8 @@ def no_schema_violations(fake):
 
 
 def settings_for(fake, **overrides):
-    values = {"host": fake.host, "port": fake.port, "user": "root@pam", "token_name": "paas",
-              "token_value": "secret", "ca_bundle": fake.ca_bundle_path, "timeout": 5, "vm_template_id": 9000,
-              "ssh_public_key": KEY, "task_timeout": 10, "ip_timeout": 5, "storage": "local-lvm"}
-    values.update(overrides)
-    return ProxmoxSettings(**values)
+    """The jobs' settings for the fake, with the shorter task timeout these client tests use."""
+    return jobs_settings_for(fake, **{"task_timeout": 10, **overrides})
 
 
 @pytest.fixture
