@@ -19,9 +19,7 @@ from backend.api.schemas import (
 from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
 from backend.jobs import get_jobs
-from backend.models import DeploymentEvent
-from backend.proxmox.errors import ProxmoxError
-from backend.services import cluster
+from backend.services import cluster, history
 from backend.services.provisioning import ACTIONS
 from backend.services import deployments as service
 
@@ -88,10 +86,9 @@ def get_deployment(ident):
                tags=TAGS)
 def update_deployment(ident, json: DeploymentUpdate):
     """Change tags, or resources while the deployment is not busy."""
-    deployment = service.find_deployment(ident)
-    before = dict(deployment.resources)
-    deployment = service.update_deployment(deployment, json.model_dump(exclude_unset=True))
-    if deployment.vm_id is not None and deployment.resources != before:
+    deployment, resize_guest = service.update_deployment(service.find_deployment(ident),
+                                                         json.model_dump(exclude_unset=True))
+    if resize_guest:
         _enqueue("resize", deployment)  # the guest follows its new size
     return _envelope(deployment)
 
@@ -128,11 +125,8 @@ def deployment_action(ident, action):
 def deployment_events(ident, query: EventQuery):
     """The deployment's history, oldest first: status changes, steps, Proxmox tasks, actions."""
     deployment = service.find_deployment(ident)
-    events = DeploymentEvent.for_deployment(deployment.id, after_id=query.after, limit=query.limit + 1)
-    more = len(events) > query.limit
-    events = events[:query.limit]
-    return {"success": True, "events": [e.to_dict() for e in events],
-            "next_after": events[-1].id if more else None}
+    events, next_after = history.events_page(deployment.id, after=query.after, limit=query.limit)
+    return {"success": True, "events": [e.to_dict() for e in events], "next_after": next_after}
 
 
 @api_bp.get("/deployments/<ident>/logs")
@@ -140,17 +134,5 @@ def deployment_events(ident, query: EventQuery):
 def deployment_logs(ident, query: LogQuery):
     """A readable log (text/plain): the history, with each Proxmox task's own log under its line."""
     deployment = service.find_deployment(ident)
-    lines = []
-    for event in DeploymentEvent.for_deployment(deployment.id):
-        entry = event.to_dict()
-        head = f"{entry['time']} [{event.kind}]"
-        if event.from_status or event.to_status:
-            head += f" {event.from_status or '-'} -> {event.to_status}"
-        lines.append(f"{head} {event.message}".rstrip())
-        if event.upid and query.tasks:
-            lines.append(f"    task {event.upid}")
-            try:
-                lines.extend(f"    | {line}" for line in cluster.task_log(event.upid))
-            except ProxmoxError as exc:
-                lines.append(f"    (task log unavailable: {cluster.public_message(exc)})")
-    return "\n".join(lines) + "\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+    text = history.readable_log(deployment.id, with_tasks=query.tasks)
+    return text, 200, {"Content-Type": "text/plain; charset=utf-8"}

@@ -99,9 +99,10 @@ def find_deployment(ident):
 def update_deployment(deployment, changes):
     """Apply editable fields: tags always, resources only while the guest is not busy.
 
-    With a guest (a stopped deployment), new resources are applied to it by a resize job: the caller
-    queues it when the resources changed.
+    Returns (deployment, resize_guest): with a guest (a stopped deployment), new resources are applied
+    to it by a resize job, which the caller queues when resize_guest is true.
     """
+    resize_guest = False
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be changed")
     if changes.get("resources") is not None:
@@ -116,14 +117,14 @@ def update_deployment(deployment, changes):
                 "a guest's disk can grow but not shrink",
                 fields={"resources.disk": f"must be at least {deployment.resources['disk']} GB (the current size)"},
             )
-        resized = resources != deployment.resources
+        resize_guest = resources != deployment.resources and deployment.vm_id is not None
         deployment.resources = resources
-        if resized and deployment.vm_id is not None:
+        if resize_guest:
             add_event(deployment, "action", "resize requested")
     if changes.get("tags") is not None:
         deployment.tags = list(changes["tags"])
     _commit()
-    return deployment
+    return deployment, resize_guest
 
 
 def request_delete(deployment):

@@ -89,6 +89,16 @@ def claim_vmid(deployment_id, node, vmid):
 # -- job leases ----------------------------------------------------------------------------
 
 
+def _update_one(stmt):
+    """Run an UPDATE of one deployment row and commit; True when it changed the row."""
+    try:
+        changed = db.session.execute(stmt).rowcount == 1
+        db.session.commit()
+        return changed
+    finally:
+        db.session.remove()
+
+
 def take_lease(deployment_id, owner, seconds):
     """Take or renew the job lease; False while another job's lease is still valid.
 
@@ -102,25 +112,14 @@ def take_lease(deployment_id, owner, seconds):
             .where(or_(table.c.job_lease_until.is_(None), table.c.job_lease_until < now,
                        table.c.job_owner == owner))
             .values(job_owner=owner, job_lease_until=now + timedelta(seconds=seconds)))
-    try:
-        taken = db.session.execute(stmt).rowcount == 1
-        db.session.commit()
-        return taken
-    finally:
-        db.session.remove()
+    return _update_one(stmt)
 
 
 def renew_lease(deployment_id, owner, seconds):
     """Extend a lease this owner holds; False when it no longer holds it (another run took over)."""
     table = Deployment.__table__
-    stmt = (update(table).where(table.c.id == deployment_id, table.c.job_owner == owner)
-            .values(job_lease_until=utcnow() + timedelta(seconds=seconds)))
-    try:
-        renewed = db.session.execute(stmt).rowcount == 1
-        db.session.commit()
-        return renewed
-    finally:
-        db.session.remove()
+    return _update_one(update(table).where(table.c.id == deployment_id, table.c.job_owner == owner)
+                       .values(job_lease_until=utcnow() + timedelta(seconds=seconds)))
 
 
 def lease_remaining(deployment_id):
@@ -136,12 +135,8 @@ def lease_remaining(deployment_id):
 
 def release_lease(deployment_id, owner):
     table = Deployment.__table__
-    try:
-        db.session.execute(update(table).where(table.c.id == deployment_id, table.c.job_owner == owner)
-                           .values(job_owner=None, job_lease_until=None))
-        db.session.commit()
-    finally:
-        db.session.remove()
+    _update_one(update(table).where(table.c.id == deployment_id, table.c.job_owner == owner)
+                .values(job_owner=None, job_lease_until=None))
 
 
 def current_status(deployment_id):

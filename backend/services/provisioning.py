@@ -43,10 +43,17 @@ BEING_MADE = ("create", "clone")
 
 
 class StepFailed(Exception):
+    """'<step> failed: <why>': Proxmox's own words, a time limit, or (for a bug) only the error's class."""
+
     def __init__(self, step, error):
         self.step = step
         self.error = error
-        detail = error.describe() if isinstance(error, ProxmoxError) else str(error)
+        if isinstance(error, ProxmoxError):
+            detail = error.describe()
+        elif isinstance(error, JobTimeout):
+            detail = str(error)
+        else:
+            detail = f"internal error ({error.__class__.__name__})"
         super().__init__(f"{step} failed: {detail}")
 
 
@@ -330,11 +337,10 @@ def _start(ctx, d):
 
 def _fail(ctx, d, step, exc):
     """Destroy what exists of the guest, then status failed with the step and Proxmox's words."""
+    reason = StepFailed(step, exc)
     if isinstance(exc, (ProxmoxError, JobTimeout)):
-        reason = StepFailed(step, exc)
         log.warning("deployment %s: %s", d["id"], reason)
     else:
-        reason = StepFailed(step, RuntimeError(f"internal error ({exc.__class__.__name__})"))
         log.exception("deployment %s: unexpected error in step %s", d["id"], step)
     message = str(reason)
     cleanup_error = None
@@ -400,8 +406,7 @@ def destroy(ctx):
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001
-        reason = StepFailed("delete", exc if isinstance(exc, (ProxmoxError, JobTimeout))
-                            else RuntimeError(f"internal error ({exc.__class__.__name__})"))
+        reason = StepFailed("delete", exc)
         log.warning("deployment %s: %s", d["id"], reason)
 
         def to_failed(row):
@@ -460,12 +465,7 @@ def power(ctx, action):
     except Cancelled:
         return destroy(ctx)
     except (ProxmoxError, JobTimeout) as exc:
-        message = str(StepFailed(action, exc))
-
-        def note_failure(row):
-            row.error_message = message
-            lifecycle.add_event(row, "error", message)
-        apply(d["id"], note_failure)
+        _note_failure(d["id"], str(StepFailed(action, exc)))
         return d["status"]
 
     def done(row):
@@ -480,6 +480,14 @@ def power(ctx, action):
             change_status(row, after, f"{action} done")
     apply(d["id"], done)
     return after
+
+
+def _note_failure(deployment_id, message):
+    """An action that failed leaves the status as it was, with the reason as error and event."""
+    def change(row):
+        row.error_message = message
+        lifecycle.add_event(row, "error", message)
+    apply(deployment_id, change)
 
 
 def finish_after_crash(deployment_id, kind, exc):
@@ -512,12 +520,7 @@ def resize(ctx):
     except Cancelled:
         return destroy(ctx)
     except (ProxmoxError, JobTimeout) as exc:
-        message = str(StepFailed("resize", exc))
-
-        def note_failure(row):
-            row.error_message = message
-            lifecycle.add_event(row, "error", message)
-        apply(d["id"], note_failure)
+        _note_failure(d["id"], str(StepFailed("resize", exc)))
         return d["status"]
     record(d["id"], "step", f"resized {d['kind']} {d['vm_id']}: {resources['cores']} cores, "
                             f"{resources['memory']} MB, {resources['disk']} GB disk")

@@ -1,0 +1,29 @@
+"""A deployment's history for readers: its events a page at a time, and a readable log."""
+from backend.models import DeploymentEvent
+from backend.proxmox.errors import ProxmoxError
+from backend.services import cluster
+
+
+def events_page(deployment_id, after=None, limit=200):
+    """(events oldest first, the id to pass as after= for the next page or None on the last one)."""
+    events = DeploymentEvent.for_deployment(deployment_id, after_id=after, limit=limit + 1)
+    more = len(events) > limit
+    events = events[:limit]
+    return events, (events[-1].id if more else None)
+
+
+def readable_log(deployment_id, with_tasks=True):
+    """One line per event; under a Proxmox task's line, that task's own log (when Proxmox answers)."""
+    lines = []
+    for event in DeploymentEvent.for_deployment(deployment_id):
+        head = f"{event.to_dict()['time']} [{event.kind}]"
+        if event.from_status or event.to_status:
+            head += f" {event.from_status or '-'} -> {event.to_status}"
+        lines.append(f"{head} {event.message}".rstrip())
+        if event.upid and with_tasks:
+            lines.append(f"    task {event.upid}")
+            try:
+                lines.extend(f"    | {line}" for line in cluster.task_log(event.upid))
+            except ProxmoxError as exc:
+                lines.append(f"    (task log unavailable: {cluster.public_message(exc)})")
+    return "\n".join(lines) + "\n"
