@@ -5,7 +5,7 @@ Prints figures, passes or fails nothing. Usage:
         [--mode both|warm|cold] [--warmup 3] [--repeat 1] [--database-url postgresql+psycopg2://...]
 The README figures: python bench/bench_provisioning.py --repeat 3 (about 11 minutes).
 
-For each K a fresh fake Proxmox runs in its own process (python -m tests.fakes.fake_proxmox: loopback only,
+For each K a fresh fake Proxmox runs in its own process (python -m backend.simulation.fake_proxmox: loopback only,
 ends by itself after a bounded lifetime), so its CPU is not the control plane's. It answers with TCP_NODELAY
 (--no-fake-nodelay: without, which adds a ~40 ms Nagle/delayed-ACK stall to every answer that no real
 pveproxy has). The control plane is the app
@@ -67,7 +67,7 @@ class FakeProcess:
     """The fake as a child process on 127.0.0.1 that ends by itself after `lifetime` seconds."""
 
     def __init__(self, task_seconds, lifetime, nodelay=True):
-        command = [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "tests.fakes.fake_proxmox",
+        command = [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "backend.simulation.fake_proxmox",
                    "--task-seconds", str(task_seconds), "--lifetime", str(lifetime), "--summary"]
         if nodelay:
             command.append("--tcp-nodelay")

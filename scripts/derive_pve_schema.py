@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Derive the platform's subset of the official Proxmox VE API schema into tests/data.
+"""Derive the platform's subset of the official Proxmox VE API schema into backend/simulation.
 
 Reads the API viewer dump of Proxmox VE 9.1 (a tree of path nodes, each with an `info` of
 method entries), keeps the method entries the platform calls, strips them to what a request
-validator needs, and writes tests/data/pve-api-subset.json. It then checks every kept entry
+validator needs, and writes backend/simulation/pve-api-subset.json. It then checks every kept entry
 against the 8.4 dump and prints each difference, so a change between releases is seen before
 the platform trips on it.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA_DIR = Path(os.environ.get("PVE_API_SCHEMA_DIR", REPO_ROOT.parent / "shared" / "pve-api"))
-DEFAULT_OUTPUT = REPO_ROOT / "tests" / "data" / "pve-api-subset.json"
+DEFAULT_OUTPUT = REPO_ROOT / "backend" / "simulation" / "pve-api-subset.json"
 BASE_RELEASE = ("9.1", "9.1.3")
 COMPARE_RELEASE = ("8.4", "8.4.2")
 

@@ -165,7 +165,7 @@ def delete_deployment(client, run_jobs):
 @pytest.fixture
 def fake():
     """A running two-node fake Proxmox (HTTPS on loopback) with VM template 9000 on pve1 and quick tasks."""
-    from tests.fakes.fake_proxmox import FakeProxmox, Node
+    from backend.simulation.fake_proxmox import FakeProxmox, Node
 
     with FakeProxmox(nodes=[Node("pve1"), Node("pve2")], task_seconds=0.02) as server:
         server.add_template(9000, node="pve1")

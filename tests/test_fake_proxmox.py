@@ -13,8 +13,8 @@ from proxmoxer import ProxmoxAPI
 from proxmoxer.core import AuthenticationError, ResourceException
 
 from tests.fakes import FakeProxmox
-from tests.fakes.fake_proxmox import ROUTES
-from tests.fakes.pve_schema import SUBSET_PATH, default_schema, validate
+from backend.simulation.fake_proxmox import ROUTES
+from backend.simulation.pve_schema import SUBSET_PATH, default_schema, validate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "pve-api"
