@@ -7,7 +7,7 @@ messages in the HTTP reason phrase, `400 Parameter verification failed.` with pe
 asynchronous calls and tasks that end after `task_seconds` with an exit status and a log.
 
 Every request is checked against the platform's subset of the official API schema
-(tests/fakes/pve_schema.py); a request the real server would reject is answered 400 (or 501 for an
+(backend/simulation/pve_schema.py); a request the real server would reject is answered 400 (or 501 for an
 unknown path) and recorded in `schema_violations`, so a test can end with
 `fake.assert_no_violations()`.
 
@@ -21,7 +21,7 @@ State lives in plain classes (Node, Storage, Guest, Task) behind one lock; tasks
         ...
         fake.assert_no_violations()
 
-Run `python -m tests.fakes.fake_proxmox --port 8006` for a standalone server to try things by hand.
+Run `python -m backend.simulation.fake_proxmox --port 8006` for a standalone server to try things by hand.
 """
 import argparse
 import hashlib
@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trustme
 
-from tests.fakes.pve_schema import (default_schema, format_property_string, parse_boolean,
+from backend.simulation.pve_schema import (default_schema, format_property_string, parse_boolean,
                                     parse_property_string, split_list)
 
 KIB, MIB, GIB = 1024, 1024 ** 2, 1024 ** 3

@@ -1,6 +1,6 @@
 """Request validation against the platform's subset of the official Proxmox VE API schema.
 
-The subset (tests/data/pve-api-subset.json) is derived from the 9.1 schema dump by
+The subset (backend/simulation/pve-api-subset.json) is derived from the 9.1 schema dump by
 scripts/derive_pve_schema.py. The checks follow pve-common's PVE/JSONSchema.pm, which is what the
 real server runs on every request: unknown parameters are rejected (additionalProperties 0), every
 non-optional parameter must be present, values are checked for type, named format, pattern (anchored
@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
-SUBSET_PATH = Path(__file__).resolve().parent.parent / "data" / "pve-api-subset.json"
+SUBSET_PATH = Path(__file__).resolve().parent / "pve-api-subset.json"
 
 PATH_PARAM = re.compile(r"\{([a-z_]+)\}")
 INDEXED_KEY = re.compile(r"^([a-z]+)\[n\]$")
@@ -473,7 +473,7 @@ class ApiSchema:
 
 @lru_cache(maxsize=1)
 def default_schema():
-    """The subset shipped in tests/data, loaded once."""
+    """The subset shipped beside this module, loaded once."""
     return ApiSchema.load()
 
 
