@@ -5,9 +5,9 @@ import sys
 
 from flask import Flask, g, has_request_context
 
-from backend import api, jobs
+from backend import api, deploy, jobs
 from backend.extensions import db, migrate
-from config import BASE_DIR, config_by_name, database_url, env_int
+from config import BASE_DIR, config_by_name, database_url, env_bool, env_int
 
 __all__ = ["create_app", "db"]
 
@@ -54,19 +54,34 @@ def create_app(config_name=None, **overrides):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     jobs.init_app(app)
+    deploy.init_app(app)
     api.init_app(app)
     return app
 
 
-def main():
-    """Serve on HOST:PORT (127.0.0.1:5000), upgrading the schema first."""
-    from flask_migrate import upgrade
+def main(argv=None):
+    """Serve on HOST:PORT (127.0.0.1:5000), upgrading the schema first; --simulate runs without Proxmox."""
+    import argparse  # noqa: PLC0415
 
-    app = create_app()
+    from flask_migrate import upgrade  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description="The PaaS API server.")
+    parser.add_argument("--simulate", action="store_true", default=env_bool("SIMULATE"),
+                        help="run a fake Proxmox in-process; guests are local sandboxes on 127.77.x.y "
+                             "(apps are really cloned, built and started on this machine)")
+    args = parser.parse_args(argv)
+    overrides = {}
+    if args.simulate:
+        from backend.simulation.runtime import start_fake  # noqa: PLC0415
+
+        fake, settings = start_fake()
+        overrides = {"PROXMOX_SETTINGS": settings, "SIMULATE": True}
+        print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.x.y", flush=True)
+    app = create_app(**overrides)
     with app.app_context():
         upgrade()
     app.extensions["jobs"].start()
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000))
+    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000), threaded=True)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,26 @@ class Config:
     CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
     # Live guest status in GET /api/deployments/<id>: a short timeout, no retries.
     LIVE_STATUS_TIMEOUT = 3
+    # Deploying apps: false stops provisioning after the guest is up (no deploy step).
+    DEPLOY_APPS = env_bool("DEPLOY_APPS", True)
+    # The Fernet key that encrypts environment variables at rest; empty: a key generated
+    # on first run into instance/env.key (mode 0600). Never stored in the database.
+    ENV_ENCRYPTION_KEY = os.environ.get("ENV_ENCRYPTION_KEY") or None
+    # The platform's SSH key pair (generated on first run when absent; the .pub beside it goes into guests).
+    SSH_KEY_PATH = os.environ.get("SSH_KEY_PATH") or None  # default: instance/ssh/id_ed25519
+    SSH_CONNECT_TIMEOUT = env_int("SSH_CONNECT_TIMEOUT", 15)
+    # Time limits: one build or install command, the health check, and the whole of one release.
+    DEPLOY_COMMAND_TIMEOUT = env_int("DEPLOY_COMMAND_TIMEOUT", 900)
+    HEALTH_CHECK_TIMEOUT = env_int("HEALTH_CHECK_TIMEOUT", 60)
+    RELEASES_KEPT = env_int("RELEASES_KEPT", 3)
+    # git on the guest: allowed protocols, and url.<base>.insteadOf rewrites {base: prefix} (tests, mirrors).
+    GIT_ALLOW_PROTOCOL = os.environ.get("GIT_ALLOW_PROTOCOL") or "https"
+    GIT_URL_REWRITES = {}
+    # Simulation mode (python app.py --simulate): a fake Proxmox in-process, guests as local sandboxes.
+    SIMULATE = env_bool("SIMULATE", False)
+    SIMULATION_DIR = os.environ.get("SIMULATION_DIR") or None  # default: instance/simulation
+    # Server-Sent Events log streams: how long one connection may stay open.
+    LOG_STREAM_MAX_SECONDS = env_int("LOG_STREAM_MAX_SECONDS", 1800)
     TESTING = False
     DEBUG = False
 
@@ -99,6 +119,11 @@ class TestingConfig(Config):
     JOB_TIME_LIMIT = 120
     JOB_LEASE_SECONDS = 60
     JOB_SWEEP_SECONDS = 0  # tests sweep by hand
+    ENV_ENCRYPTION_KEY = "2fcIRJ7s1l0EA_lXnNzOlYjcJIzBxMnh9rQ-TZxoZ6w="  # tests only
+    SIMULATE = False
+    DEPLOY_APPS = False  # the provisioning tests stop at a running guest; the deploy tests turn it on
+    HEALTH_CHECK_TIMEOUT = 30
+    DEPLOY_COMMAND_TIMEOUT = 300
 
 
 class ProductionConfig(Config):

@@ -79,6 +79,44 @@ def check_tags(values):
 
 
 def check_framework(value):
-    if value not in FRAMEWORKS:
-        raise ValueError(f"must be one of: {', '.join(sorted(FRAMEWORKS))}")
+    if value not in FRAMEWORKS and value != "auto":
+        raise ValueError(f"must be auto or one of: {', '.join(sorted(FRAMEWORKS))}")
+    return value
+
+
+MAX_COMMAND = 1000
+HEALTH_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,254}")
+
+
+def check_command(value):
+    """A build or start command: one line that splits into words (it is never given to a shell)."""
+    import shlex  # noqa: PLC0415
+
+    if len(value) > MAX_COMMAND:
+        raise ValueError(f"must be at most {MAX_COMMAND} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("must be one line without control characters")
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ValueError(f"cannot be split into words: {exc}") from None
+    if not words:
+        raise ValueError("must not be empty")
+    return value
+
+
+def check_health_path(value):
+    """An absolute path (with an optional query) of URL characters, for GET on the app."""
+    if not HEALTH_PATH_RE.fullmatch(value) or value.startswith("//"):
+        raise ValueError("must be a URL path starting with '/', of URL characters, at most 255")
+    return value
+
+
+COMMIT_RE = re.compile(r"[0-9a-f]{7,40}")
+
+
+def check_commit(value):
+    """A commit id: 7 to 40 lowercase hex digits (never an option or a ref expression)."""
+    if not COMMIT_RE.fullmatch(value):
+        raise ValueError("must be a commit id: 7 to 40 hexadecimal digits (a-f, 0-9)")
     return value

@@ -57,7 +57,7 @@ def _echo_request_id(response):
 
 def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
-    from backend.api import deployments, meta  # noqa: F401  (routes register on api_bp)
+    from backend.api import deployments, meta, releases  # noqa: F401  (routes register on api_bp)
     from backend.api.health import health_bp
 
     app.before_request(_assign_request_id)

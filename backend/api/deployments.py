@@ -14,7 +14,7 @@ from backend.api.schemas import (
     ErrorResponse,
     EventList,
     EventQuery,
-    LogQuery,
+    HistoryQuery,
 )
 from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
@@ -34,7 +34,7 @@ def _envelope(deployment, live=False):
     return {"success": True, "deployment": body}
 
 
-def _enqueue(kind, deployment):
+def enqueue(kind, deployment):
     """Hand the job over; a queue that cannot take it fails the deployment instead of stranding it."""
     try:
         get_jobs().submit(kind, deployment.id)
@@ -56,7 +56,7 @@ def _enqueue(kind, deployment):
 def create_deployment(json: DeploymentCreate):
     """Create a deployment; it starts in status pending and a job provisions it."""
     deployment = service.create_deployment(json.model_dump())
-    _enqueue("provision", deployment)
+    enqueue("provision", deployment)
     location = url_for("api.get_deployment", ident=str(deployment.id))
     return _envelope(deployment), 201, {"Location": location}
 
@@ -89,7 +89,7 @@ def update_deployment(ident, json: DeploymentUpdate):
     deployment, resize_guest = service.update_deployment(service.find_deployment(ident),
                                                          json.model_dump(exclude_unset=True))
     if resize_guest:
-        _enqueue("resize", deployment)  # the guest follows its new size
+        enqueue("resize", deployment)  # the guest follows its new size
     return _envelope(deployment)
 
 
@@ -104,7 +104,7 @@ def delete_deployment(ident):
     deployment = service.find_deployment(ident)
     if not service.request_delete(deployment):
         return _envelope(deployment), 200
-    _enqueue("destroy", deployment)
+    enqueue("destroy", deployment)
     return _envelope(deployment), 202
 
 
@@ -116,7 +116,7 @@ def deployment_action(ident, action):
     if action not in ACTIONS:
         raise NotFound(f"no action {action[:40]!r}; use one of {', '.join(ACTIONS)}")
     deployment = service.request_action(service.find_deployment(ident), action)
-    _enqueue(action, deployment)
+    enqueue(action, deployment)
     return _envelope(deployment), 202
 
 
@@ -129,10 +129,10 @@ def deployment_events(ident, query: EventQuery):
     return {"success": True, "events": [e.to_dict() for e in events], "next_after": next_after}
 
 
-@api_bp.get("/deployments/<ident>/logs")
+@api_bp.get("/deployments/<ident>/history")
 @spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
-def deployment_logs(ident, query: LogQuery):
-    """A readable log (text/plain): the history, with each Proxmox task's own log under its line."""
+def deployment_history(ident, query: HistoryQuery):
+    """The history as readable text (text/plain), with each Proxmox task's own log under its line."""
     deployment = service.find_deployment(ident)
     text = history.readable_log(deployment.id, with_tasks=query.tasks)
     return text, 200, {"Content-Type": "text/plain; charset=utf-8"}

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.rules import MAX_TAGS, check_branch, check_framework, check_github_url, check_name, check_tags
+from backend.rules import (MAX_TAGS, check_branch, check_command, check_commit, check_framework, check_github_url,
+                           check_health_path, check_name, check_tags)
 from backend.models.status import DeploymentStatus
 
 Name = Annotated[str, AfterValidator(check_name)]
@@ -12,6 +13,21 @@ GithubUrl = Annotated[str, AfterValidator(check_github_url)]
 Branch = Annotated[str, AfterValidator(check_branch)]
 FrameworkKey = Annotated[str, AfterValidator(check_framework)]
 Tags = Annotated[list[str], Field(max_length=MAX_TAGS), AfterValidator(check_tags)]
+Command = Annotated[str, AfterValidator(check_command)]
+Commit = Annotated[str, AfterValidator(check_commit)]
+HealthPath = Annotated[str, AfterValidator(check_health_path)]
+AppPort = Annotated[int, Field(ge=1024, le=65535, description="The port the app listens on (1024-65535)")]
+EnvValues = Annotated[dict[str, str], Field(description="Environment variables; values never come back")]
+
+
+class AppSettings(BaseModel):
+    """How the app is built and run; each replaces its part of the framework's recipe."""
+
+    build_command: Command | None = Field(None, description="Run in the source directory instead of the "
+                                          "recipe's build step; one command with arguments, no shell operators")
+    start_command: Command | None = Field(None, description="The production server; $PORT and $HOST are filled in")
+    port: AppPort | None = None
+    health_check_path: HealthPath | None = Field(None, description="GET here must answer 2xx/3xx (default /)")
 
 
 class StrictModel(BaseModel):
@@ -35,25 +51,102 @@ class ResourcesOut(BaseModel):
     disk: int
 
 
-class DeploymentCreate(StrictModel):
+class DeploymentCreate(StrictModel, AppSettings):
     name: Name = Field(description="DNS label: 3-63 of a-z, 0-9, '-'", examples=["my-app"])
     deployment_type: Literal["vm", "lxc"]
-    framework: FrameworkKey = Field(description="A key of GET /api/frameworks", examples=["flask"])
+    framework: FrameworkKey = Field(description="A key of GET /api/frameworks, or auto to detect it from the "
+                                    "repository's files", examples=["flask"])
     github_url: GithubUrl = Field(examples=["https://github.com/pallets/flask"])
     branch: Branch = "main"
     resources: ResourcesIn | None = None
     tags: Tags = Field(default_factory=list)
+    env: EnvValues = Field(default_factory=dict)
 
 
-class DeploymentUpdate(StrictModel):
+class DeploymentUpdate(StrictModel, AppSettings):
+    """Tags and resources; app settings (null resets one to the recipe's) take effect at the next release."""
+
     tags: Tags | None = None
     resources: ResourcesIn | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self):
-        if self.tags is None and self.resources is None:
-            raise ValueError("give at least one of: tags, resources")
+        if not self.model_fields_set:
+            raise ValueError("give at least one of: tags, resources, build_command, start_command, port, "
+                             "health_check_path")
         return self
+
+
+class RedeployIn(StrictModel):
+    branch: Branch | None = Field(None, description="Deploy this branch (and make it the deployment's)")
+    commit: Commit | None = Field(None, description="Deploy this commit of the branch instead of its head")
+
+
+class ReleaseOut(BaseModel):
+    version: int
+    status: Literal["queued", "building", "live", "superseded", "failed", "cancelled"]
+    reason: Literal["create", "redeploy", "rollback", "env", "retry"]
+    branch: str
+    requested_commit: str | None
+    commit_sha: str | None = Field(description="The commit actually deployed")
+    rollback_of: int | None
+    config: dict
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ReleaseEnvelope(BaseModel):
+    success: Literal[True]
+    release: ReleaseOut
+    deployment: "DeploymentOut"
+
+
+class ReleaseList(BaseModel):
+    success: Literal[True]
+    releases: list[ReleaseOut]
+
+
+class EnvOut(BaseModel):
+    success: Literal[True]
+    env: dict[str, str] = Field(description="Keys with masked values")
+    release: ReleaseOut | None = Field(None, description="The release the change started (running deployments)")
+
+
+class LogLineOut(BaseModel):
+    id: int
+    release: int
+    time: datetime
+    stream: Literal["out", "step", "error", "app"]
+    line: str
+
+
+class BuildLogQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    release: int | None = Field(None, ge=1, description="One release's lines (default: every release)")
+    after: int | None = Field(None, ge=0, description="Only lines with a larger id (next_after of a page)")
+    limit: int = Field(500, ge=1, le=5000)
+
+
+class BuildLogPage(BaseModel):
+    success: Literal[True]
+    lines: list[LogLineOut]
+    next_after: int | None = Field(description="Pass as after= for the next page; null on the last one")
+
+
+class StreamQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    release: int | None = Field(None, ge=1, description="Default: the newest release")
+    after: int | None = Field(None, ge=0, description="Like the Last-Event-ID header")
+
+
+class RuntimeLogQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: int = Field(200, ge=1, le=5000)
 
 
 SortKey = Literal["created_at", "-created_at", "updated_at", "-updated_at", "name", "-name"]
@@ -115,6 +208,13 @@ class DeploymentOut(BaseModel):
     deployed_at: datetime | None
     deleted_at: datetime | None
     version: int
+    build_command: str | None
+    start_command: str | None
+    port: int | None = Field(description="Override of the framework's port")
+    health_check_path: str | None
+    env: dict[str, str] = Field(description="Environment variable keys, values masked")
+    live_release: int | None = Field(description="The version of the release that serves")
+    url: str | None = Field(description="Where the app answers, while it runs")
     live: LiveStatusOut | None = Field(None, description="Only in GET /api/deployments/<id>, when it has a guest")
 
 
@@ -198,7 +298,7 @@ class EventList(BaseModel):
     next_after: int | None = Field(description="Pass as after= for the next page; null on the last one")
 
 
-class LogQuery(BaseModel):
+class HistoryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tasks: bool = Field(True, description="Include the Proxmox task logs")
@@ -217,3 +317,4 @@ class NodeOut(BaseModel):
 class NodeList(BaseModel):
     success: Literal[True]
     nodes: list[NodeOut]
+ReleaseEnvelope.model_rebuild()

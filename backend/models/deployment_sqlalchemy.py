@@ -83,6 +83,18 @@ class Deployment(db.Model):
     # deliveries of one job never work on the same guest at once, and a killed worker's lease expires.
     job_owner: Mapped[str | None] = mapped_column(String(64))
     job_lease_until = mapped_column(UTCDateTime)
+    # How the app is built and run: the framework's recipe, unless these override it.
+    build_command: Mapped[str | None] = mapped_column(Text)
+    start_command: Mapped[str | None] = mapped_column(Text)
+    port: Mapped[int | None] = mapped_column(Integer)
+    health_check_path: Mapped[str | None] = mapped_column(String(255))
+    # The user's environment variables: Fernet-encrypted JSON; the key lives in configuration only.
+    env_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The guest's SSH host key, recorded on first contact and enforced afterwards.
+    ssh_host_key: Mapped[str | None] = mapped_column(Text)
+    # The release that serves (its version) and the port it listens on.
+    live_release: Mapped[int | None] = mapped_column(Integer)
+    served_port: Mapped[int | None] = mapped_column(Integer)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -120,6 +132,25 @@ class Deployment(db.Model):
     def guest_tag(self):
         """The Proxmox tag that ties a guest to this deployment."""
         return f"paas-{self.id}"
+
+    def masked_env(self):
+        """The environment's keys, values masked (an unreadable store shows as empty)."""
+        if not self.env_encrypted:
+            return {}
+        from backend.services import envvars  # noqa: PLC0415
+
+        try:
+            return envvars.masked(self.env_encrypted)
+        except envvars.SecretsUnavailable:
+            return {}
+
+    @property
+    def url(self):
+        """Where the app answers, once a release serves."""
+        if self.status is DeploymentStatus.RUNNING and self.ip_address and self.served_port:
+            host = f"[{self.ip_address}]" if ":" in self.ip_address else self.ip_address
+            return f"http://{host}:{self.served_port}"
+        return None
 
     @property
     def is_deleted(self):
@@ -215,6 +246,13 @@ class Deployment(db.Model):
             "deployed_at": iso(self.deployed_at),
             "deleted_at": iso(self.deleted_at),
             "version": self.version,
+            "build_command": self.build_command,
+            "start_command": self.start_command,
+            "port": self.port,
+            "health_check_path": self.health_check_path,
+            "env": self.masked_env(),
+            "live_release": self.live_release,
+            "url": self.url,
         }
 
     def __repr__(self):

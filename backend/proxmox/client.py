@@ -57,13 +57,14 @@ def upid_node(upid):
     return parts[1]
 
 
-def usable_ipv4(address):
-    """True for an IPv4 address a client can reach: not loopback, link-local, multicast or unspecified."""
+def usable_ipv4(address, loopback=False):
+    """True for an IPv4 address a client can reach: not link-local, multicast or unspecified, and not
+    loopback unless asked (simulation mode gives each simulated guest an address in 127.0.0.0/8)."""
     try:
         ip = ipaddress.ip_address(address.split("/")[0])
     except ValueError:
         return False
-    return ip.version == 4 and not (ip.is_loopback or ip.is_link_local or ip.is_multicast
+    return ip.version == 4 and not ((ip.is_loopback and not loopback) or ip.is_link_local or ip.is_multicast
                                     or ip.is_unspecified or ip.is_reserved)
 
 
@@ -467,7 +468,7 @@ class ProxmoxClient:
         base = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}"
         if kind == "lxc":
             for interface in self.call("get", f"{base}/interfaces") or []:
-                if interface.get("name") != "lo" and usable_ipv4(interface.get("inet") or ""):
+                if interface.get("name") != "lo" and usable_ipv4(interface.get("inet") or "", self.settings.loopback_guests):
                     return interface["inet"].split("/")[0]
             return None
         answer = self.call("get", f"{base}/agent/network-get-interfaces") or {}
@@ -475,7 +476,7 @@ class ProxmoxClient:
             if interface.get("name") == "lo":
                 continue
             for address in interface.get("ip-addresses", []):
-                if address.get("ip-address-type") == "ipv4" and usable_ipv4(address.get("ip-address", "")):
+                if address.get("ip-address-type") == "ipv4" and usable_ipv4(address.get("ip-address", ""), self.settings.loopback_guests):
                     return address["ip-address"]
         return None
 

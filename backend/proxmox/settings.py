@@ -42,6 +42,8 @@ class ProxmoxSettings:
     task_timeout: int = 600
     ip_timeout: int = 300
     retries: int = 4
+    # Simulation mode only: guests live at addresses in 127.0.0.0/8 (a real guest never does).
+    loopback_guests: bool = False
 
     @classmethod
     def from_env(cls, env):

@@ -15,6 +15,7 @@ from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
+from backend.services import envvars
 from backend.services.lifecycle import add_event, change_status
 
 RESOURCE_LIMITS = {
@@ -63,6 +64,9 @@ def _commit(deployment=None):
         raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
 
 
+APP_SETTINGS = ("build_command", "start_command", "port", "health_check_path")
+
+
 def create_deployment(data, user_id=None):
     """Record a new deployment in status pending; the name must be free among live ones."""
     if Deployment.get_by_name(data["name"]) is not None:
@@ -78,6 +82,11 @@ def create_deployment(data, user_id=None):
         tags=list(data.get("tags") or []),
         status=DeploymentStatus.PENDING,
         user_id=user_id,
+        build_command=data.get("build_command"),
+        start_command=data.get("start_command"),
+        port=data.get("port"),
+        health_check_path=data.get("health_check_path"),
+        env_encrypted=envvars.encrypt(envvars.validate(data.get("env") or {})),
     )
     db.session.add(deployment)
     add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
@@ -123,6 +132,11 @@ def update_deployment(deployment, changes):
             add_event(deployment, "action", "resize requested")
     if changes.get("tags") is not None:
         deployment.tags = list(changes["tags"])
+    settings = [key for key in APP_SETTINGS if key in changes]
+    for key in settings:
+        setattr(deployment, key, changes[key])
+    if settings:
+        add_event(deployment, "action", f"{', '.join(settings)} changed; used by the next release")
     _commit()
     return deployment, resize_guest
 

@@ -12,6 +12,8 @@ import random
 import threading
 import time
 
+from flask import current_app
+
 from backend.models import DeploymentStatus
 from backend.proxmox.client import ProxmoxClient, usable_ipv4
 from backend.proxmox.errors import GuestExists, ProxmoxError, ProxmoxTimeout
@@ -38,6 +40,17 @@ class LeaseLost(Exception):
     """Another run took the deployment over (this one stalled past its lease): stop, touch nothing."""
 
 
+class AppError(Exception):
+    """A failure of the user's app, repository or guest (a build, a health check), worded for the user.
+
+    keep_guest: the guest served a release before and must not be destroyed for this failure.
+    """
+
+    def __init__(self, message, keep_guest=False):
+        super().__init__(message)
+        self.keep_guest = keep_guest
+
+
 # Locks under which a guest is still being made: its name and tags are not written yet.
 BEING_MADE = ("create", "clone")
 
@@ -50,7 +63,7 @@ class StepFailed(Exception):
         self.error = error
         if isinstance(error, ProxmoxError):
             detail = error.describe()
-        elif isinstance(error, JobTimeout):
+        elif isinstance(error, (JobTimeout, AppError)):
             detail = str(error)
         else:
             detail = f"internal error ({error.__class__.__name__})"
@@ -213,7 +226,32 @@ def provision(ctx, deploy_app=None):
     except Exception as exc:  # noqa: BLE001 - every failure ends in status failed, with its reason
         if lifecycle.current_status(d["id"]) in (S.DELETING, S.DELETED):
             return destroy(ctx)
+        if isinstance(exc, AppError) and exc.keep_guest:
+            return _fail_keeping_guest(d, step, exc)
         return _fail(ctx, d, step, exc)
+
+
+def _fail_keeping_guest(d, step, exc):
+    """Status failed, the guest left as it is (it served before; a redeploy may bring it back)."""
+    message = str(StepFailed(step, exc))
+    log.warning("deployment %s: %s", d["id"], message)
+
+    def to_failed(row):
+        if row.status in (S.DEPLOYING, S.RUNNING):
+            change_status(row, S.FAILED, message)
+        return row.status
+    return apply(d["id"], to_failed)
+
+
+def guest_hook(event, d):
+    """Tell the deploy layer what happened to a guest (a simulated guest's app follows its guest)."""
+    hooks = current_app.extensions.get("guest_hooks")
+    if hooks is None:
+        return
+    try:
+        getattr(hooks, event)(d)
+    except Exception:  # noqa: BLE001 - the guest's own state is what counts; the hook is best effort
+        log.exception("guest hook %s failed for %s", event, d["id"])
 
 
 class _Superseded(Exception):
@@ -347,6 +385,7 @@ def _fail(ctx, d, step, exc):
     ctx.deadline = max(ctx.deadline, time.monotonic() + CLEANUP_SECONDS)  # the cleanup gets its own time
     ctx.watch_deletion = False
     try:
+        guest_hook("destroying", d)
         for guest in find_guests(ctx, load(d["id"])):
             _destroy_guest(ctx, d, guest)
     except LeaseLost:
@@ -401,6 +440,7 @@ def destroy(ctx):
         _transition(ctx, set(S) - {S.DELETED, S.DELETING}, S.DELETING, "delete requested")
     try:
         if ctx.client is not None or d["vm_id"] is not None:
+            guest_hook("destroying", d)
             for guest in find_guests(ctx, d):
                 _destroy_guest(ctx, d, guest)
     except LeaseLost:
@@ -468,10 +508,12 @@ def power(ctx, action):
         _note_failure(d["id"], str(StepFailed(action, exc)))
         return d["status"]
 
+    guest_hook({"start": "started", "stop": "stopped", "restart": "restarted"}[action], d)
+
     def done(row):
         if row.status not in allowed:
             return
-        if ip and usable_ipv4(ip):
+        if ip and usable_ipv4(ip, client.settings.loopback_guests):
             row.ip_address = ip
         row.error_message = None
         if after is row.status:

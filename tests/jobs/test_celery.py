@@ -35,7 +35,9 @@ class Workers:
                     "PROXMOX_TOKEN_NAME": "paas", "PROXMOX_TOKEN_VALUE": "secret",
                     "PROXMOX_CA_BUNDLE": fake.ca_bundle_path, "PROXMOX_VM_TEMPLATE_ID": "9000",
                     "PROXMOX_SSH_PUBLIC_KEY": KEY, "PROXMOX_TASK_TIMEOUT": "30", "PROXMOX_IP_TIMEOUT": "10",
-                    "PROXMOX_TIMEOUT": "5", "LOG_LEVEL": "INFO"}
+                    "PROXMOX_TIMEOUT": "5", "LOG_LEVEL": "INFO",
+                    # These tests are about the queue: provisioning ends at a running guest.
+                    "DEPLOY_APPS": "false", "SSH_KEY_PATH": str(tmp_path / "id_ed25519")}
         self.tmp_path = tmp_path
         self.processes = []
 

@@ -23,7 +23,7 @@ def test_an_lxc_deployment_is_provisioned_acted_on_and_deleted(pclient, fake):
     assert f"paas-{created['id']}" in guest.config["tags"].split(";")
     assert guest.config["unprivileged"] == 1
 
-    log = pclient.get(f"/api/deployments/{created['id']}/logs")
+    log = pclient.get(f"/api/deployments/{created['id']}/history")
     assert log.status_code == 200 and log.mimetype == "text/plain"
     assert "extracting archive" in log.get_data(as_text=True)  # the Proxmox task's own log
 

@@ -1,0 +1,218 @@
+"""Releases, environment variables and logs of a deployment."""
+import json
+import time
+
+from flask import Response as FlaskResponse
+from flask import current_app, request, stream_with_context
+from spectree import Response
+
+from backend.api import api_bp
+from backend.api.deployments import enqueue
+from backend.api.schemas import (
+    BuildLogPage,
+    BuildLogQuery,
+    EnvOut,
+    ErrorResponse,
+    RedeployIn,
+    ReleaseEnvelope,
+    ReleaseList,
+    RuntimeLogQuery,
+    StreamQuery,
+)
+from backend.api.spec import spec
+from backend.errors import DomainError, NotFound, ValidationFailed
+from backend.extensions import db
+from backend.models import LogLine, Release
+from backend.services import deployments as service
+from backend.services import envvars, releases
+from backend.services.logs import runtime_log
+
+TAGS = ["releases"]
+STREAM_POLL_SECONDS = 0.5
+STREAM_KEEPALIVE_SECONDS = 15
+
+
+def _release_envelope(release, deployment, status=202):
+    return {"success": True, "release": release.to_dict(), "deployment": deployment.to_dict()}, status
+
+
+@api_bp.post("/deployments/<ident>/actions/redeploy")
+@spec.validate(resp=Response(HTTP_202=ReleaseEnvelope, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
+def redeploy(ident, json: RedeployIn):
+    """Build and switch in a new release from the branch's head (or another branch, or a commit).
+
+    The body may be empty ({}). A failed release leaves the previous one serving.
+    """
+    deployment = service.find_deployment(ident)
+    release, kind = releases.request_redeploy(deployment, branch=json.branch, commit=json.commit)
+    enqueue(kind, deployment)
+    return _release_envelope(release, deployment)
+
+
+@api_bp.get("/deployments/<ident>/releases")
+@spec.validate(resp=Response(HTTP_200=ReleaseList, HTTP_404=ErrorResponse), tags=TAGS)
+def list_releases(ident):
+    """Every release, newest first."""
+    deployment = service.find_deployment(ident)
+    return {"success": True, "releases": [r.to_dict() for r in Release.for_deployment(deployment.id)]}
+
+
+def _release(deployment, version):
+    if not version.isdigit() or len(version) > 9:
+        raise NotFound(f"no release {version[:20]!r}")
+    release = Release.get(deployment.id, int(version))
+    if release is None:
+        raise NotFound(f"no release {version} of {deployment.name}")
+    return release
+
+
+@api_bp.get("/deployments/<ident>/releases/<version>")
+@spec.validate(resp=Response(HTTP_200=ReleaseEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
+def get_release(ident, version):
+    deployment = service.find_deployment(ident)
+    return _release_envelope(_release(deployment, version), deployment, 200)
+
+
+@api_bp.post("/deployments/<ident>/releases/<version>/rollback")
+@spec.validate(resp=Response(HTTP_202=ReleaseEnvelope, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
+def rollback(ident, version):
+    """A new release with that release's commit and config (settings and environment) together."""
+    deployment = service.find_deployment(ident)
+    release, kind = releases.request_rollback(deployment, _release(deployment, version).version)
+    enqueue(kind, deployment)
+    return _release_envelope(release, deployment)
+
+
+# -- environment ----------------------------------------------------------------------------------
+
+
+@api_bp.get("/deployments/<ident>/env")
+@spec.validate(resp=Response(HTTP_200=EnvOut, HTTP_404=ErrorResponse), tags=TAGS)
+def get_env(ident):
+    """The variable names, values masked: values never leave the platform."""
+    deployment = service.find_deployment(ident)
+    return {"success": True, "env": envvars.masked(deployment.env_encrypted), "release": None}
+
+
+@api_bp.patch("/deployments/<ident>/env")
+@spec.validate(resp=Response(HTTP_200=EnvOut, HTTP_202=EnvOut, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse,
+                             HTTP_422=ErrorResponse), tags=TAGS)
+def patch_env(ident):
+    """Set variables ({"KEY": "value"}) and delete them ({"KEY": null}).
+
+    A running deployment gets a new release with the new environment (202); otherwise the change
+    waits for the next release (200).
+    """
+    if not request.is_json:
+        raise DomainError("send the body as JSON (Content-Type: application/json)",
+                          code="unsupported_media_type", status=415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not body:
+        raise ValidationFailed("the body must be a JSON object of variables", fields={"body": "must be an object"})
+    deployment = service.find_deployment(ident)
+    release, kind = releases.update_env(deployment, body)
+    if kind:
+        enqueue(kind, deployment)
+    body = {"success": True, "env": envvars.masked(deployment.env_encrypted),
+            "release": release.to_dict() if release else None}
+    return body, 202 if release else 200
+
+
+# -- logs -----------------------------------------------------------------------------------------
+
+
+def _log_page(ident, query):
+    deployment = service.find_deployment(ident)
+    lines = LogLine.page(deployment.id, after=query.after, release=query.release, limit=query.limit + 1)
+    more = len(lines) > query.limit
+    lines = lines[:query.limit]
+    return lines, (lines[-1].id if more else None)
+
+
+@api_bp.get("/deployments/<ident>/logs")
+@spec.validate(resp=Response(HTTP_200=BuildLogPage, HTTP_404=ErrorResponse), tags=TAGS)
+def build_log(ident, query: BuildLogQuery):
+    """The build and deploy log, kept in the database: every release's, or one's; paged by after=."""
+    lines, next_after = _log_page(ident, query)
+    return {"success": True, "lines": [line.to_dict() for line in lines], "next_after": next_after}
+
+
+@api_bp.get("/deployments/<ident>/logs/text")
+@spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
+def build_log_text(ident, query: BuildLogQuery):
+    """The same lines as text/plain, each prefixed with its release; X-Next-After carries the paging id."""
+    lines, next_after = _log_page(ident, query)
+    headers = {"Content-Type": "text/plain; charset=utf-8"}
+    if next_after is not None:
+        headers["X-Next-After"] = str(next_after)
+    return "".join(f"[{line.release_version}] {line.line}\n" for line in lines), 200, headers
+
+
+@api_bp.get("/deployments/<ident>/logs/runtime")
+@spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
+def app_log(ident, query: RuntimeLogQuery):
+    """The app's own recent output (its journal on a real guest), as text/plain."""
+    deployment = service.find_deployment(ident)
+    lines = runtime_log(deployment, query.lines)
+    return "".join(f"{line}\n" for line in lines), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+def _event(line):
+    return f"id: {line.id}\nevent: line\ndata: {json.dumps(line.to_dict())}\n\n"
+
+
+@api_bp.get("/deployments/<ident>/logs/stream")
+@spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
+def stream_log(ident, query: StreamQuery):
+    """A release's log as Server-Sent Events (event: line, id: the line's id), live while it builds.
+
+    Resumable: send Last-Event-ID (or after=). Ends with `event: end` (data: the release's status)
+    once the release has finished and every line is sent.
+    """
+    deployment = service.find_deployment(ident)
+    if query.release is not None:
+        release = _release(deployment, str(query.release))
+    else:
+        release = next(iter(Release.for_deployment(deployment.id)), None)
+        if release is None:
+            raise NotFound(f"{deployment.name} has no release yet")
+    after = query.after
+    last_event = request.headers.get("Last-Event-ID", "")
+    if last_event.isdigit() and len(last_event) < 19:
+        after = int(last_event)
+    deployment_id, version, release_id = deployment.id, release.version, release.id
+    limit = current_app.config["LOG_STREAM_MAX_SECONDS"]
+    db.session.remove()
+
+    def events():
+        nonlocal after
+        started = quiet_since = time.monotonic()
+        yield "retry: 2000\n\n"
+        while time.monotonic() - started < limit:
+            try:
+                # Read whether the release finished before reading lines: a line written before it
+                # finished is then surely in this page or an earlier one.
+                current = db.session.get(Release, release_id)
+                finished, status = current.finished, current.status
+                lines = LogLine.page(deployment_id, after=after, release=version, limit=500)
+            finally:
+                db.session.remove()
+            for line in lines:
+                after = line.id
+                yield _event(line)
+            if lines:
+                quiet_since = time.monotonic()
+                continue
+            if finished:
+                yield f"event: end\ndata: {json.dumps({'release': version, 'status': status})}\n\n"
+                return
+            if time.monotonic() - quiet_since >= STREAM_KEEPALIVE_SECONDS:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+            time.sleep(STREAM_POLL_SECONDS)
+        yield "event: timeout\ndata: {}\n\n"
+
+    response = FlaskResponse(stream_with_context(events()), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response

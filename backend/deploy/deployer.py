@@ -1,0 +1,511 @@
+"""The deploy step: one release of an app onto its guest, switched in only once it answers.
+
+Layout on the guest (under the transport's root, /srv/paas on a real guest):
+
+    releases/<version>/src      the checked-out source, built in place
+    releases/<version>/app.env  the environment (systemd EnvironmentFile format), mode 0600
+    releases/<version>/env.sh   the same for build commands (shell-quoted), mode 0600
+    releases/<version>/start    the start script (mode 0755) the service runs
+    current -> releases/<version>
+
+Each release is built in its own directory while the previous one keeps serving; then `current`
+is switched (an atomic rename), the service restarted and the app health-checked. If the check
+fails, `current` is switched back and the previous release restarted, so a failed release never
+takes down an app that worked.
+"""
+import http.client
+import logging
+import shlex
+import time
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from backend.deploy import recipes
+from backend.deploy.transport import CommandTimeout, ServiceSpec, TransportError
+from backend.deploy.units import render_env_file
+from backend.extensions import db
+from backend.models import Deployment, DeploymentStatus, LogLine, Release
+from backend.models.types import utcnow
+from backend.rules import check_branch, check_commit, check_github_url
+from backend.services import envvars, lifecycle
+from backend.services.provisioning import AppError, Cancelled, JobTimeout, LeaseLost
+
+log = logging.getLogger(__name__)
+S = DeploymentStatus
+SERVICE = "paas-app"
+LOG_FLUSH_SECONDS = 0.25
+LOG_FLUSH_LINES = 100
+MAX_LINE = 4000
+ERROR_TAIL_LINES = 15
+
+
+# -- the persisted, streamed log -------------------------------------------------------------------
+
+
+class LogWriter:
+    """Appends a release's output to log_lines in small batches, secrets masked, each batch committed."""
+
+    def __init__(self, deployment_id, version, redact):
+        self.deployment_id, self.version, self.redact = deployment_id, version, redact
+        self.buffer = []
+        self.flushed = time.monotonic()
+
+    def __call__(self, line, stream="out"):
+        self.buffer.append(LogLine(deployment_id=self.deployment_id, release_version=self.version,
+                                   created_at=utcnow(), stream=stream, line=self.redact(line)[:MAX_LINE]))
+        if len(self.buffer) >= LOG_FLUSH_LINES or time.monotonic() - self.flushed >= LOG_FLUSH_SECONDS:
+            self.flush()
+
+    def step(self, text):
+        self(f"==> {text}", stream="step")
+
+    def flush(self):
+        self.flushed = time.monotonic()
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        try:
+            db.session.add_all(batch)
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - losing log lines must not fail a deploy
+            db.session.rollback()
+            log.exception("could not store %d log lines of %s", len(batch), self.deployment_id)
+        finally:
+            db.session.remove()
+
+
+# -- releases in the database ----------------------------------------------------------------------
+
+
+def _in_tx(fn):
+    try:
+        result = fn(db.session)
+        db.session.commit()
+        return result
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
+
+
+@dataclass
+class Work:
+    """What one release run needs to know, read once (no session held while it runs)."""
+
+    deployment_id: object
+    name: str
+    github_url: str
+    ip: str
+    live_release: int | None
+    release_id: object
+    version: int
+    branch: str
+    commit: str | None
+    config: dict
+    env: dict
+
+
+def take_release(deployment_id):
+    """The release to run now: the newest queued or building one (older queued ones are cancelled);
+    a new one from the deployment's settings when none waits (first deploy, or recovery)."""
+    def pick(session):
+        deployment = session.get(Deployment, deployment_id)
+        waiting = session.scalars(select(Release).where(Release.deployment_id == deployment_id,
+                                                        Release.status.in_(("queued", "building")))
+                                  .order_by(Release.version.desc())).all()
+        if waiting:
+            release, older = waiting[0], waiting[1:]
+            for other in older:
+                other.status, other.finished_at = "cancelled", utcnow()
+                other.error_message = f"replaced by release {release.version}"
+        else:
+            release = new_release(deployment, "create" if deployment.live_release is None else "redeploy")
+            session.add(release)
+        release.status, release.started_at = "building", utcnow()
+        session.flush()
+        return Work(deployment.id, deployment.name, deployment.github_url, deployment.ip_address,
+                    deployment.live_release, release.id, release.version, release.branch,
+                    release.requested_commit, dict(release.config or {}), envvars.decrypt(release.env_encrypted))
+    return _in_tx(pick)
+
+
+def settings_of(deployment):
+    return {"framework": deployment.framework, "build_command": deployment.build_command,
+            "start_command": deployment.start_command, "port": deployment.port,
+            "health_check_path": deployment.health_check_path}
+
+
+def new_release(deployment, reason, *, branch=None, commit=None, rollback_of=None, config=None, env_token=None):
+    """A queued release of the deployment (not yet added to the session)."""
+    return Release(deployment_id=deployment.id, version=Release.next_version(deployment.id), status="queued",
+                   reason=reason, branch=branch or deployment.branch, requested_commit=commit,
+                   rollback_of=rollback_of, config=config or settings_of(deployment),
+                   env_encrypted=env_token if env_token is not None else deployment.env_encrypted,
+                   created_at=utcnow())
+
+
+def _finish(work, status, *, error=None, commit_sha=None, config=None, port=None):
+    def change(session):
+        release = session.get(Release, work.release_id)
+        release.status, release.finished_at = status, utcnow()
+        release.error_message = error
+        if commit_sha:
+            release.commit_sha = commit_sha
+        if config:
+            release.config = {**(release.config or {}), **config}
+        if status == "live":
+            for previous in session.scalars(select(Release).where(Release.deployment_id == work.deployment_id,
+                                                                  Release.status == "live",
+                                                                  Release.id != work.release_id)):
+                previous.status = "superseded"
+            deployment = session.get(Deployment, work.deployment_id)
+            deployment.live_release = work.version
+            deployment.served_port = port
+    _in_tx(change)
+
+
+def _record_progress(work, **fields):
+    def change(session):
+        release = session.get(Release, work.release_id)
+        for key, value in fields.items():
+            setattr(release, key, value)
+    _in_tx(change)
+
+
+# -- running one release ---------------------------------------------------------------------------
+
+
+class Deployer:
+    def __init__(self, ctx, transport, work, writer):
+        self.ctx, self.t, self.work, self.log = ctx, transport, work, writer
+        config = current_app.config
+        self.command_timeout = config["DEPLOY_COMMAND_TIMEOUT"]
+        self.health_timeout = config["HEALTH_CHECK_TIMEOUT"]
+        self.keep = max(1, config["RELEASES_KEPT"])
+        self.git_protocols = config["GIT_ALLOW_PROTOCOL"]
+        self.git_rewrites = dict(config.get("GIT_URL_REWRITES") or {})
+        root = transport.root
+        self.root = root
+        self.dir = f"{root}/releases/{work.version}"
+        self.src = f"{self.dir}/src"
+        self.current = f"{root}/current"
+
+    # commands
+
+    def _timeout(self):
+        left = self.ctx.deadline - time.monotonic()
+        if left <= 1:
+            raise JobTimeout(f"the job ran out of its {self.ctx.time_limit} s time limit")
+        return min(self.command_timeout, left)
+
+    def sh(self, argv, *, label=None, cwd=None, env=None, quiet=False, as_app_user=False, check=True):
+        """Run a command on the guest, its output in the release log (or collected, when quiet)."""
+        self.ctx.checkpoint()
+        lines = []
+        on_line = lines.append if quiet else self.log
+        if label:
+            self.log.step(label)
+        try:
+            result = self.t.run(list(argv), cwd=cwd, env=env, timeout=self._timeout(), on_line=on_line,
+                                as_app_user=as_app_user)
+        except CommandTimeout as exc:
+            raise AppError(f"{label or argv[0]}: {exc}{self._tail_text(exc.tail)}") from None
+        except TransportError as exc:
+            raise AppError(f"{label or argv[0]}: {exc}") from None
+        if check and not result.ok:
+            raise AppError(f"{label or argv[0]} exited with status {result.exit_code}{self._tail_text(result.tail)}")
+        return lines if quiet else result
+
+    def _tail_text(self, tail):
+        tail = [self.log.redact(line) for line in list(tail)[-ERROR_TAIL_LINES:] if line.strip()]
+        return ("; last lines:\n" + "\n".join(tail)) if tail else ""
+
+    def in_release(self, argv, label):
+        """A build or install command: in the source directory, with the app's environment, as the app user."""
+        wrapped = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build", f"{self.dir}/env.sh", *argv)
+        path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
+        env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
+               "PORT": str(self.plan.port), "HOST": self.t.bind_host, "CI": "true",
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false"}
+        self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
+
+    # steps
+
+    def prepare_guest(self):
+        if getattr(self.t, "manages_system", False):
+            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-o", "DPkg::Lock::Timeout=300",
+                     "update"], label="apt-get update")
+            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=300",
+                     "install", "--no-install-recommends", "git", "ca-certificates"], label="install git")
+            self.sh(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd --system --no-create-home '
+                     '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.t.app_user, self.root],
+                    label=f"app user {self.t.app_user}")
+        self.sh(["mkdir", "-p", "--", f"{self.root}/releases"], quiet=True)
+        self.sh(["rm", "-rf", "--", self.dir], quiet=True)
+        self.sh(["mkdir", "-p", "--", self.dir], quiet=True)
+
+    def git_env(self):
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": self.git_protocols, "GIT_CONFIG_NOSYSTEM": "1",
+               "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_ASKPASS": "/bin/false", "GCM_INTERACTIVE": "never"}
+        rewrites = sorted(self.git_rewrites.items())
+        env["GIT_CONFIG_COUNT"] = str(len(rewrites))
+        for i, (base, prefix) in enumerate(rewrites):
+            env[f"GIT_CONFIG_KEY_{i}"] = f"url.{base}.insteadOf"
+            env[f"GIT_CONFIG_VALUE_{i}"] = prefix
+        return env
+
+    def fetch(self):
+        work = self.work
+        # The values were checked at the API; a sink checks again what it is about to use.
+        check_github_url(work.github_url)
+        check_branch(work.branch)
+        if work.commit is not None:
+            check_commit(work.commit)
+        argv = ["git", "clone", "--no-recurse-submodules", "--single-branch", "--branch", work.branch]
+        if work.commit is None:
+            argv += ["--depth", "1"]
+        argv += ["--", work.github_url, self.src]
+        self.sh(argv, label=f"git clone {work.github_url} (branch {work.branch})", env=self.git_env())
+        if work.commit is not None:
+            self.sh(["git", "-C", self.src, "-c", "advice.detachedHead=false", "checkout", "--detach",
+                     work.commit, "--"], label=f"check out {work.commit}", env=self.git_env())
+        sha = self.sh(["git", "-C", self.src, "rev-parse", "HEAD"], quiet=True, env=self.git_env())
+        sha = next((line.strip() for line in sha if line.strip()), "")
+        if len(sha) != 40:
+            raise AppError("git did not report the commit it checked out")
+        self.log(f"commit {sha}")
+        # The history is not needed to run the app, and a static site must not serve it.
+        self.sh(["rm", "-rf", "--", f"{self.src}/.git"], quiet=True)
+        _record_progress(self.work, commit_sha=sha)
+        return sha
+
+    def read_repo(self):
+        listing = self.sh(["find", self.src, "-maxdepth", "2", "-not", "-path", f"{self.src}/node_modules/*"],
+                          quiet=True)
+        prefix = self.src + "/"
+        files = {line[len(prefix):] for line in listing if line.startswith(prefix)}
+        texts = {}
+        for name in recipes.DETECTION_FILES:
+            if name in files:
+                texts[name] = "\n".join(self.sh(["head", "-c", "65536", "--", f"{self.src}/{name}"], quiet=True))
+        return recipes.Repo(files, texts)
+
+    def make_plan(self, repo):
+        config = self.work.config
+        try:
+            self.plan = recipes.plan_for(config.get("framework") or "auto", repo, host=self.t.bind_host,
+                                         port=config.get("port"), build_command=config.get("build_command"),
+                                         start_command=config.get("start_command"),
+                                         health_check_path=config.get("health_check_path"))
+        except recipes.RecipeError as exc:
+            raise AppError(str(exc)) from None
+        self.log(f"framework {self.plan.framework}, port {self.plan.port}, start: {self.plan.config()['start']}")
+        return self.plan
+
+    def install_runtime(self):
+        if getattr(self.t, "manages_system", False):
+            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=300",
+                     "install", "--no-install-recommends", *self.plan.packages],
+                    label=f"install {' '.join(self.plan.packages)}")
+            return
+        for command in self.plan.commands:
+            result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)
+            if not result:
+                raise AppError(f"{command} is not installed on this machine; the {self.plan.runtime} runtime needs it")
+
+    def write_files(self):
+        env = dict(self.work.env)
+        self.t.upload(f"{self.dir}/app.env", render_env_file(env), mode=0o600)
+        script = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
+        self.t.upload(f"{self.dir}/env.sh", script.encode(), mode=0o600)
+        path_dirs = "".join(f"{shlex.quote(f'{self.src}/{d}')}:" for d in self.plan.path_dirs)
+        start = (
+            "#!/bin/sh\n"
+            f"# Written by the platform: release {self.work.version} of {self.work.name}.\n"
+            f"cd {shlex.quote(self.src)} || exit 1\n"
+            f'PATH={path_dirs}"$PATH"\n'
+            f"PORT={self.plan.port}\nHOST={shlex.quote(self.t.bind_host)}\n"
+            "export PATH PORT HOST\n"
+            f"exec {shlex.join(self.plan.start)}\n"
+        )
+        self.t.upload(f"{self.dir}/start", start.encode(), mode=0o755)
+        if getattr(self.t, "manages_system", False):
+            user = self.t.app_user
+            self.sh(["chown", "-R", "--", f"{user}:{user}", self.dir], quiet=True)
+
+    def build(self):
+        for step in self.plan.install + self.plan.build:
+            self.in_release(step.argv, step.label)
+
+    def service_spec(self):
+        return ServiceSpec(name=SERVICE, description=f"{self.work.name} (deployed by the PaaS)",
+                           working_directory=f"{self.current}/src", exec_start=(f"{self.current}/start",),
+                           environment_file=f"{self.current}/app.env", user=self.t.app_user)
+
+    def current_target(self):
+        lines = self.sh(["readlink", "--", self.current], quiet=True, check=False)
+        return lines[0].strip() if lines and lines[0].strip() else None
+
+    def switch_to(self, target):
+        temporary = f"{self.current}.next"
+        self.sh(["ln", "-sfn", "--", target, temporary], quiet=True)
+        self.sh(["mv", "-Tf", "--", temporary, self.current], quiet=True)
+
+    def restart(self):
+        try:
+            self.t.install_service(self.service_spec())
+            self.t.restart_service(SERVICE)
+        except TransportError as exc:
+            raise AppError(f"the service did not start: {exc}") from None
+
+    def health_check(self):
+        """GET http://ip:port/path until it answers 2xx/3xx, within the time limit."""
+        host, port, path = self.work.ip, self.plan.port, self.plan.health_check_path
+        self.log.step(f"health check: GET http://{host}:{port}{path}")
+        started = time.monotonic()
+        deadline = started + self.health_timeout
+        last = "no answer"
+        while True:
+            status = probe(host, port, path)
+            if isinstance(status, int) and 200 <= status < 400:
+                self.log(f"answered {status} after {time.monotonic() - started:.1f} s")
+                return
+            last = f"answered {status}" if isinstance(status, int) else status
+            if time.monotonic() >= deadline:
+                break
+            if self.t.service_running(SERVICE) is False:
+                last = "gave no answer: the app exited"
+                break
+            self.ctx.sleep(0.2)
+        tail = []
+        try:
+            tail = self.t.service_log(SERVICE, lines=ERROR_TAIL_LINES)
+        except TransportError:
+            pass
+        for line in tail:
+            self.log(line, stream="app")
+        raise AppError(f"health check failed: GET {path} on port {port} {last} within {self.health_timeout} s"
+                       f"{self._tail_text(tail)}")
+
+    def prune(self, keep_also):
+        listing = self.sh(["ls", "-1", "--", f"{self.root}/releases"], quiet=True, check=False)
+        versions = sorted((int(n) for n in listing if n.strip().isdigit()), reverse=True)
+        keep = set(versions[:self.keep]) | {self.work.version} | set(keep_also)
+        for version in versions:
+            if version not in keep:
+                self.sh(["rm", "-rf", "--", f"{self.root}/releases/{version}"], quiet=True, check=False)
+
+    def run(self):
+        """Build, switch, check; switch back on failure. Returns the plan that went live."""
+        self.log.step(f"release {self.work.version}: {self.work.github_url} branch {self.work.branch}"
+                      + (f" at {self.work.commit}" if self.work.commit else ""))
+        self.prepare_guest()
+        sha = self.fetch()
+        self.make_plan(self.read_repo())
+        _record_progress(self.work, config={**self.work.config, **self.plan.config()})
+        self.install_runtime()
+        self.write_files()
+        self.build()
+        previous = self.current_target()
+        self.log.step(f"switch to release {self.work.version}")
+        self.switch_to(f"releases/{self.work.version}")
+        try:
+            self.restart()
+            self.health_check()
+        except (AppError, JobTimeout) as exc:
+            if previous is None:
+                raise
+            self.roll_back(previous, exc)
+        previous_version = int(previous.rsplit("/", 1)[-1]) if previous and previous.rsplit("/", 1)[-1].isdigit() else None
+        self.prune([previous_version] if previous_version else [])
+        return sha
+
+    def roll_back(self, previous, exc):
+        """The new release failed its check: put the previous one back and make sure it answers."""
+        self.log(str(exc), stream="error")
+        self.log.step(f"switch back to {previous}")
+        self.switch_to(previous)
+        try:
+            self.restart()
+            self.health_check_previous()
+        except (AppError, JobTimeout) as again:
+            raise AppError(f"{exc}; switching back to the previous release failed too: {again}",
+                           keep_guest=True) from None
+        raise KeptPrevious(str(exc))
+
+    def health_check_previous(self):
+        live_port = _served_port(self.work.deployment_id)
+        plan, self.plan = self.plan, recipes.Plan(**{**self.plan.__dict__, "port": live_port or self.plan.port})
+        try:
+            self.health_check()
+        finally:
+            self.plan = plan
+
+
+class KeptPrevious(Exception):
+    """The release failed; the previous one was switched back in and answers."""
+
+
+def _served_port(deployment_id):
+    return _in_tx(lambda session: session.get(Deployment, deployment_id).served_port)
+
+
+def probe(host, port, path, timeout=2.0):
+    """The HTTP status of GET path, or why there was none."""
+    connection = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        connection.request("GET", path, headers={"User-Agent": "paas-health-check"})
+        return connection.getresponse().status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"gave no answer ({exc.__class__.__name__})"
+    finally:
+        connection.close()
+
+
+# -- the hook provisioning calls ---------------------------------------------------------------------
+
+
+def deploy_app(ctx, d):
+    """Run the waiting release (or a new one) on the deployment's guest; raise AppError when it fails
+    and nothing serves. A failed release whose predecessor was switched back in returns normally."""
+    work = take_release(ctx.deployment_id)
+    writer = LogWriter(work.deployment_id, work.version, envvars.redactor(work.env))
+    lifecycle.record(work.deployment_id, "step", f"release {work.version} started")
+    try:
+        transport = current_app.extensions["deploy_transport"](d)
+    except TransportError as exc:
+        _finish(work, "failed", error=str(exc))
+        raise AppError(str(exc), keep_guest=work.live_release is not None) from None
+    deployer = Deployer(ctx, transport, work, writer)
+    try:
+        sha = deployer.run()
+    except KeptPrevious as exc:
+        writer.flush()
+        message = f"release {work.version} failed and release {work.live_release} still serves: {exc}"
+        _finish(work, "failed", error=str(exc))
+        lifecycle.record(work.deployment_id, "error", message)
+        return
+    except (Cancelled, LeaseLost):
+        writer.flush()
+        _finish(work, "cancelled", error="the deployment was deleted or taken over")
+        raise
+    except Exception as exc:
+        writer(str(exc) if isinstance(exc, (AppError, JobTimeout)) else f"internal error ({exc.__class__.__name__})",
+               stream="error")
+        writer.flush()
+        if not isinstance(exc, (AppError, JobTimeout)):
+            log.exception("release %s of %s", work.version, work.deployment_id)
+        _finish(work, "failed", error=str(exc) if isinstance(exc, (AppError, JobTimeout)) else
+                f"internal error ({exc.__class__.__name__})")
+        if isinstance(exc, AppError) and work.live_release is not None and not exc.keep_guest:
+            exc.keep_guest = True
+        raise
+    finally:
+        transport.close()
+    writer(f"release {work.version} is live at http://{work.ip}:{deployer.plan.port}", stream="step")
+    writer.flush()
+    _finish(work, "live", commit_sha=sha, config=deployer.plan.config(), port=deployer.plan.port)
+    lifecycle.record(work.deployment_id, "step", f"release {work.version} ({sha[:12]}) is live")

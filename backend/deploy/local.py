@@ -1,0 +1,193 @@
+"""The local transport: a simulated guest is a directory on this machine and an address in 127.0.0.0/8.
+
+Commands run as subprocesses (argument lists, no shell) in their own process group, so a time limit
+kills everything they started. The "service" is a supervised process: started in its own session
+from the release's start script with the environment file's variables, its pid and output kept in
+the sandbox, stopped by signalling its process group.
+"""
+import json
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from backend.deploy.transport import CommandResult, CommandTimeout, LineSink, ServiceSpec, Transport, TransportError
+from backend.deploy.units import parse_env_file
+
+log = logging.getLogger(__name__)
+STOP_GRACE_SECONDS = 10
+# What a command sees of this process's environment; the rest (our own secrets among it) stays here.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CACHE_DIR",
+              "PIP_FIND_LINKS", "PIP_NO_INDEX", "npm_config_registry", "npm_config_cache", "SSL_CERT_FILE",
+              "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
+def base_environment(home):
+    env = {key: os.environ[key] for key in PASSED_ENV if key in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["HOME"] = str(home)
+    # pip and npm keep their caches in the real home, so that sandboxes share downloads.
+    real_home = Path.home()
+    env.setdefault("PIP_CACHE_DIR", str(real_home / ".cache" / "pip"))
+    env.setdefault("npm_config_cache", str(real_home / ".npm"))
+    return env
+
+
+def _kill_group(process, sig):
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+class LocalTransport(Transport):
+    kind = "local"
+
+    def __init__(self, root, bind_host="127.0.0.1"):
+        self.root = str(Path(root).resolve())
+        self.bind_host = bind_host
+        Path(self.root).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._services = Path(self.root) / ".services"
+
+    # -- commands --------------------------------------------------------------------------------
+
+    def run(self, argv, *, cwd=None, env=None, timeout=600, on_line=None, as_app_user=False):
+        argv = [str(a) for a in argv]
+        full_env = base_environment(self.root)
+        full_env.update(env or {})
+        sink = LineSink(on_line)
+        try:
+            process = subprocess.Popen(argv, cwd=cwd or self.root, env=full_env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        timer = threading.Timer(timeout, _kill_group, (process, signal.SIGKILL))
+        timer.daemon = True
+        started = time.monotonic()
+        timer.start()
+        try:
+            for raw in iter(process.stdout.readline, b""):
+                sink.feed(raw.decode("utf-8", errors="replace"))
+            process.wait()
+        finally:
+            timer.cancel()
+            process.stdout.close()
+            # Whatever the command left behind in its group goes with it.
+            _kill_group(process, signal.SIGKILL)
+        sink.close()
+        if process.returncode == -signal.SIGKILL and time.monotonic() - started >= timeout:
+            raise CommandTimeout(argv, timeout, sink.tail)
+        return CommandResult(process.returncode, list(sink.tail))
+
+    def upload(self, path, data, mode=0o600, as_app_user=False):
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    # -- the app's service -----------------------------------------------------------------------
+
+    def _files(self, name):
+        base = self._services / name
+        return base.with_suffix(".json"), base.with_suffix(".pid"), base.with_suffix(".log")
+
+    def install_service(self, spec):
+        self._services.mkdir(mode=0o700, exist_ok=True)
+        unit, _, _ = self._files(spec.name)
+        body = {"name": spec.name, "description": spec.description, "working_directory": spec.working_directory,
+                "exec_start": list(spec.exec_start), "environment_file": spec.environment_file,
+                "environment": [list(pair) for pair in spec.environment]}
+        self.upload(str(unit), json.dumps(body).encode(), mode=0o600)
+
+    def _spec(self, name):
+        unit, _, _ = self._files(name)
+        try:
+            body = json.loads(unit.read_text())
+        except FileNotFoundError:
+            raise TransportError(f"service {name} is not installed") from None
+        return ServiceSpec(name=body["name"], description=body["description"],
+                           working_directory=body["working_directory"], exec_start=tuple(body["exec_start"]),
+                           environment_file=body["environment_file"],
+                           environment=tuple(tuple(p) for p in body["environment"]))
+
+    def service_pid(self, name):
+        """The pid of the service's process group leader while it runs, else None."""
+        _, pidfile, _ = self._files(name)
+        try:
+            pid = int(pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def service_running(self, name):
+        return self.service_pid(name) is not None
+
+    def start_service(self, name):
+        if self.service_pid(name):
+            return
+        spec = self._spec(name)
+        _, pidfile, logfile = self._files(name)
+        env = base_environment(self.root)
+        try:
+            env.update(parse_env_file(Path(spec.environment_file).read_text()))
+        except FileNotFoundError:
+            pass
+        env.update(dict(spec.environment))
+        with open(logfile, "ab") as out:
+            try:
+                process = subprocess.Popen(list(spec.exec_start), cwd=spec.working_directory, env=env,
+                                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                           start_new_session=True)
+            except OSError as exc:
+                raise TransportError(f"cannot start {name}: {exc.strerror}") from None
+        pidfile.write_text(str(process.pid))
+        # Reap it when it exits, so that a crashed app does not linger as a zombie of this process.
+        threading.Thread(target=process.wait, name=f"reap-{name}", daemon=True).start()
+
+    def stop_service(self, name):
+        pid = self.service_pid(name)
+        _, pidfile, _ = self._files(name)
+        if pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while self.service_pid(name) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.service_pid(name):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        pidfile.unlink(missing_ok=True)
+
+    def restart_service(self, name):
+        self.stop_service(name)
+        self.start_service(name)
+
+    def service_log(self, name, lines=200):
+        _, _, logfile = self._files(name)
+        try:
+            with open(logfile, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 256 * 1024))
+                text = handle.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return text.splitlines()[-lines:]

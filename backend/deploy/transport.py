@@ -1,0 +1,144 @@
+"""How commands reach a guest: one interface, an SSH and a local implementation.
+
+Commands are argument lists, never strings: the local transport hands them to the kernel as they
+are, the SSH transport quotes every word with shlex for the remote shell. Environment values given
+to run() are the platform's own (paths, the port); the user's variables reach the app only through
+the service's environment file, never a command line.
+"""
+import abc
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+TAIL_LINES = 40
+
+
+class TransportError(Exception):
+    """The guest could not be reached, or refused us (e.g. a changed host key)."""
+
+
+class CommandTimeout(TransportError):
+    """A command ran past its time limit and was killed."""
+
+    def __init__(self, argv, seconds, tail=()):
+        super().__init__(f"{argv[0] if argv else 'command'} ran past its {seconds:g} s limit")
+        self.tail = list(tail)
+
+
+@dataclass
+class CommandResult:
+    exit_code: int
+    tail: list = field(default_factory=list)  # the last lines of output, for error messages
+
+    @property
+    def ok(self):
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """A long-running app process: a systemd unit on a real guest, a supervised process locally."""
+
+    name: str
+    description: str
+    working_directory: str
+    exec_start: tuple  # argument list
+    environment_file: str
+    user: str | None = None  # None: the transport's own user (local mode)
+    environment: tuple = ()  # (key, value) pairs of the platform's own settings (PORT, HOST)
+
+    def __post_init__(self):
+        if not SERVICE_NAME.fullmatch(self.name):
+            raise ValueError(f"bad service name {self.name!r}")
+        if not self.exec_start:
+            raise ValueError("a service needs a command")
+        for key, _ in self.environment:
+            if not ENV_KEY.fullmatch(key):
+                raise ValueError(f"bad environment key {key!r}")
+
+
+class LineSink:
+    """Collects a command's output line by line, passing each to a callback and keeping the tail."""
+
+    def __init__(self, on_line=None, keep=TAIL_LINES):
+        self.on_line = on_line
+        self.tail = deque(maxlen=keep)
+        self._partial = ""
+
+    def feed(self, text):
+        text = self._partial + text
+        *lines, self._partial = text.split("\n")
+        for line in lines:
+            self._emit(line.rstrip("\r"))
+
+    def close(self):
+        if self._partial:
+            self._emit(self._partial.rstrip("\r"))
+            self._partial = ""
+
+    def _emit(self, line):
+        self.tail.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
+
+
+class Transport(abc.ABC):
+    """What the deployer needs of a guest.
+
+    `root` is the directory on the guest under which the app's releases, environment file and
+    service live. Paths passed to the methods are absolute paths on the guest.
+    """
+
+    kind = "abstract"
+    root = "/srv/paas"
+    #: the address the app binds to on its guest
+    bind_host = "0.0.0.0"
+    #: the unprivileged account the app runs as (None: the transport's own account)
+    app_user = None
+
+    @abc.abstractmethod
+    def run(self, argv, *, cwd=None, env=None, timeout=600, on_line=None, as_app_user=False):
+        """Run argv; stream merged stdout/stderr line by line to on_line; return a CommandResult.
+
+        Raises CommandTimeout when it runs past `timeout` seconds (the command is killed),
+        TransportError when the guest cannot be reached.
+        """
+
+    @abc.abstractmethod
+    def upload(self, path, data, mode=0o600, as_app_user=False):
+        """Write bytes to path (atomically: a temporary file renamed into place) with the given mode."""
+
+    @abc.abstractmethod
+    def install_service(self, spec):
+        """Install (or replace) the service so that it starts at boot; does not start it."""
+
+    @abc.abstractmethod
+    def start_service(self, name):
+        """Start the service (no-op when it runs)."""
+
+    @abc.abstractmethod
+    def stop_service(self, name):
+        """Stop the service (no-op when it is stopped)."""
+
+    @abc.abstractmethod
+    def restart_service(self, name):
+        """Stop, then start the service."""
+
+    @abc.abstractmethod
+    def service_log(self, name, lines=200):
+        """The service's most recent output lines (the journal on a real guest), as a list of str."""
+
+    def service_running(self, name):
+        """True/False when the transport can tell whether the service's process runs, else None."""
+        return None
+
+    def close(self):
+        """Drop any connection."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,87 @@
+"""Asking for releases: redeploy, rollback and environment changes (a job builds them)."""
+from backend.deploy.deployer import new_release, settings_of
+from backend.errors import InvalidState, NotFound
+from backend.extensions import db
+from backend.models import DeploymentStatus, Release
+from backend.services import envvars
+from backend.services.deployments import _commit
+from backend.services.lifecycle import add_event, change_status
+
+S = DeploymentStatus
+
+
+def _start(deployment, release, message):
+    """Put the release in the queue and the deployment in the status whose job will run it.
+
+    Returns the job kind to enqueue ("provision" covers both: a deploying deployment goes straight to
+    its deploy step, a pending one gets a guest first).
+    """
+    if deployment.status is S.RUNNING or (deployment.status is S.FAILED and deployment.live_release is not None
+                                          and deployment.vm_id is not None):
+        change_status(deployment, S.DEPLOYING, message)
+    elif deployment.status is S.FAILED:
+        # Nothing was left of the guest (its first release failed): start over with a new one.
+        release.reason = "retry" if release.reason == "redeploy" else release.reason
+        change_status(deployment, S.PENDING, f"{message}, on a new guest")
+    else:
+        raise InvalidState(
+            f"cannot deploy a deployment that is {deployment.status.value}"
+            + ("; start it first" if deployment.status is S.STOPPED else "; wait until it is running"),
+            fields={"status": deployment.status.value},
+        )
+    db.session.add(release)
+    _commit()
+    return "provision"
+
+
+def request_redeploy(deployment, branch=None, commit=None):
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment cannot be deployed")
+    if branch:
+        deployment.branch = branch
+    release = new_release(deployment, "redeploy", branch=branch, commit=commit)
+    what = f"branch {release.branch}" + (f" at {commit}" if commit else "")
+    kind = _start(deployment, release, f"release {release.version} requested ({what})")
+    return release, kind
+
+
+def request_rollback(deployment, version):
+    """A new release with an old release's code (its commit) and config (settings and environment)."""
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment cannot be rolled back")
+    old = Release.get(deployment.id, version)
+    if old is None:
+        raise NotFound(f"no release {version} of {deployment.name}")
+    if old.status not in ("live", "superseded") or not old.commit_sha:
+        raise InvalidState(f"release {version} never went live; only a release that served can be rolled back to",
+                           fields={"version": old.status})
+    if old.status == "live":
+        raise InvalidState(f"release {version} is the one serving now", fields={"version": "live"})
+    config = {key: (old.config or {}).get(key) for key in settings_of(deployment)}
+    deployment.framework = config["framework"] or deployment.framework
+    for key in ("build_command", "start_command", "port", "health_check_path"):
+        setattr(deployment, key, config[key])
+    deployment.env_encrypted = old.env_encrypted
+    deployment.branch = old.branch
+    release = new_release(deployment, "rollback", branch=old.branch, commit=old.commit_sha, rollback_of=version,
+                          config=settings_of(deployment), env_token=old.env_encrypted)
+    kind = _start(deployment, release, f"rollback to release {version} requested (release {release.version})")
+    return release, kind
+
+
+def update_env(deployment, changes):
+    """Apply {KEY: value | None}; a running deployment gets a release with the new environment."""
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment cannot be changed")
+    envvars.validate(changes, allow_null=True)
+    variables = envvars.merged(deployment.env_encrypted, changes)
+    deployment.env_encrypted = envvars.encrypt(variables)
+    keys = ", ".join(sorted(changes)) or "nothing"
+    if deployment.status is S.RUNNING and deployment.live_release is not None:
+        live = Release.get(deployment.id, deployment.live_release)
+        release = new_release(deployment, "env", branch=live.branch if live else None,
+                              commit=live.commit_sha if live else None)
+        return release, _start(deployment, release, f"environment changed ({keys}); release {release.version}")
+    add_event(deployment, "action", f"environment changed ({keys}); used by the next release")
+    _commit()
+    return None, None

@@ -1,0 +1,34 @@
+"""Simulation mode: the platform with an in-process fake Proxmox whose guests are local sandboxes.
+
+Each simulated guest gets an address of its own in 127.77.0.0/16 (all of 127.0.0.0/8 is loopback on
+Linux), from the platform's static address pool, and a directory under SIMULATION_DIR; the deploy
+step reaches it through the local transport, so the app is really cloned, built, started and
+health-checked. The fake's tasks take a short while, like a quick real cluster.
+"""
+import secrets
+
+from backend.proxmox.settings import ProxmoxSettings
+
+ADDRESS_POOL = "127.77.0.10-127.77.3.250/16"
+TEMPLATE_ID = 9000
+
+
+def start_fake(task_seconds=0.2):
+    """A running fake cluster (two nodes, VM template 9000) and the settings that reach it."""
+    from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: PLC0415
+
+    token = secrets.token_hex(16)
+    fake = FakeProxmox(nodes=[Node("pve1"), Node("pve2")], tokens={"root@pam!paas": token},
+                       task_seconds=task_seconds)
+    fake.start()
+    fake.add_template(TEMPLATE_ID, node="pve1")
+    return fake, settings_for(fake, token)
+
+
+def settings_for(fake, token="secret", **overrides):
+    values = {"host": fake.host, "port": fake.port, "user": "root@pam", "token_name": "paas",
+              "token_value": token, "ca_bundle": fake.ca_bundle_path, "timeout": 10,
+              "vm_template_id": TEMPLATE_ID, "task_timeout": 120, "ip_timeout": 30, "ip_pool": ADDRESS_POOL,
+              "loopback_guests": True, "ssh_public_key": None}
+    values.update(overrides)
+    return ProxmoxSettings(**values)

@@ -1,0 +1,203 @@
+"""End to end in simulation mode: API -> job -> fake Proxmox -> git clone -> install -> start ->
+health check -> running -> redeploy -> rollback -> env change -> stop/start -> delete."""
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.deploy.conftest import STATIC_SITE, flask_app
+from tests.jobs.conftest import guests_of, wait_for
+
+SECRET = "s3cr3t-Value-42"
+
+
+def fetch(url, timeout=5):
+    """(status, body) of GET url; status None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return None, ""
+
+
+def releases(client, ident):
+    return client.get(f"/api/deployments/{ident}/releases").get_json()["releases"]
+
+
+def wait_release(client, ident, version, timeout=180):
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {r["version"]: r for r in releases(client, ident)}
+        release = found.get(version)
+        if release and release["status"] in ("live", "failed", "cancelled"):
+            # The release's job ends with the deployment's status change; wait for that too.
+            wait_for(client, ident, {"running", "failed", "stopped"}, timeout=30)
+            return release
+        assert time.monotonic() < deadline, f"release {version} still {release and release['status']}"
+        time.sleep(0.1)
+
+
+def build_log(client, ident, release=None):
+    query = "?limit=5000" + (f"&release={release}" if release else "")
+    return client.get(f"/api/deployments/{ident}/logs/text{query}").get_data(as_text=True)
+
+
+def create(client, **body):
+    response = client.post("/api/deployments", json={"deployment_type": "lxc", **body})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["deployment"]
+
+
+def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
+    first = repos.make("hello-flask", flask_app("v1"))
+    created = create(sclient, name="hello", framework="flask", github_url=repos.url("hello-flask"),
+                     health_check_path="/health", env={"GREETING": "world", "API_TOKEN": SECRET})
+    assert created["env"] == {"API_TOKEN": "********", "GREETING": "********"}
+    ident = created["id"]
+
+    running = wait_for(sclient, ident, {"running", "failed"}, timeout=240)
+    assert running["status"] == "running", running["error_message"]
+    assert running["url"].startswith("http://127.77.") and running["live_release"] == 1
+    assert fetch(running["url"]) == (200, "hello world from v1")
+    [v1] = releases(sclient, ident)
+    assert v1["status"] == "live" and v1["commit_sha"] == first and v1["reason"] == "create"
+    assert v1["config"]["framework"] == "flask" and "gunicorn" in v1["config"]["start"]
+    log = build_log(sclient, ident, release=1)
+    assert "git clone https://github.com/acme/hello-flask" in log and "Successfully installed" in log
+    assert "health check: GET" in log and "answered 200" in log
+
+    # The app runs from its own directory; its environment file is private.
+    sandbox = Path(sim.config["SIMULATION_DIR"]) / "guests" / ident
+    assert (sandbox / "current").resolve() == sandbox / "releases" / "1"
+    assert (sandbox / "releases" / "1" / "app.env").stat().st_mode & 0o777 == 0o600
+    assert not (sandbox / "releases" / "1" / "src" / ".git").exists()
+
+    # Redeploy: a new commit goes live.
+    second = repos.commit("hello-flask", flask_app("v2"))
+    answer = sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={})
+    assert answer.status_code == 202 and answer.get_json()["release"]["version"] == 2
+    assert wait_release(sclient, ident, 2)["status"] == "live"
+    assert fetch(running["url"]) == (200, "hello world from v2")
+    assert releases(sclient, ident)[1]["status"] == "superseded"
+
+    # A broken release is switched back: v2 keeps serving, the release says why.
+    repos.commit("hello-flask", {"app.py": "raise SystemExit('broken on purpose')\n"})
+    assert sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+    broken = wait_release(sclient, ident, 3)
+    assert broken["status"] == "failed" and "health check failed" in broken["error_message"]
+    assert "broken on purpose" in broken["error_message"]
+    after = sclient.get(f"/api/deployments/{ident}").get_json()["deployment"]
+    assert after["status"] == "running" and after["live_release"] == 2
+    assert fetch(running["url"]) == (200, "hello world from v2")
+
+    # Rollback to release 1: its code and its config together.
+    answer = sclient.post(f"/api/deployments/{ident}/releases/1/rollback")
+    assert answer.status_code == 202 and answer.get_json()["release"]["rollback_of"] == 1
+    rolled = wait_release(sclient, ident, 4)
+    assert rolled["status"] == "live" and rolled["commit_sha"] == first and rolled["reason"] == "rollback"
+    assert fetch(running["url"]) == (200, "hello world from v1")
+
+    # An environment change makes a release of the same commit.
+    answer = sclient.patch(f"/api/deployments/{ident}/env", json={"GREETING": "moon", "API_TOKEN": None})
+    assert answer.status_code == 202 and answer.get_json()["env"] == {"GREETING": "********"}
+    changed = wait_release(sclient, ident, 5)
+    assert changed["status"] == "live" and changed["commit_sha"] == first and changed["reason"] == "env"
+    assert fetch(running["url"]) == (200, "hello moon from v1")
+
+    # Stop and start: the app follows its guest.
+    assert sclient.post(f"/api/deployments/{ident}/actions/stop").status_code == 202
+    assert wait_for(sclient, ident, {"stopped"})["url"] is None
+    assert fetch(running["url"])[0] is None
+    assert sclient.post(f"/api/deployments/{ident}/actions/start").status_code == 202
+    wait_for(sclient, ident, {"running"})
+    deadline = time.monotonic() + 20
+    while fetch(running["url"])[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert fetch(running["url"]) == (200, "hello moon from v1")
+    assert "Booting worker" in sclient.get(f"/api/deployments/{ident}/logs/runtime").get_data(as_text=True)
+
+    # No response or log ever shows a value.
+    everything = [build_log(sclient, ident), sclient.get(f"/api/deployments/{ident}/history").get_data(as_text=True),
+                  json.dumps(sclient.get(f"/api/deployments/{ident}/events").get_json()),
+                  json.dumps(sclient.get(f"/api/deployments/{ident}/releases").get_json()),
+                  json.dumps(sclient.get(f"/api/deployments/{ident}").get_json())]
+    assert not any(SECRET in text or "moon" in text for text in everything)
+
+    # Delete: the guest, the app and its sandbox go.
+    assert sclient.delete(f"/api/deployments/{ident}").status_code == 202
+    wait_for(sclient, ident, {"deleted"})
+    assert fetch(running["url"])[0] is None and not sandbox.exists() and guests_of(fake) == []
+
+
+def test_static_site_is_detected_and_serves_only_its_directory(sclient, repos):
+    repos.make("site", STATIC_SITE)
+    created = create(sclient, name="site", framework="auto", github_url=repos.url("site"))
+    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    assert running["status"] == "running", running["error_message"]
+    assert running["url"].endswith(":8080")
+    assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
+    assert fetch(running["url"] + "/README.md")[0] == 404
+    assert fetch(running["url"] + "/../app.env")[0] in (400, 404)
+    [release] = releases(sclient, created["id"])
+    assert release["config"]["framework"] == "static"
+
+
+def test_a_failing_first_release_fails_with_its_log_and_leaves_nothing(sclient, sim, repos, fake):
+    repos.make("site", STATIC_SITE)
+    created = create(sclient, name="site", framework="static", github_url=repos.url("site"),
+                     build_command="sh -c 'echo compiling the assets; exit 7'")
+    failed = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    assert failed["status"] == "failed" and failed["url"] is None
+    assert "exited with status 7" in failed["error_message"]
+    assert "compiling the assets" in failed["error_message"]
+    [release] = releases(sclient, created["id"])
+    assert release["status"] == "failed"
+    sim.extensions["jobs"].wait_idle(30)
+    assert guests_of(fake) == []
+    assert not (Path(sim.config["SIMULATION_DIR"]) / "guests" / created["id"]).exists()
+
+    # Fixed: a redeploy of a failed deployment starts over on a new guest.
+    assert sclient.patch(f"/api/deployments/{created['id']}", json={"build_command": None}).status_code == 200
+    answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={})
+    assert answer.status_code == 202 and answer.get_json()["release"]["reason"] == "retry"
+    assert wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)["status"] == "running"
+
+
+def test_an_app_that_exits_fails_its_health_check_at_once(sclient, repos):
+    repos.make("site", STATIC_SITE)
+    created = create(sclient, name="site", framework="static", github_url=repos.url("site"),
+                     start_command="python3 -c 'import sys; print(\"cannot bind\"); sys.exit(3)'")
+    started = time.monotonic()
+    failed = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    assert failed["status"] == "failed" and "the app exited" in failed["error_message"]
+    assert "cannot bind" in failed["error_message"]
+    assert time.monotonic() - started < 20  # not the whole HEALTH_CHECK_TIMEOUT
+
+
+def test_log_stream_is_live_and_resumable(sclient, repos):
+    repos.make("site", STATIC_SITE)
+    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
+    ident = created["id"]
+    deadline = time.monotonic() + 30
+    while not releases(sclient, ident):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    response = sclient.get(f"/api/deployments/{ident}/logs/stream", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    text = "".join(chunk.decode() for chunk in response.response)
+    ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+    assert ids == sorted(ids) and len(ids) >= 3
+    assert text.rstrip().endswith('data: {"release": 1, "status": "live"}')
+    assert "event: end" in text and "git clone" in text
+
+    # Resuming from an id sends only what came after it.
+    resumed = sclient.get(f"/api/deployments/{ident}/logs/stream",
+                          headers={"Last-Event-ID": str(ids[1])}).get_data(as_text=True)
+    assert [int(line[4:]) for line in resumed.splitlines() if line.startswith("id: ")] == ids[2:]
+
+    # The JSON log pages by after=.
+    page = sclient.get(f"/api/deployments/{ident}/logs?limit=2").get_json()
+    assert [line["id"] for line in page["lines"]] == ids[:2] and page["next_after"] == ids[1]
