@@ -70,14 +70,24 @@ def main(argv=None):
                         help="run a fake Proxmox in-process; guests are local sandboxes on 127.77.x.y "
                              "(apps are really cloned, built and started on this machine)")
     args = parser.parse_args(argv)
-    overrides = {}
     if args.simulate:
-        from backend.simulation.runtime import start_fake  # noqa: PLC0415
+        from backend.deploy import simulation_dir  # noqa: PLC0415
+        from backend.simulation.runtime import EXAMPLES_OWNER, prepare_examples, reset, start_fake  # noqa: PLC0415
 
         fake, settings = start_fake()
-        overrides = {"PROXMOX_SETTINGS": settings, "SIMULATE": True}
-        print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.x.y", flush=True)
-    app = create_app(**overrides)
+        app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True)
+        # The fake cluster lives as long as this process: so do the simulated guests and, unless
+        # DATABASE_URL names one, the database that records them.
+        database = reset(simulation_dir(app))
+        if not os.environ.get("DATABASE_URL"):
+            app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, SQLALCHEMY_DATABASE_URI=database)
+        app.config["GIT_URL_REWRITES"] = {**app.config["GIT_URL_REWRITES"],
+                                          **prepare_examples(simulation_dir(app), BASE_DIR / "examples")}
+        app.config["GIT_ALLOW_PROTOCOL"] = "https:file"
+        print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.x.y;\n"
+              f" * sample apps at {EXAMPLES_OWNER}flask-hello and {EXAMPLES_OWNER}static-site", flush=True)
+    else:
+        app = create_app()
     with app.app_context():
         upgrade()
     app.extensions["jobs"].start()

@@ -1,5 +1,9 @@
-"""The framework catalogue: what the platform knows how to build and run."""
-from dataclasses import asdict, dataclass
+"""The framework catalogue: what the platform knows how to build and run.
+
+How each one is built and started lives in backend/deploy/recipes.py; the catalogue's commands are
+that recipe applied to a typical repository, so GET /api/frameworks always shows what a deploy runs.
+"""
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -8,51 +12,28 @@ class Framework:
     display_name: str
     language: str
     default_port: int
-    build_command: str | None
-    start_command: str
     description: str
 
     def to_dict(self):
-        return asdict(self)
+        from backend.deploy.recipes import describe  # noqa: PLC0415  (recipes reads this catalogue)
+
+        return {"key": self.key, "display_name": self.display_name, "language": self.language,
+                "default_port": self.default_port, **describe(self.key), "description": self.description}
 
 
 _CATALOGUE = (
-    Framework(
-        "django", "Django", "python", 8000,
-        "pip install -r requirements.txt && python manage.py collectstatic --noinput && python manage.py migrate --noinput",
-        "gunicorn --bind 0.0.0.0:$PORT --workers 2 $WSGI_MODULE",
-        "Python web framework; served by gunicorn after migrate and collectstatic.",
-    ),
-    Framework(
-        "flask", "Flask", "python", 8000,
-        "pip install -r requirements.txt",
-        "gunicorn --bind 0.0.0.0:$PORT --workers 2 app:app",
-        "Python micro-framework; served by gunicorn.",
-    ),
-    Framework(
-        "fastapi", "FastAPI", "python", 8000,
-        "pip install -r requirements.txt",
-        "gunicorn --bind 0.0.0.0:$PORT --workers 2 -k uvicorn.workers.UvicornWorker main:app",
-        "Async Python API framework; served by gunicorn with uvicorn workers.",
-    ),
-    Framework(
-        "express", "Express", "javascript", 3000,
-        "npm ci --omit=dev",
-        "node server.js",
-        "Node.js web framework; started with node.",
-    ),
-    Framework(
-        "nextjs", "Next.js", "javascript", 3000,
-        "npm ci && npm run build",
-        "npx next start --port $PORT",
-        "React framework; built with next build, served by next start.",
-    ),
-    Framework(
-        "static", "Static site", "html", 8080,
-        None,
-        "python3 -m http.server $PORT --directory public",
-        "Plain HTML, CSS and JavaScript served as files.",
-    ),
+    Framework("django", "Django", "python", 8000,
+              "Python web framework: pip install into a virtualenv, collectstatic and migrate, served by gunicorn."),
+    Framework("flask", "Flask", "python", 8000,
+              "Python micro-framework: pip install into a virtualenv, served by gunicorn."),
+    Framework("fastapi", "FastAPI", "python", 8000,
+              "Async Python API framework: served by gunicorn with uvicorn workers."),
+    Framework("express", "Express", "javascript", 3000,
+              "Node.js web framework: npm ci (npm install without a lockfile), npm start or node server.js."),
+    Framework("nextjs", "Next.js", "javascript", 3000,
+              "React framework: npm ci, next build, next start."),
+    Framework("static", "Static site", "html", 8080,
+              "Plain HTML, CSS and JavaScript from public/ (or dist/, build/, site/, the root) served as files."),
 )
 
 FRAMEWORKS = {f.key: f for f in _CATALOGUE}

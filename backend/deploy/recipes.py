@@ -240,3 +240,21 @@ def plan_for(framework, repo, *, host, port=None, build_command=None, start_comm
     if build_command:
         changes["build"] = (Step("build command", split_command(build_command, host, port)),)
     return Plan(**{**plan.__dict__, **changes})
+
+
+# A typical repository of each framework: what GET /api/frameworks shows the recipe applied to.
+TYPICAL = {
+    "django": Repo({"manage.py", "requirements.txt", "project/wsgi.py"}, {"requirements.txt": "django"}),
+    "flask": Repo({"requirements.txt", "app.py"}, {"requirements.txt": "flask"}),
+    "fastapi": Repo({"requirements.txt", "main.py"}, {"requirements.txt": "fastapi"}),
+    "express": Repo({"package.json", "package-lock.json", "server.js"}, {"package.json": "{}"}),
+    "nextjs": Repo({"package.json", "package-lock.json"}, {"package.json": '{"dependencies": {"next": "*"}}'}),
+    "static": Repo({"public/index.html"}, {}),
+}
+
+
+def describe(key):
+    """build_command and start_command of a framework's recipe on a typical repository, as text."""
+    plan = plan_for(key, TYPICAL[key], host="$HOST", port="$PORT")
+    steps = [" ".join(step.argv) for step in plan.install + plan.build]
+    return {"build_command": " && ".join(steps) or None, "start_command": " ".join(plan.start)}

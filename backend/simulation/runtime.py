@@ -32,3 +32,48 @@ def settings_for(fake, token="secret", **overrides):
               "loopback_guests": True, "ssh_public_key": None}
     values.update(overrides)
     return ProxmoxSettings(**values)
+
+
+EXAMPLES_OWNER = "https://github.com/paas-examples/"
+
+
+def prepare_examples(simulation_dir, examples_dir):
+    """Each directory of examples/ as a git repository under simulation_dir, refreshed from the files;
+    returns the git URL rewrites that make https://github.com/paas-examples/<name> clone it."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    target = Path(simulation_dir) / "examples"
+    for source in sorted(Path(examples_dir).iterdir()):
+        if not source.is_dir():
+            continue
+        repo = target / source.name
+        if repo.exists():
+            shutil.rmtree(repo)
+        shutil.copytree(source, repo)
+        git = ["git", "-c", "user.name=PaaS simulation", "-c", "user.email=simulation@paas.invalid",
+               "-c", "init.defaultBranch=main"]
+        for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", f"{source.name} sample"]):
+            subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True, timeout=60)
+    return {f"file://{target.resolve()}/": EXAMPLES_OWNER}
+
+
+def reset(simulation_dir):
+    """Stop the apps of an earlier run's simulated guests and forget them; the URL of a fresh
+    SQLite database for this run."""
+    import shutil  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from backend.deploy.local import LocalTransport  # noqa: PLC0415
+
+    base = Path(simulation_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    guests = base / "guests"
+    if guests.exists():
+        for sandbox in guests.iterdir():
+            LocalTransport(sandbox).stop_service("paas-app")
+        shutil.rmtree(guests)
+    database = base / "simulation.db"
+    database.unlink(missing_ok=True)
+    return f"sqlite:///{database.resolve()}"

@@ -1,10 +1,13 @@
 """End to end in simulation mode: API -> job -> fake Proxmox -> git clone -> install -> start ->
 health check -> running -> redeploy -> rollback -> env change -> stop/start -> delete."""
 import json
+import shutil
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.jobs.conftest import guests_of, wait_for
@@ -201,3 +204,30 @@ def test_log_stream_is_live_and_resumable(sclient, repos):
     # The JSON log pages by after=.
     page = sclient.get(f"/api/deployments/{ident}/logs?limit=2").get_json()
     assert [line["id"] for line in page["lines"]] == ids[:2] and page["next_after"] == ids[1]
+
+
+EXPRESS_APP = {
+    "package.json": """
+        {"name": "hello-express", "version": "1.0.0", "private": true,
+         "dependencies": {"express": "^4.21.0"}, "scripts": {"start": "node server.js"}}
+    """,
+    "server.js": """
+        const express = require("express");
+        const app = express();
+        app.get("/", (req, res) => res.send(`hello ${process.env.GREETING} from express`));
+        app.listen(Number(process.env.PORT), process.env.HOST);
+    """,
+}
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="node and npm are not installed")
+def test_express_app_with_npm_dependencies(sclient, repos):
+    repos.make("hello-express", EXPRESS_APP)
+    created = create(sclient, name="express", framework="auto", github_url=repos.url("hello-express"),
+                     env={"GREETING": "node"})
+    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=240)
+    assert running["status"] == "running", running["error_message"]
+    assert running["url"].endswith(":3000")
+    assert fetch(running["url"]) == (200, "hello node from express")
+    [release] = releases(sclient, created["id"])
+    assert release["config"]["framework"] == "express" and release["config"]["start"] == "npm start"
