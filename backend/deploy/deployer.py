@@ -228,7 +228,7 @@ class Deployer:
         wrapped = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build", f"{self.dir}/env.sh", *argv)
         path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
         env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
-               "PORT": str(self.plan.port), "HOST": self.t.bind_host, "CI": "true",
+               "PORT": str(self.plan.port), "HOST": self.t.bind_host, "CI": "true", "HOME": self.dir,
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false"}
         self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
 
