@@ -70,8 +70,15 @@ def main(argv=None):
                         help="run a fake Proxmox in-process; guests are local sandboxes on 127.77.x.y "
                              "(apps are really cloned, built and started on this machine)")
     args = parser.parse_args(argv)
+    host = os.environ.get("HOST", "127.0.0.1")
     if args.simulate:
+        import ipaddress  # noqa: PLC0415
+
         from backend.deploy import simulation_dir  # noqa: PLC0415
+
+        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+            # Simulated guests run their builds as this user on this machine: never offer that to a network.
+            parser.error(f"--simulate serves on loopback only; HOST is {host}")
         from backend.simulation.runtime import EXAMPLES_OWNER, prepare_examples, reset, start_fake  # noqa: PLC0415
 
         fake, settings = start_fake()
@@ -91,7 +98,7 @@ def main(argv=None):
     with app.app_context():
         upgrade()
     app.extensions["jobs"].start()
-    app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000), threaded=True)
+    app.run(host=host, port=env_int("PORT", 5000), threaded=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ LOG_FLUSH_SECONDS = 0.25
 LOG_FLUSH_LINES = 100
 MAX_LINE = 4000
 ERROR_TAIL_LINES = 15
+ROLLBACK_SECONDS = 120  # on top of the health check's time: switching back must not starve
+REACHABLE_SECONDS = 180  # a new guest's sshd may take a while to answer
 
 
 # -- the persisted, streamed log -------------------------------------------------------------------
@@ -244,6 +246,12 @@ class Deployer:
                      '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.t.app_user, self.root],
                     label=f"app user {self.t.app_user}")
         self.sh(["mkdir", "-p", "--", f"{self.root}/releases"], quiet=True)
+        previous = self.previous_target()
+        if previous and self.current_target() == f"releases/{self.work.version}":
+            # A run of this release died after switching to it: the live one serves again while it rebuilds.
+            self.log.step(f"switch back to {previous} while release {self.work.version} is rebuilt")
+            self.switch_to(previous)
+            self.restart()
         self.sh(["rm", "-rf", "--", self.dir], quiet=True)
         self.sh(["mkdir", "-p", "--", self.dir], quiet=True)
 
@@ -345,6 +353,14 @@ class Deployer:
                            working_directory=f"{self.current}/src", exec_start=(f"{self.current}/start",),
                            environment_file=f"{self.current}/app.env", user=self.t.app_user)
 
+    def previous_target(self):
+        """The directory of the release that served before this one, when it is still on the guest."""
+        live = self.work.live_release
+        if live is None or live == self.work.version:
+            return None
+        result = self.t.run(["test", "-d", f"{self.root}/releases/{live}/src"], timeout=self._timeout())
+        return f"releases/{live}" if result.ok else None
+
     def current_target(self):
         lines = self.sh(["readlink", "--", self.current], quiet=True, check=False)
         return lines[0].strip() if lines and lines[0].strip() else None
@@ -398,10 +414,23 @@ class Deployer:
             if version not in keep:
                 self.sh(["rm", "-rf", "--", f"{self.root}/releases/{version}"], quiet=True, check=False)
 
+    def wait_reachable(self):
+        """A guest that just got its address may not accept connections yet: retry for a while."""
+        deadline = time.monotonic() + REACHABLE_SECONDS
+        while True:
+            try:
+                self.t.run(["true"], timeout=30)
+                return
+            except TransportError as exc:
+                if time.monotonic() >= deadline:
+                    raise AppError(f"the guest did not answer: {exc}") from None
+                self.ctx.sleep(2)
+
     def run(self):
         """Build, switch, check; switch back on failure. Returns the plan that went live."""
         self.log.step(f"release {self.work.version}: {self.work.github_url} branch {self.work.branch}"
                       + (f" at {self.work.commit}" if self.work.commit else ""))
+        self.wait_reachable()
         self.prepare_guest()
         sha = self.fetch()
         self.make_plan(self.read_repo())
@@ -409,13 +438,15 @@ class Deployer:
         self.install_runtime()
         self.write_files()
         self.build()
-        previous = self.current_target()
+        previous = self.previous_target()
         self.log.step(f"switch to release {self.work.version}")
         self.switch_to(f"releases/{self.work.version}")
         try:
             self.restart()
             self.health_check()
-        except (AppError, JobTimeout) as exc:
+        except (Cancelled, LeaseLost):
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever broke the new release, the old one comes back
             if previous is None:
                 raise
             self.roll_back(previous, exc)
@@ -425,6 +456,10 @@ class Deployer:
 
     def roll_back(self, previous, exc):
         """The new release failed its check: put the previous one back and make sure it answers."""
+        self.ctx.deadline = max(self.ctx.deadline, time.monotonic() + self.health_timeout + ROLLBACK_SECONDS)
+        if not isinstance(exc, (AppError, JobTimeout)):
+            log.exception("release %s of %s", self.work.version, self.work.deployment_id)
+            exc = AppError(f"internal error ({exc.__class__.__name__})")
         self.log(str(exc), stream="error")
         self.log.step(f"switch back to {previous}")
         self.switch_to(previous)
@@ -437,8 +472,9 @@ class Deployer:
         raise KeptPrevious(str(exc))
 
     def health_check_previous(self):
-        live_port = _served_port(self.work.deployment_id)
-        plan, self.plan = self.plan, recipes.Plan(**{**self.plan.__dict__, "port": live_port or self.plan.port})
+        port, path = _live_endpoint(self.work.deployment_id, self.work.live_release)
+        plan, self.plan = self.plan, recipes.Plan(**{**self.plan.__dict__, "port": port or self.plan.port,
+                                                     "health_check_path": path or "/"})
         try:
             self.health_check()
         finally:
@@ -449,8 +485,14 @@ class KeptPrevious(Exception):
     """The release failed; the previous one was switched back in and answers."""
 
 
-def _served_port(deployment_id):
-    return _in_tx(lambda session: session.get(Deployment, deployment_id).served_port)
+def _live_endpoint(deployment_id, version):
+    """(port, health check path) of the release that served."""
+    def read(session):
+        release = session.scalars(select(Release).where(Release.deployment_id == deployment_id,
+                                                        Release.version == version)).first()
+        config = (release.config or {}) if release else {}
+        return session.get(Deployment, deployment_id).served_port, config.get("health_check_path")
+    return _in_tx(read)
 
 
 def probe(host, port, path, timeout=2.0):
@@ -470,41 +512,49 @@ def probe(host, port, path, timeout=2.0):
 
 def deploy_app(ctx, d):
     """Run the waiting release (or a new one) on the deployment's guest; raise AppError when it fails
-    and nothing serves. A failed release whose predecessor was switched back in returns normally."""
-    work = take_release(ctx.deployment_id)
-    writer = LogWriter(work.deployment_id, work.version, envvars.redactor(work.env))
-    lifecycle.record(work.deployment_id, "step", f"release {work.version} started")
+    and nothing serves. A failed release whose predecessor was switched back in returns normally.
+
+    When a release served before, no failure of this one (build, transport, time limit, a bug) may
+    cost the guest: the error is raised with keep_guest, and provisioning leaves the guest alone.
+    """
+    served_before = _in_tx(lambda session: session.get(Deployment, ctx.deployment_id).live_release) is not None
+    work = writer = transport = None
     try:
+        work = take_release(ctx.deployment_id)
+        writer = LogWriter(work.deployment_id, work.version, envvars.redactor(work.env))
+        lifecycle.record(work.deployment_id, "step", f"release {work.version} started")
         transport = current_app.extensions["deploy_transport"](d)
-    except TransportError as exc:
-        _finish(work, "failed", error=str(exc))
-        raise AppError(str(exc), keep_guest=work.live_release is not None) from None
-    deployer = Deployer(ctx, transport, work, writer)
-    try:
+        deployer = Deployer(ctx, transport, work, writer)
         sha = deployer.run()
     except KeptPrevious as exc:
         writer.flush()
-        message = f"release {work.version} failed and release {work.live_release} still serves: {exc}"
         _finish(work, "failed", error=str(exc))
-        lifecycle.record(work.deployment_id, "error", message)
+        lifecycle.record(work.deployment_id, "error",
+                         f"release {work.version} failed and release {work.live_release} still serves: {exc}")
         return
-    except (Cancelled, LeaseLost):
-        writer.flush()
-        _finish(work, "cancelled", error="the deployment was deleted or taken over")
+    except LeaseLost:
+        raise  # another run owns the deployment now: touch nothing
+    except Cancelled:
+        if writer is not None:
+            writer.flush()
+            _finish(work, "cancelled", error="the deployment was deleted")
         raise
     except Exception as exc:
-        writer(str(exc) if isinstance(exc, (AppError, JobTimeout)) else f"internal error ({exc.__class__.__name__})",
-               stream="error")
-        writer.flush()
-        if not isinstance(exc, (AppError, JobTimeout)):
-            log.exception("release %s of %s", work.version, work.deployment_id)
-        _finish(work, "failed", error=str(exc) if isinstance(exc, (AppError, JobTimeout)) else
-                f"internal error ({exc.__class__.__name__})")
-        if isinstance(exc, AppError) and work.live_release is not None and not exc.keep_guest:
-            exc.keep_guest = True
-        raise
+        worded = isinstance(exc, (AppError, JobTimeout, envvars.SecretsUnavailable, TransportError))
+        message = str(exc) if worded else f"internal error ({exc.__class__.__name__})"
+        if not worded:
+            log.exception("release of %s", ctx.deployment_id)
+        if writer is not None:
+            writer(message, stream="error")
+            writer.flush()
+        if work is not None:
+            _finish(work, "failed", error=message)
+        if served_before or (work is not None and work.live_release is not None):
+            raise AppError(message, keep_guest=True) from None
+        raise AppError(message) from None
     finally:
-        transport.close()
+        if transport is not None:
+            transport.close()
     writer(f"release {work.version} is live at http://{work.ip}:{deployer.plan.port}", stream="step")
     writer.flush()
     _finish(work, "live", commit_sha=sha, config=deployer.plan.config(), port=deployer.plan.port)

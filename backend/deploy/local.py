@@ -8,6 +8,7 @@ the sandbox, stopped by signalling its process group.
 import json
 import logging
 import os
+import selectors
 import signal
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ from backend.deploy.units import parse_env_file
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10
+EXIT_GRACE_SECONDS = 2
 # What a command sees of this process's environment; the rest (our own secrets among it) stays here.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CACHE_DIR",
               "PIP_FIND_LINKS", "PIP_NO_INDEX", "npm_config_registry", "npm_config_cache", "SSL_CERT_FILE",
@@ -35,6 +37,15 @@ def base_environment(home):
     env.setdefault("PIP_CACHE_DIR", str(real_home / ".cache" / "pip"))
     env.setdefault("npm_config_cache", str(real_home / ".npm"))
     return env
+
+
+def _start_time(pid):
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22), or -1."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _kill_group(process, sig):
@@ -65,21 +76,47 @@ class LocalTransport(Transport):
                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]}: {exc.strerror}") from None
-        timer = threading.Timer(timeout, _kill_group, (process, signal.SIGKILL))
-        timer.daemon = True
-        started = time.monotonic()
-        timer.start()
+        # Read on this thread (the callback writes to the database in the caller's context), with
+        # deadlines: the command's time limit, and a short grace once it has exited, in case something
+        # outside its process group (a setsid daemon) keeps the pipe open.
+        deadline = time.monotonic() + timeout
+        exited_at = None
+        timed_out = False
+        fd = process.stdout.fileno()
         try:
-            for raw in iter(process.stdout.readline, b""):
-                sink.feed(raw.decode("utf-8", errors="replace"))
-            process.wait()
+            with selectors.DefaultSelector() as selector:
+                selector.register(fd, selectors.EVENT_READ)
+                while True:
+                    now = time.monotonic()
+                    if exited_at is None and process.poll() is not None:
+                        exited_at = now
+                    if exited_at is not None and now - exited_at > EXIT_GRACE_SECONDS:
+                        break
+                    if exited_at is None and now >= deadline:
+                        timed_out = True
+                        _kill_group(process, signal.SIGKILL)
+                        process.wait()
+                        exited_at = time.monotonic()
+                        continue
+                    if not selector.select(timeout=0.1):
+                        continue
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        break
+                    sink.feed(chunk.decode("utf-8", errors="replace"))
+            if not timed_out and process.poll() is None:
+                # Its output ended before it did: it still has until its time limit to finish.
+                try:
+                    process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
         finally:
-            timer.cancel()
-            process.stdout.close()
             # Whatever the command left behind in its group goes with it.
             _kill_group(process, signal.SIGKILL)
+            process.wait()
+            process.stdout.close()
         sink.close()
-        if process.returncode == -signal.SIGKILL and time.monotonic() - started >= timeout:
+        if timed_out:
             raise CommandTimeout(argv, timeout, sink.tail)
         return CommandResult(process.returncode, list(sink.tail))
 
@@ -124,8 +161,11 @@ class LocalTransport(Transport):
         """The pid of the service's process group leader while it runs, else None."""
         _, pidfile, _ = self._files(name)
         try:
-            pid = int(pidfile.read_text())
+            pid, started = (int(part) for part in pidfile.read_text().split())
         except (FileNotFoundError, ValueError):
+            return None
+        # A pid from an earlier boot or run may belong to someone else now: it must be the same process.
+        if _start_time(pid) != started:
             return None
         try:
             os.killpg(pid, 0)
@@ -154,7 +194,7 @@ class LocalTransport(Transport):
                                            start_new_session=True)
             except OSError as exc:
                 raise TransportError(f"cannot start {name}: {exc.strerror}") from None
-        pidfile.write_text(str(process.pid))
+        pidfile.write_text(f"{process.pid} {_start_time(process.pid)}")
         # Reap it when it exits, so that a crashed app does not linger as a zombie of this process.
         threading.Thread(target=process.wait, name=f"reap-{name}", daemon=True).start()
 

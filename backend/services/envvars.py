@@ -12,7 +12,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 
-from backend.errors import ValidationFailed
+from backend.errors import DomainError, ValidationFailed
 
 log = logging.getLogger(__name__)
 KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -24,8 +24,11 @@ MASK = "********"
 _fernets = {}
 
 
-class SecretsUnavailable(Exception):
+class SecretsUnavailable(DomainError):
     """The stored variables cannot be decrypted with the configured key."""
+
+    status = 503
+    code = "secrets_unavailable"
 
 
 def _key_file(app):

@@ -231,6 +231,24 @@ def provision(ctx, deploy_app=None):
         return _fail(ctx, d, step, exc)
 
 
+def _guest_gone(row):
+    """The guest is destroyed: no release serves any more, and none waiting will run on it."""
+    from sqlalchemy import update  # noqa: PLC0415
+    from sqlalchemy.orm import object_session  # noqa: PLC0415
+
+    from backend.models import Release  # noqa: PLC0415
+    from backend.models.types import utcnow  # noqa: PLC0415
+
+    row.live_release = None
+    row.served_port = None
+    session = object_session(row)
+    session.execute(update(Release).where(Release.deployment_id == row.id, Release.status == "live")
+                    .values(status="superseded"))
+    session.execute(update(Release).where(Release.deployment_id == row.id,
+                                          Release.status.in_(("queued", "building")))
+                    .values(status="cancelled", finished_at=utcnow(), error_message="the guest was removed"))
+
+
 def _fail_keeping_guest(d, step, exc):
     """Status failed, the guest left as it is (it served before; a redeploy may bring it back)."""
     message = str(StepFailed(step, exc))
@@ -403,6 +421,7 @@ def _fail(ctx, d, step, exc):
             row.ip_address = None
             row.vm_id = None
             row.node = None
+            _guest_gone(row)
         change_status(row, S.FAILED, message)
         return S.FAILED
 
@@ -460,6 +479,7 @@ def destroy(ctx):
             return
         change_status(row, S.DELETED, "guest destroyed" if d["vm_id"] else "deleted")
         row.ip_address = None
+        _guest_gone(row)
     apply(d["id"], to_deleted)
     ippool.release(d["id"])
     return S.DELETED

@@ -231,3 +231,51 @@ def test_express_app_with_npm_dependencies(sclient, repos):
     assert fetch(running["url"]) == (200, "hello node from express")
     [release] = releases(sclient, created["id"])
     assert release["config"]["framework"] == "express" and release["config"]["start"] == "npm start"
+
+
+def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(sclient, sim, repos, fake):
+    """Not only failed builds: an unreachable guest or a bug in a later release never costs the guest."""
+    from backend.deploy.transport import TransportError
+
+    repos.make("site", STATIC_SITE)
+    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
+    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    assert running["status"] == "running", running["error_message"]
+    opener = sim.extensions["deploy_transport"]
+
+    def broken(d):
+        transport = opener(d)
+
+        def upload(*args, **kwargs):
+            raise TransportError("connection reset by the guest")
+        transport.upload = upload
+        return transport
+
+    sim.extensions["deploy_transport"] = broken
+    assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
+    failed = wait_release(sclient, created["id"], 2)
+    assert failed["status"] == "failed" and "connection reset" in failed["error_message"]
+    after = wait_for(sclient, created["id"], {"running", "failed"})
+    assert after["vm_id"] == running["vm_id"] and guests_of(fake) == [running["vm_id"]]
+    assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
+
+    # A bug (any exception) while switching in: the previous release comes back.
+    def buggy(d):
+        transport = opener(d)
+
+        def restart_service(name):
+            raise RuntimeError("a bug")
+        transport.restart_service = restart_service
+        return transport
+
+    sim.extensions["deploy_transport"] = buggy
+    assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
+    assert wait_release(sclient, created["id"], 3)["status"] == "failed"
+    sim.extensions["deploy_transport"] = opener
+    assert guests_of(fake) == [running["vm_id"]]
+
+    # Delete: nothing is left marked live.
+    sclient.delete(f"/api/deployments/{created['id']}")
+    deleted = wait_for(sclient, created["id"], {"deleted"})
+    assert deleted["live_release"] is None
+    assert "live" not in {r["status"] for r in releases(sclient, created["id"])}
