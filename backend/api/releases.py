@@ -24,7 +24,7 @@ from backend.errors import DomainError, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import LogLine, Release
 from backend.services import deployments as service
-from backend.services import envvars, releases
+from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 
 TAGS = ["releases"]
@@ -123,10 +123,7 @@ def patch_env(ident):
 
 def _log_page(ident, query):
     deployment = service.find_deployment(ident)
-    lines = LogLine.page(deployment.id, after=query.after, release=query.release, limit=query.limit + 1)
-    more = len(lines) > query.limit
-    lines = lines[:query.limit]
-    return lines, (lines[-1].id if more else None)
+    return history.log_page(deployment.id, after=query.after, release=query.release, limit=query.limit)
 
 
 @api_bp.get("/deployments/<ident>/logs")

@@ -30,6 +30,7 @@ from backend.models import Deployment, DeploymentStatus, LogLine, Release
 from backend.models.types import utcnow
 from backend.rules import check_branch, check_commit, check_github_url
 from backend.services import envvars, lifecycle
+from backend.services.releases import new_release
 from backend.services.provisioning import AppError, Cancelled, JobTimeout, LeaseLost
 
 log = logging.getLogger(__name__)
@@ -134,21 +135,6 @@ def take_release(deployment_id):
     return _in_tx(pick)
 
 
-def settings_of(deployment):
-    return {"framework": deployment.framework, "build_command": deployment.build_command,
-            "start_command": deployment.start_command, "port": deployment.port,
-            "health_check_path": deployment.health_check_path}
-
-
-def new_release(deployment, reason, *, branch=None, commit=None, rollback_of=None, config=None, env_token=None):
-    """A queued release of the deployment (not yet added to the session)."""
-    return Release(deployment_id=deployment.id, version=Release.next_version(deployment.id), status="queued",
-                   reason=reason, branch=branch or deployment.branch, requested_commit=commit,
-                   rollback_of=rollback_of, config=config or settings_of(deployment),
-                   env_encrypted=env_token if env_token is not None else deployment.env_encrypted,
-                   created_at=utcnow())
-
-
 def _finish(work, status, *, error=None, commit_sha=None, config=None, port=None):
     def change(session):
         release = session.get(Release, work.release_id)
@@ -180,15 +166,31 @@ def _record_progress(work, **fields):
 # -- running one release ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The deploy settings a Deployer works with (read from the app's configuration by the hook)."""
+
+    command_timeout: float = 900
+    health_timeout: float = 60
+    releases_kept: int = 3
+    git_protocols: str = "https"
+    git_rewrites: tuple = ()  # (base, insteadOf prefix) pairs
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(command_timeout=config["DEPLOY_COMMAND_TIMEOUT"], health_timeout=config["HEALTH_CHECK_TIMEOUT"],
+                   releases_kept=max(1, config["RELEASES_KEPT"]), git_protocols=config["GIT_ALLOW_PROTOCOL"],
+                   git_rewrites=tuple(sorted((config.get("GIT_URL_REWRITES") or {}).items())))
+
+
 class Deployer:
-    def __init__(self, ctx, transport, work, writer):
+    def __init__(self, ctx, transport, work, writer, limits=Limits()):
         self.ctx, self.t, self.work, self.log = ctx, transport, work, writer
-        config = current_app.config
-        self.command_timeout = config["DEPLOY_COMMAND_TIMEOUT"]
-        self.health_timeout = config["HEALTH_CHECK_TIMEOUT"]
-        self.keep = max(1, config["RELEASES_KEPT"])
-        self.git_protocols = config["GIT_ALLOW_PROTOCOL"]
-        self.git_rewrites = dict(config.get("GIT_URL_REWRITES") or {})
+        self.command_timeout = limits.command_timeout
+        self.health_timeout = limits.health_timeout
+        self.keep = limits.releases_kept
+        self.git_protocols = limits.git_protocols
+        self.git_rewrites = dict(limits.git_rewrites)
         root = transport.root
         self.root = root
         self.dir = f"{root}/releases/{work.version}"
@@ -524,7 +526,7 @@ def deploy_app(ctx, d):
         writer = LogWriter(work.deployment_id, work.version, envvars.redactor(work.env))
         lifecycle.record(work.deployment_id, "step", f"release {work.version} started")
         transport = current_app.extensions["deploy_transport"](d)
-        deployer = Deployer(ctx, transport, work, writer)
+        deployer = Deployer(ctx, transport, work, writer, Limits.from_config(current_app.config))
         sha = deployer.run()
     except KeptPrevious as exc:
         writer.flush()

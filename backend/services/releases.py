@@ -1,13 +1,27 @@
 """Asking for releases: redeploy, rollback and environment changes (a job builds them)."""
-from backend.deploy.deployer import new_release, settings_of
 from backend.errors import InvalidState, NotFound
 from backend.extensions import db
 from backend.models import DeploymentStatus, Release
+from backend.models.types import utcnow
 from backend.services import envvars
-from backend.services.deployments import _commit
+from backend.services.deployments import APP_SETTINGS, _commit
 from backend.services.lifecycle import add_event, change_status
 
 S = DeploymentStatus
+
+
+def settings_of(deployment):
+    """How the deployment asks to be built and run: its framework and the app settings."""
+    return {"framework": deployment.framework, **{key: getattr(deployment, key) for key in APP_SETTINGS}}
+
+
+def new_release(deployment, reason, *, branch=None, commit=None, rollback_of=None, config=None, env_token=None):
+    """A queued release of the deployment (not yet added to the session)."""
+    return Release(deployment_id=deployment.id, version=Release.next_version(deployment.id), status="queued",
+                   reason=reason, branch=branch or deployment.branch, requested_commit=commit,
+                   rollback_of=rollback_of, config=config or settings_of(deployment),
+                   env_encrypted=env_token if env_token is not None else deployment.env_encrypted,
+                   created_at=utcnow())
 
 
 def _start(deployment, release, message):
@@ -59,7 +73,7 @@ def request_rollback(deployment, version):
         raise InvalidState(f"release {version} is the one serving now", fields={"version": "live"})
     config = {key: (old.config or {}).get(key) for key in settings_of(deployment)}
     deployment.framework = config["framework"] or deployment.framework
-    for key in ("build_command", "start_command", "port", "health_check_path"):
+    for key in APP_SETTINGS:
         setattr(deployment, key, config[key])
     deployment.env_encrypted = old.env_encrypted
     deployment.branch = old.branch
