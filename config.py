@@ -94,6 +94,31 @@ class Config:
     SIMULATION_DIR = os.environ.get("SIMULATION_DIR") or None  # default: instance/simulation
     # Server-Sent Events log streams: how long one connection may stay open.
     LOG_STREAM_MAX_SECONDS = env_int("LOG_STREAM_MAX_SECONDS", 1800)
+    # Per-user quotas (members; admins have none); an admin overrides them per user (PATCH /api/users/<id>).
+    QUOTA_DEPLOYMENTS = env_int("QUOTA_DEPLOYMENTS", 10)
+    QUOTA_CORES = env_int("QUOTA_CORES", 16)
+    QUOTA_MEMORY = env_int("QUOTA_MEMORY", 32768)
+    QUOTA_DISK = env_int("QUOTA_DISK", 500)
+    # Rate limits (Flask-Limiter): per user with a token, per address without. Memory by default;
+    # a redis:// URI shares the counts between API processes.
+    RATELIMIT_ENABLED = env_bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or "memory://"
+    RATELIMIT_DEFAULT = os.environ.get("RATELIMIT_DEFAULT") or "300 per minute"
+    RATELIMIT_CREATE = os.environ.get("RATELIMIT_CREATE") or "20 per minute"
+    RATELIMIT_TOKENS = os.environ.get("RATELIMIT_TOKENS") or "20 per minute"
+    RATELIMIT_WEBHOOK = os.environ.get("RATELIMIT_WEBHOOK") or "60 per minute"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_STRATEGY = "moving-window"
+    # GitHub deliveries may be larger than API bodies (a push of many commits).
+    WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
+    # Outbound notifications: time per attempt, attempts, backoff (base * 2^n, capped), CA bundle for targets.
+    NOTIFY_TIMEOUT = env_int("NOTIFY_TIMEOUT", 10)
+    NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
+    NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 10)
+    NOTIFY_RETRY_MAX_SECONDS = env_int("NOTIFY_RETRY_MAX_SECONDS", 3600)
+    NOTIFY_CA_BUNDLE = os.environ.get("NOTIFY_CA_BUNDLE") or None
+    # Production refuses PROXMOX_VERIFY_SSL=false unless this says the operator means it.
+    PROXMOX_ALLOW_INSECURE = env_bool("PROXMOX_ALLOW_INSECURE", False)
     TESTING = False
     DEBUG = False
 
@@ -124,6 +149,16 @@ class TestingConfig(Config):
     DEPLOY_APPS = False  # the provisioning tests stop at a running guest; the deploy tests turn it on
     HEALTH_CHECK_TIMEOUT = 30
     DEPLOY_COMMAND_TIMEOUT = 300
+    # Limits are tested on their own (tests/api/test_ratelimits.py turns them on); quotas at their defaults.
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    QUOTA_DEPLOYMENTS = 10
+    QUOTA_CORES = 16
+    QUOTA_MEMORY = 32768
+    QUOTA_DISK = 500
+    NOTIFY_RETRY_BASE_SECONDS = 0.2
+    NOTIFY_RETRY_MAX_SECONDS = 2
+    NOTIFY_CA_BUNDLE = None
 
 
 class ProductionConfig(Config):
@@ -134,6 +169,12 @@ class ProductionConfig(Config):
             raise RuntimeError(
                 "SECRET_KEY is not set: production refuses to start with the default key. "
                 "Generate one with: python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        if not env_bool("PROXMOX_VERIFY_SSL", True) and not app_config.get("PROXMOX_ALLOW_INSECURE"):
+            raise RuntimeError(
+                "PROXMOX_VERIFY_SSL is off: production refuses to talk to Proxmox without checking its "
+                "certificate. Point PROXMOX_CA_BUNDLE at the cluster's CA (/etc/pve/pve-root-ca.pem), or set "
+                "PROXMOX_ALLOW_INSECURE=true to accept the risk explicitly."
             )
 
 

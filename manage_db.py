@@ -1,10 +1,11 @@
-"""Database commands: init, reset, seed, stats, backup, restore, reconcile, recover.
+"""Database commands: init, reset, seed, stats, backup, restore, reconcile, recover, create-user, create-token.
 Thin: the work is in backend/services.
 
     python manage_db.py init             # create what is missing, stand at the migration head
     python manage_db.py backup backups/paas.json
     python manage_db.py restore backups/paas.json --force
     python manage_db.py reconcile [--fix]    # database against the Proxmox cluster
+    python manage_db.py create-user alice --admin   # a user and its first API token (printed once)
 
 The app comes from create_app() (APP_ENV picks the config) unless one is passed as the click
 context object, which is how the tests point the commands at their own database.
@@ -171,6 +172,41 @@ def recover():
     jobs.wait_idle(current_app.config["JOB_TIME_LIMIT"] + 60)
     jobs.shutdown()
     click.echo(f"Recovered {len(queued)} deployment(s).")
+
+
+@cli.command("create-user")
+@click.argument("username")
+@click.option("--admin", is_flag=True, help="An admin: every deployment, user management, the audit log.")
+@click.option("--token-name", default="initial", show_default=True, help="Name of the first token.")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Default: no expiry.")
+@with_app
+def create_user(username, admin, token_name, expires_in_days):
+    """Create a user with a first API token; the token is printed once (only its hash is stored)."""
+    from backend.services import accounts, audit
+
+    user = accounts.create_user(username, "admin" if admin else "member")
+    token, _ = accounts.issue_token(user, token_name, expires_in_days)
+    audit.record("user.create", target=f"user {user.username}", details={"role": user.role, "via": "manage_db.py"})
+    click.echo(f"Created {user.role} {user.username} ({user.id}). Its API token, shown this once:", err=True)
+    click.echo(token)
+
+
+@cli.command("create-token")
+@click.argument("username")
+@click.option("--name", "token_name", default="cli", show_default=True, help="A name to recognise the token by.")
+@click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Default: no expiry.")
+@with_app
+def create_token(username, token_name, expires_in_days):
+    """A new API token for an existing user (a lost admin token, say); printed once."""
+    from backend.services import accounts, audit
+
+    user = accounts.find_user(username)
+    if not user.is_active:
+        raise click.ClickException(f"{user.username} is disabled")
+    token, row = accounts.issue_token(user, token_name, expires_in_days)
+    audit.record("token.create", target=f"token {row.prefix}", details={"user": user.username, "via": "manage_db.py"})
+    click.echo(f"New token {row.prefix}... for {user.username}, shown this once:", err=True)
+    click.echo(token)
 
 
 if __name__ == "__main__":

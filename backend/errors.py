@@ -54,3 +54,18 @@ class InvalidState(Conflict):
 
 class ConcurrentUpdate(Conflict):
     code = "concurrent_update"
+
+
+class Unauthorized(DomainError):
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="paas"'}
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
+class QuotaExceeded(ValidationFailed):
+    code = "quota_exceeded"

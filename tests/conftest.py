@@ -8,9 +8,14 @@ import os
 import shutil
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import MetaData, create_engine, delete
+from werkzeug.datastructures import Headers
 
 from app import create_app, db
+
+ADMIN_NAME = "test-admin"
 
 ENGINE_URLS = {
     "sqlite": None,
@@ -72,6 +77,47 @@ def migrated_urls(tmp_path_factory):
     return get
 
 
+def make_user(app, username, role="member", **fields):
+    """A user and a token of theirs: (user id, token)."""
+    from backend.services import accounts
+
+    with app.app_context():
+        user = accounts.create_user(username, role, **fields)
+        token, _ = accounts.issue_token(user, "tests")
+        user_id = user.id
+        db.session.remove()
+    return user_id, token
+
+
+def admin_token(app):
+    """The token of the suite's admin in app's database, made on first use."""
+    token = app.extensions.get("test_admin_token")
+    if token is None:
+        _, token = make_user(app, ADMIN_NAME, "admin")
+        app.extensions["test_admin_token"] = token
+    return token
+
+
+class AuthedClient(FlaskClient):
+    """A test client that authenticates as the suite's admin unless told otherwise.
+
+    token="..." sends that token, token=None sends none; an explicit Authorization header wins.
+    """
+
+    def open(self, *args, token="admin", **kwargs):
+        headers = Headers(kwargs.pop("headers", None) or {})
+        path = args[0] if args and isinstance(args[0], str) else ""
+        if "Authorization" not in headers and token is not None and path.startswith("/api/"):
+            token = admin_token(self.application) if token == "admin" else token
+            headers["Authorization"] = f"Bearer {token}"
+        return super().open(*args, headers=headers, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _authenticated_test_clients(monkeypatch):
+    monkeypatch.setattr(Flask, "test_client_class", AuthedClient)
+
+
 @pytest.fixture(params=list(ENGINE_URLS))
 def engine_name(request):
     """Each database engine the suite can reach: sqlite always, the others when configured."""
@@ -96,6 +142,7 @@ def database_url(engine_name, migrated_urls, tmp_path):
 @pytest.fixture
 def app(database_url):
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url)
+    admin_token(app)  # before the test's own session opens a snapshot (MariaDB's repeatable read)
     with app.app_context():
         yield app
         db.session.remove()

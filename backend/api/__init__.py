@@ -5,11 +5,14 @@ import uuid
 
 from flask import Blueprint, current_app, g, request
 
+from backend.api.auth import require_token
 from backend.api.errors import register_error_handlers
 from backend.api.spec import spec
 from backend.errors import DomainError, ValidationFailed
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
+# First of the blueprint's hooks: an unauthenticated request learns nothing else (not even a body error).
+api_bp.before_request(require_token)
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
@@ -57,12 +60,15 @@ def _echo_request_id(response):
 
 def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
-    from backend.api import deployments, meta, releases  # noqa: F401  (routes register on api_bp)
+    from backend.api import deployments, meta, releases, users, webhooks  # noqa: F401  (routes register on api_bp)
     from backend.api.health import health_bp
+    from backend.api.ratelimit import limiter
 
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
+    limiter.init_app(app)
+    limiter.exempt(health_bp)
     spec.register(app)

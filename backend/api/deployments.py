@@ -5,6 +5,8 @@ from flask import current_app, url_for
 from spectree import Response
 
 from backend.api import api_bp
+from backend.api.auth import audit_action, caller, quota_defaults
+from backend.api.ratelimit import limit_from, limiter
 from backend.api.schemas import (
     DeploymentCreate,
     DeploymentEnvelope,
@@ -34,6 +36,11 @@ def _envelope(deployment, live=False):
     return {"success": True, "deployment": body}
 
 
+def find(ident):
+    """The caller's deployment (any, for an admin) by id or name; 404 for everyone else's."""
+    return service.find_deployment(ident, caller())
+
+
 def enqueue(kind, deployment):
     """Hand the job over; a queue that cannot take it fails the deployment instead of stranding it."""
     try:
@@ -53,9 +60,17 @@ def enqueue(kind, deployment):
 @api_bp.post("/deployments")
 @spec.validate(resp=Response(HTTP_201=DeploymentEnvelope, HTTP_400=ErrorResponse, HTTP_409=ErrorResponse,
                              HTTP_413=ErrorResponse, HTTP_415=ErrorResponse), tags=TAGS)
+@limiter.limit(limit_from("RATELIMIT_CREATE"))
 def create_deployment(json: DeploymentCreate):
-    """Create a deployment; it starts in status pending and a job provisions it."""
-    deployment = service.create_deployment(json.model_dump())
+    """Create a deployment; it starts in status pending and a job provisions it.
+
+    The caller owns it. Members are held to their quotas (422 quota_exceeded names the limit).
+    """
+    body = json.model_dump()
+    deployment = service.create_deployment(body, caller(), quota_defaults())
+    audit_action("deployment.create", deployment, type=deployment.deployment_type, framework=deployment.framework,
+                 github_url=deployment.github_url, resources=deployment.resources,
+                 env_keys=sorted((body.get("env") or {}).keys()))
     enqueue("provision", deployment)
     location = url_for("api.get_deployment", ident=str(deployment.id))
     return _envelope(deployment), 201, {"Location": location}
@@ -67,6 +82,7 @@ def list_deployments(query: DeploymentListQuery):
     """List deployments: filters, sort, page by number or by cursor (next_cursor)."""
     result = service.list_deployments(
         query.model_dump(),
+        caller(),
         per_page_default=current_app.config["PER_PAGE_DEFAULT"],
         per_page_max=current_app.config["PER_PAGE_MAX"],
     )
@@ -78,7 +94,7 @@ def list_deployments(query: DeploymentListQuery):
 @spec.validate(resp=Response(HTTP_200=DeploymentEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
 def get_deployment(ident):
     """One deployment, by id or by name, with its guest's live status when it has one."""
-    return _envelope(service.find_deployment(ident), live=True)
+    return _envelope(find(ident), live=True)
 
 
 @api_bp.patch("/deployments/<ident>")
@@ -86,8 +102,10 @@ def get_deployment(ident):
                tags=TAGS)
 def update_deployment(ident, json: DeploymentUpdate):
     """Change tags, or resources while the deployment is not busy."""
-    deployment, resize_guest = service.update_deployment(service.find_deployment(ident),
-                                                         json.model_dump(exclude_unset=True))
+    changes = json.model_dump(exclude_unset=True)
+    deployment, resize_guest = service.update_deployment(find(ident), changes, actor=caller(),
+                                                         quota_defaults=quota_defaults())
+    audit_action("deployment.update", deployment, changes=changes)
     if resize_guest:
         enqueue("resize", deployment)  # the guest follows its new size
     return _envelope(deployment)
@@ -101,9 +119,10 @@ def delete_deployment(ident):
 
     Idempotent: deleting a deleted deployment answers 200. A delete during provisioning wins.
     """
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     if not service.request_delete(deployment):
         return _envelope(deployment), 200
+    audit_action("deployment.delete", deployment)
     enqueue("destroy", deployment)
     return _envelope(deployment), 202
 
@@ -115,7 +134,8 @@ def deployment_action(ident, action):
     """start (a stopped deployment), stop or restart (a running one): 202, a job acts, the status follows."""
     if action not in ACTIONS:
         raise NotFound(f"no action {action[:40]!r}; use one of {', '.join(ACTIONS)}")
-    deployment = service.request_action(service.find_deployment(ident), action)
+    deployment = service.request_action(find(ident), action)
+    audit_action(f"deployment.{action}", deployment)
     enqueue(action, deployment)
     return _envelope(deployment), 202
 
@@ -124,7 +144,7 @@ def deployment_action(ident, action):
 @spec.validate(resp=Response(HTTP_200=EventList, HTTP_404=ErrorResponse), tags=TAGS)
 def deployment_events(ident, query: EventQuery):
     """The deployment's history, oldest first: status changes, steps, Proxmox tasks, actions."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     events, next_after = history.events_page(deployment.id, after=query.after, limit=query.limit)
     return {"success": True, "events": [e.to_dict() for e in events], "next_after": next_after}
 
@@ -133,6 +153,6 @@ def deployment_events(ident, query: EventQuery):
 @spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
 def deployment_history(ident, query: HistoryQuery):
     """The history as readable text (text/plain), with each Proxmox task's own log under its line."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     text = history.readable_log(deployment.id, with_tasks=query.tasks)
     return text, 200, {"Content-Type": "text/plain; charset=utf-8"}

@@ -17,6 +17,8 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    401: "unauthorized",
+    403: "forbidden",
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
@@ -42,7 +44,7 @@ def error_response(status, code, message, fields=None, headers=None):
 def register_error_handlers(app):
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
+        return error_response(exc.status, exc.code, exc.message, exc.fields, headers=getattr(exc, "headers", None))
 
     @app.errorhandler(ValidationError)
     def handle_pydantic_error(exc):
@@ -57,6 +59,8 @@ def register_error_handlers(app):
         message = exc.description or exc.name
         if exc.code == 404:
             message = "no such resource"
+        if exc.code == 429:
+            message = f"too many requests ({exc.description}); retry after the time in Retry-After"
         return error_response(exc.code, code, message, headers=headers)
 
     @app.errorhandler(InternalResponseError)

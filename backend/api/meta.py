@@ -3,6 +3,7 @@ from flask import jsonify
 from spectree import Response
 
 from backend.api import api_bp
+from backend.api.auth import caller
 from backend.api.schemas import ErrorResponse, FrameworkList, NodeList, StatsOut
 from backend.api.spec import spec
 from backend.errors import DomainError
@@ -16,7 +17,7 @@ from backend.services.deployments import deployment_stats
 @spec.validate(resp=Response(HTTP_200=StatsOut), tags=["stats"])
 def stats():
     """Totals by status and type, and the success rate."""
-    return {"success": True, **deployment_stats()}
+    return {"success": True, **deployment_stats(caller())}
 
 
 @api_bp.get("/frameworks")

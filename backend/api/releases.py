@@ -7,7 +7,8 @@ from flask import current_app, request, stream_with_context
 from spectree import Response
 
 from backend.api import api_bp
-from backend.api.deployments import enqueue
+from backend.api.auth import audit_action
+from backend.api.deployments import enqueue, find
 from backend.api.schemas import (
     BuildLogPage,
     BuildLogQuery,
@@ -23,7 +24,6 @@ from backend.api.spec import spec
 from backend.errors import DomainError, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import LogLine, Release
-from backend.services import deployments as service
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 
@@ -43,8 +43,10 @@ def redeploy(ident, json: RedeployIn):
 
     The body may be empty ({}). A failed release leaves the previous one serving.
     """
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     release, kind = releases.request_redeploy(deployment, branch=json.branch, commit=json.commit)
+    audit_action("deployment.redeploy", deployment, release=release.version, branch=release.branch,
+                 commit=json.commit)
     enqueue(kind, deployment)
     return _release_envelope(release, deployment)
 
@@ -53,7 +55,7 @@ def redeploy(ident, json: RedeployIn):
 @spec.validate(resp=Response(HTTP_200=ReleaseList, HTTP_404=ErrorResponse), tags=TAGS)
 def list_releases(ident):
     """Every release, newest first."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     return {"success": True, "releases": [r.to_dict() for r in Release.for_deployment(deployment.id)]}
 
 
@@ -69,7 +71,7 @@ def _release(deployment, version):
 @api_bp.get("/deployments/<ident>/releases/<version>")
 @spec.validate(resp=Response(HTTP_200=ReleaseEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
 def get_release(ident, version):
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     return _release_envelope(_release(deployment, version), deployment, 200)
 
 
@@ -77,8 +79,9 @@ def get_release(ident, version):
 @spec.validate(resp=Response(HTTP_202=ReleaseEnvelope, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
 def rollback(ident, version):
     """A new release with that release's commit and config (settings and environment) together."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     release, kind = releases.request_rollback(deployment, _release(deployment, version).version)
+    audit_action("deployment.rollback", deployment, release=release.version, to_version=int(version))
     enqueue(kind, deployment)
     return _release_envelope(release, deployment)
 
@@ -90,7 +93,7 @@ def rollback(ident, version):
 @spec.validate(resp=Response(HTTP_200=EnvOut, HTTP_404=ErrorResponse), tags=TAGS)
 def get_env(ident):
     """The variable names, values masked: values never leave the platform."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     return {"success": True, "env": envvars.masked(deployment.env_encrypted), "release": None}
 
 
@@ -109,8 +112,10 @@ def patch_env(ident):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not body:
         raise ValidationFailed("the body must be a JSON object of variables", fields={"body": "must be an object"})
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     release, kind = releases.update_env(deployment, body)
+    audit_action("deployment.env", deployment, set=sorted(k for k, v in body.items() if v is not None),
+                 deleted=sorted(k for k, v in body.items() if v is None))
     if kind:
         enqueue(kind, deployment)
     body = {"success": True, "env": envvars.masked(deployment.env_encrypted),
@@ -122,7 +127,7 @@ def patch_env(ident):
 
 
 def _log_page(ident, query):
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     return history.log_page(deployment.id, after=query.after, release=query.release, limit=query.limit)
 
 
@@ -149,7 +154,7 @@ def build_log_text(ident, query: BuildLogQuery):
 @spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
 def app_log(ident, query: RuntimeLogQuery):
     """The app's own recent output (its journal on a real guest), as text/plain."""
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     lines = runtime_log(deployment, query.lines)
     return "".join(f"{line}\n" for line in lines), 200, {"Content-Type": "text/plain; charset=utf-8"}
 
@@ -166,7 +171,7 @@ def stream_log(ident, query: StreamQuery):
     Resumable: send Last-Event-ID (or after=). Ends with `event: end` (data: the release's status)
     once the release has finished and every line is sent.
     """
-    deployment = service.find_deployment(ident)
+    deployment = find(ident)
     if query.release is not None:
         release = _release(deployment, str(query.release))
     else:

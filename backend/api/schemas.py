@@ -215,6 +215,8 @@ class DeploymentOut(BaseModel):
     env: dict[str, str] = Field(description="Environment variable keys, values masked")
     live_release: int | None = Field(description="The version of the release that serves")
     url: str | None = Field(description="Where the app answers, while it runs")
+    webhook_enabled: bool = Field(description="GitHub push-to-deploy is on (POST .../webhook)")
+    notification_url: str | None = Field(description="Where status changes are posted (PUT .../notifications)")
     live: LiveStatusOut | None = Field(None, description="Only in GET /api/deployments/<id>, when it has a guest")
 
 
@@ -318,3 +320,191 @@ class NodeList(BaseModel):
     success: Literal[True]
     nodes: list[NodeOut]
 ReleaseEnvelope.model_rebuild()
+
+
+# -- users, tokens, audit -------------------------------------------------------------------------------
+
+Username = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,62}[a-z0-9]$", description="3-64 of a-z 0-9 _ . -")]
+TokenName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 _.:@-]+$")]
+
+
+class QuotasIn(StrictModel):
+    """Per-user limits; null: the configured default."""
+
+    deployments: int | None = Field(None, ge=0, le=10000)
+    cores: int | None = Field(None, ge=0, le=100000)
+    memory: int | None = Field(None, ge=0, le=100000000, description="MB")
+    disk: int | None = Field(None, ge=0, le=10000000, description="GB")
+
+
+class QuotaValues(BaseModel):
+    deployments: int | None
+    cores: int | None
+    memory: int | None
+    disk: int | None
+
+
+class UserOut(BaseModel):
+    id: str
+    username: str
+    role: Literal["admin", "member"]
+    created_at: datetime
+    disabled_at: datetime | None
+    quota_overrides: QuotaValues
+    allow_private_targets: bool
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    prefix: str = Field(description="The token's first characters, to recognise it")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreate(StrictModel):
+    name: TokenName
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="Omit for a token that does not expire")
+
+
+class TokenCreated(BaseModel):
+    success: Literal[True]
+    token: str = Field(description="The token itself: shown this once, stored only as a hash")
+    token_info: TokenOut
+
+
+class TokenEnvelope(BaseModel):
+    success: Literal[True]
+    token_info: TokenOut
+
+
+class TokenList(BaseModel):
+    success: Literal[True]
+    tokens: list[TokenOut]
+
+
+class UserCreate(StrictModel):
+    username: Username
+    role: Literal["admin", "member"] = "member"
+    quotas: QuotasIn | None = None
+    allow_private_targets: bool = False
+
+
+class UserUpdate(StrictModel):
+    role: Literal["admin", "member"] | None = None
+    quotas: QuotasIn | None = None
+    allow_private_targets: bool | None = None
+    disabled: bool | None = Field(None, description="true revokes every token of the user")
+
+
+class UserEnvelope(BaseModel):
+    success: Literal[True]
+    user: UserOut
+
+
+class UserCreated(UserEnvelope):
+    token: str = Field(description="The user's first API token: shown this once")
+    token_info: TokenOut
+
+
+class UserList(BaseModel):
+    success: Literal[True]
+    users: list[UserOut]
+
+
+class MeOut(BaseModel):
+    success: Literal[True]
+    user: UserOut
+    quotas: QuotaValues | None = Field(description="The limits that apply; null for admins (no quota)")
+    usage: QuotaValues
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(None, max_length=64, description="A user id or username")
+    deployment: str | None = Field(None, max_length=64, description="A deployment id")
+    action: str | None = Field(None, max_length=64, pattern=r"^[a-z_.]+$",
+                               description="An action or its prefix (deployment., token.)")
+    since: datetime | None = None
+    until: datetime | None = None
+    before: int | None = Field(None, ge=1, description="The next_before of the previous page")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class AuditOut(BaseModel):
+    id: int
+    time: datetime
+    user_id: str | None
+    username: str | None
+    action: str
+    deployment_id: str | None
+    target: str | None
+    ip_address: str | None
+    request_id: str | None
+    details: dict
+
+
+class AuditPage(BaseModel):
+    success: Literal[True]
+    entries: list[AuditOut]
+    next_before: int | None
+
+
+# -- webhooks and notifications ------------------------------------------------------------------------
+
+
+class WebhookOut(BaseModel):
+    success: Literal[True]
+    enabled: bool
+    url: str = Field(description="The payload URL to give GitHub (content type application/json)")
+    secret: str | None = Field(None, description="Only when just enabled: shown this once")
+    events: list[str]
+
+
+class NotificationTargetIn(StrictModel):
+    url: str = Field(max_length=2048, description="https URL; loopback and private addresses only if an admin "
+                     "allowed them for the owner")
+
+
+class NotificationTargetOut(BaseModel):
+    success: Literal[True]
+    url: str | None
+    secret: str | None = Field(None, description="Only when just set: the HMAC key; shown this once")
+    signature_header: str
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event: str
+    url: str
+    payload: dict
+    state: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class DeliveryQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    before: int | None = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=500)
+
+
+class DeliveryPage(BaseModel):
+    success: Literal[True]
+    deliveries: list[DeliveryOut]
+    next_before: int | None
+
+
+class WebhookReceipt(BaseModel):
+    success: Literal[True]
+    status: str = Field(description="pong, duplicate, ignored or deploying")
+    message: str
+    release: int | None = None

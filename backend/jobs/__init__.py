@@ -15,11 +15,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from backend.models import DeploymentStatus
-from backend.services import lifecycle, provisioning
+from backend.services import lifecycle, notifications, provisioning
 
 log = logging.getLogger(__name__)
 
-JOB_KINDS = ("provision", "destroy", "start", "stop", "restart", "resize")
+JOB_KINDS = ("provision", "destroy", "start", "stop", "restart", "resize", "notify")
 RESUMABLE = {
     DeploymentStatus.PENDING: "provision",
     DeploymentStatus.PROVISIONING: "provision",
@@ -88,6 +88,8 @@ def execute(app, kind, deployment_id, deploy_app=None):
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     deployment_id = uuid.UUID(str(deployment_id))
+    if kind == "notify":
+        return deliver_notifications(app, deployment_id)
     with app.app_context():
         owner = _owner()
         if not lifecycle.take_lease(deployment_id, owner, app.config["JOB_LEASE_SECONDS"]):
@@ -117,6 +119,34 @@ def execute(app, kind, deployment_id, deploy_app=None):
             if settings and ctx.client is not None and ctx.client._api is not None:
                 cache[settings] = ctx.client._api
             lifecycle.release_lease(deployment_id, owner)
+
+
+def deliver_notifications(app, deployment_id):
+    """The notify job: no lease (it never touches the guest); retries come back as delayed jobs."""
+    with app.app_context():
+        next_in = notifications.deliver_due(deployment_id, notifications.settings_from(app.config))
+    if next_in is not None:
+        app.extensions["jobs"].submit("notify", deployment_id, delay=next_in)
+    return None
+
+
+def _submit_notifications(session):
+    """After a commit that wrote notifications, hand them to the notify job (the outbox's relay)."""
+    pending = session.info.pop(notifications.PENDING_KEY, None)
+    if not pending:
+        return
+    from flask import current_app  # noqa: PLC0415
+
+    try:
+        jobs = current_app.extensions["jobs"]
+        for deployment_id in pending:
+            jobs.submit("notify", deployment_id)
+    except Exception:  # noqa: BLE001 - the sweep delivers them later
+        log.warning("could not queue notifications; the sweep will", exc_info=True)
+
+
+def _forget_notifications(session, *args):
+    session.info.pop(notifications.PENDING_KEY, None)
 
 
 # -- backends --------------------------------------------------------------------------------------
@@ -213,16 +243,33 @@ class ManualJobs:
     def __init__(self, app):
         self.app = app
         self.queue = []
+        self.delayed = []  # (due on the monotonic clock, kind, deployment id)
 
     def submit(self, kind, deployment_id, delay=0.0):
-        self.queue.append((kind, deployment_id))
+        if delay and delay > 0:
+            self.delayed.append((time.monotonic() + delay, kind, deployment_id))
+        else:
+            self.queue.append((kind, deployment_id))
+
+    def _due(self):
+        now = time.monotonic()
+        due = [job for job in self.delayed if job[0] <= now]
+        self.delayed = [job for job in self.delayed if job[0] > now]
+        self.queue.extend((kind, deployment_id) for _, kind, deployment_id in sorted(due, key=lambda j: j[0]))
 
     def run_pending(self):
-        """Run queued jobs (and those they queue) in order; returns their final statuses."""
+        """Run queued jobs (and those they queue) in order; returns their final statuses.
+
+        Delayed jobs run once their time has come; those still waiting stay queued.
+        """
         results = []
+        self._due()
         while self.queue:
             kind, deployment_id = self.queue.pop(0)
-            results.append(execute(self.app, kind, deployment_id))
+            result = execute(self.app, kind, deployment_id)
+            if kind != "notify":
+                results.append(result)
+            self._due()
         return results
 
     def start(self):
@@ -288,6 +335,13 @@ def recover(app, jobs, stale_after=None):
         kind = RESUMABLE[status]
         jobs.submit(kind, deployment_id)
         queued[str(deployment_id)] = kind
+    with app.app_context():
+        try:
+            waiting = notifications.pending_deployments(overdue_by=stale_after)
+        finally:
+            db.session.remove()
+    for deployment_id in waiting:
+        jobs.submit("notify", deployment_id)
     if queued:
         log.info("recovery queued %d unfinished deployment(s)", len(queued))
     return queued
@@ -341,6 +395,16 @@ def init_app(app):
     if "PROXMOX_SETTINGS" not in app.config:
         app.config["PROXMOX_SETTINGS"] = ProxmoxSettings.from_env(os.environ)
     app.extensions["jobs"] = build_jobs(app)
+    _listen_for_notifications()
+
+
+def _listen_for_notifications():
+    from sqlalchemy import event  # noqa: PLC0415
+    from sqlalchemy.orm import Session  # noqa: PLC0415
+
+    if not event.contains(Session, "after_commit", _submit_notifications):
+        event.listen(Session, "after_commit", _submit_notifications)
+        event.listen(Session, "after_rollback", _forget_notifications)
 
 
 def get_jobs(app=None):

@@ -95,6 +95,11 @@ class Deployment(db.Model):
     # The release that serves (its version) and the port it listens on.
     live_release: Mapped[int | None] = mapped_column(Integer)
     served_port: Mapped[int | None] = mapped_column(Integer)
+    # GitHub push-to-deploy: the webhook's HMAC secret, Fernet-encrypted like the environment.
+    webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
+    # Outbound status notifications: where they go and the secret that signs them (encrypted).
+    notify_url: Mapped[str | None] = mapped_column(String(2048))
+    notify_secret_encrypted: Mapped[str | None] = mapped_column(Text)
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
@@ -198,9 +203,11 @@ class Deployment(db.Model):
         return db.session.scalar(select(func.count()).select_from(cls).where(cls.status == status))
 
     @classmethod
-    def breakdown(cls):
-        """Counts per (status, type) pair, deleted included, in one GROUP BY query."""
+    def breakdown(cls, owner=None):
+        """Counts per (status, type) pair, deleted included, in one GROUP BY query (of one owner's, if given)."""
         stmt = select(cls.status, cls.deployment_type, func.count()).group_by(cls.status, cls.deployment_type)
+        if owner is not None:
+            stmt = stmt.where(cls.user_id == owner)
         return {(DeploymentStatus(status), dtype): count for status, dtype, count in db.session.execute(stmt)}
 
     @classmethod
@@ -253,6 +260,8 @@ class Deployment(db.Model):
             "env": self.masked_env(),
             "live_release": self.live_release,
             "url": self.url,
+            "webhook_enabled": self.webhook_secret_encrypted is not None,
+            "notification_url": self.notify_url,
         }
 
     def __repr__(self):

@@ -15,7 +15,7 @@ from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
-from backend.services import envvars
+from backend.services import accounts, envvars
 from backend.services.lifecycle import add_event, change_status
 
 RESOURCE_LIMITS = {
@@ -67,10 +67,29 @@ def _commit(deployment=None):
 APP_SETTINGS = ("build_command", "start_command", "port", "health_check_path")
 
 
-def create_deployment(data, user_id=None):
-    """Record a new deployment in status pending; the name must be free among live ones."""
+def scoped(stmt, viewer):
+    """Restrict a select of deployments to what viewer may see: admins everything, members their own."""
+    if viewer.is_admin:
+        return stmt
+    return stmt.where(Deployment.user_id == viewer.id)
+
+
+def visible_to(deployment, viewer):
+    return deployment is not None and (viewer.is_admin or deployment.user_id == viewer.id)
+
+
+def create_deployment(data, owner, quota_defaults=None):
+    """Record a new deployment of owner in status pending; the name must be free among live ones.
+
+    Names are unique across users (they become guest hostnames), so a taken name answers 409 even
+    when another user holds it; that user's deployment itself stays invisible.
+    """
     if Deployment.get_by_name(data["name"]) is not None:
         raise NameTaken(f"a deployment named {data['name']!r} already exists", fields={"name": "already taken"})
+    resources = resolve_resources(data["deployment_type"], data.get("resources"))
+    if not owner.is_admin:
+        accounts.lock_user(owner)
+        accounts.check_quota(owner, quota_defaults or accounts.DEFAULT_QUOTAS, resources)
     deployment = Deployment(
         id=uuid.uuid4(),  # set here, so that the event below can refer to it before the insert
         name=data["name"],
@@ -78,10 +97,10 @@ def create_deployment(data, user_id=None):
         framework=data["framework"],
         github_url=data["github_url"],
         branch=data.get("branch") or "main",
-        resources=resolve_resources(data["deployment_type"], data.get("resources")),
+        resources=resources,
         tags=list(data.get("tags") or []),
         status=DeploymentStatus.PENDING,
-        user_id=user_id,
+        user_id=owner.id,
         build_command=data.get("build_command"),
         start_command=data.get("start_command"),
         port=data.get("port"),
@@ -94,18 +113,21 @@ def create_deployment(data, user_id=None):
     return deployment
 
 
-def find_deployment(ident):
-    """A deployment by id (deleted ones too) or by live name; NotFound otherwise."""
+def find_deployment(ident, viewer):
+    """A deployment viewer may see, by id (deleted ones too) or by live name; NotFound otherwise.
+
+    Someone else's deployment is NotFound too, with the same words: its existence is not revealed.
+    """
     deployment = Deployment.get_by_id(ident)
     # Only a well-formed name reaches the database: no NUL bytes or megabyte strings.
     if deployment is None and NAME_RE.fullmatch(ident):
         deployment = Deployment.get_by_name(ident)
-    if deployment is None:
+    if not visible_to(deployment, viewer):
         raise NotFound(f"no deployment {ident[:80]!r}")
     return deployment
 
 
-def update_deployment(deployment, changes):
+def update_deployment(deployment, changes, actor=None, quota_defaults=None):
     """Apply editable fields: tags always, resources only while the guest is not busy.
 
     Returns (deployment, resize_guest): with a guest (a stopped deployment), new resources are applied
@@ -121,6 +143,10 @@ def update_deployment(deployment, changes):
                 fields={"resources": f"not editable while {deployment.status.value}"},
             )
         resources = resolve_resources(deployment.deployment_type, changes["resources"], current=deployment.resources)
+        if actor is not None and not actor.is_admin:
+            accounts.lock_user(actor)
+            accounts.check_quota(actor, quota_defaults or accounts.DEFAULT_QUOTAS, resources,
+                                 exclude=deployment.id, adding=0)
         if deployment.vm_id is not None and resources["disk"] < deployment.resources["disk"]:
             raise ValidationFailed(
                 "a guest's disk can grow but not shrink",
@@ -219,14 +245,14 @@ def _decode_cursor(cursor, sort):
         raise bad from None
 
 
-def list_deployments(query, per_page_default=20, per_page_max=100):
-    """A filtered, sorted page by number or by keyset cursor, with totals."""
+def list_deployments(query, viewer, per_page_default=20, per_page_max=100):
+    """A filtered, sorted page of what viewer may see, by number or by keyset cursor, with totals."""
     per_page = min(query.get("per_page") or per_page_default, per_page_max)
     sort = query.get("sort") or "-created_at"
     column = SORT_COLUMNS[sort.lstrip("-")]
     descending = sort.startswith("-")
 
-    stmt = select(Deployment) if query.get("include_deleted") else Deployment.live()
+    stmt = scoped(select(Deployment) if query.get("include_deleted") else Deployment.live(), viewer)
     if query.get("status"):
         stmt = stmt.where(Deployment.status == DeploymentStatus(query["status"]))
     if query.get("deployment_type"):
@@ -268,9 +294,9 @@ def list_deployments(query, per_page_default=20, per_page_max=100):
 # -- statistics --------------------------------------------------------------
 
 
-def deployment_stats():
-    """Totals by status and type, and the share of finished deployments that succeeded."""
-    pairs = Deployment.breakdown()
+def deployment_stats(viewer):
+    """Totals by status and type of what viewer may see, and the share of finished ones that succeeded."""
+    pairs = Deployment.breakdown(owner=None if viewer.is_admin else viewer.id)
     by_status = Deployment.status_breakdown(pairs)
     by_type = Deployment.type_breakdown(pairs)
     succeeded = by_status["running"] + by_status["stopped"]

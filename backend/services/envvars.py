@@ -143,3 +143,16 @@ def redactor(variables):
         return lambda line: line
     pattern = re.compile("|".join(re.escape(s) for s in secrets))
     return lambda line: pattern.sub(MASK, line)
+
+
+def seal(secret):
+    """Encrypt one secret (a webhook or notification key) with the same key as the variables."""
+    return fernet().encrypt(secret.encode()).decode()
+
+
+def unseal(token):
+    try:
+        return fernet().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise SecretsUnavailable("a stored secret cannot be decrypted with the configured key "
+                                 "(ENV_ENCRYPTION_KEY changed?)") from None

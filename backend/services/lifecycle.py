@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from backend.extensions import db
 from backend.models import Deployment, DeploymentEvent, DeploymentStatus
 from backend.models.types import utcnow
+from backend.services import notifications
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def change_status(deployment, target, message=""):
     deployment.transition_to(target, message if target is DeploymentStatus.FAILED else None)
     add_event(deployment, "status", message or f"{before.value} -> {target.value}",
               from_status=before.value, to_status=target.value)
+    notifications.queue_status_change(deployment, before.value, target.value, message)
     return deployment
 
 

@@ -7,14 +7,14 @@ import urllib.request
 from werkzeug.serving import make_server
 
 from backend.models import Deployment
-from tests.conftest import deployment_payload
+from tests.conftest import admin_token, deployment_payload
 
 CLIENTS = 20
 
 
-def post_json(url, body):
+def post_json(url, body, token):
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.load(response)
@@ -29,10 +29,11 @@ def test_twenty_concurrent_creates_of_one_name_make_one_row(app):
     url = f"http://127.0.0.1:{server.server_port}/api/deployments"
     start = threading.Barrier(CLIENTS)
     results = []
+    token = admin_token(app)
 
     def create(i):
         start.wait(timeout=30)
-        results.append(post_json(url, deployment_payload(name="contested", tags=[f"client-{i}"])))
+        results.append(post_json(url, deployment_payload(name="contested", tags=[f"client-{i}"]), token))
 
     workers = [threading.Thread(target=create, args=(i,)) for i in range(CLIENTS)]
     try:

@@ -14,7 +14,8 @@ def get_without_database(path):
     app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
                      SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
     with app.app_context():
-        response = app.test_client().get(path)
+        # The token cannot be checked either: that lookup is what meets the outage.
+        response = app.test_client().get(path, token="paas_" + "x" * 43)
         db.engine.dispose()
     return response
 

@@ -1,0 +1,70 @@
+"""Who is calling: bearer tokens, the public allow-list, roles, and the caller's address for the audit log."""
+from flask import current_app, g, request
+
+from backend.errors import Forbidden, Unauthorized
+from backend.services import accounts, audit
+
+# Endpoints anyone may call. Everything else under /api needs a valid token (a test walks the url map).
+PUBLIC_ENDPOINTS = frozenset({
+    "api.openapi_document",   # the API description
+    "api.github_webhook",     # GitHub cannot send a token; the delivery carries its own HMAC signature
+})
+_UNSET = object()
+
+
+def bearer_token():
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else None
+
+
+def identify():
+    """The calling user, or None (no token, or one that is unknown, revoked, expired or whose user is disabled).
+
+    Worked out once per request: the rate limiter's key and the authentication check share it.
+    """
+    user = g.get("_caller", _UNSET)
+    if user is _UNSET:
+        found = accounts.authenticate(bearer_token())
+        user = found[0] if found else None
+        g._caller = user
+        g._token = found[1] if found else None
+    return user
+
+
+def require_token():
+    """Before every /api request: refuse it with 401 unless it is public or carries a valid token."""
+    if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
+        return None
+    if identify() is None:
+        raise Unauthorized("a valid API token is required: send Authorization: Bearer <token> "
+                           "(manage_db.py create-user makes the first one)")
+    return None
+
+
+def caller():
+    """The authenticated user of this request (require_token has run)."""
+    user = identify()
+    if user is None:  # a route outside the API reached this: refuse rather than run unscoped
+        raise Unauthorized("a valid API token is required")
+    return user
+
+
+def require_admin():
+    user = caller()
+    if not user.is_admin:
+        raise Forbidden("this needs an admin token")
+    return user
+
+
+def client_address():
+    return request.remote_addr
+
+
+def quota_defaults():
+    return {key: current_app.config[f"QUOTA_{key.upper()}"] for key in ("deployments", "cores", "memory", "disk")}
+
+
+def audit_action(action, deployment=None, target=None, user=_UNSET, **details):
+    """Record who (the caller) did what from which address, in the audit log."""
+    return audit.record(action, user=caller() if user is _UNSET else user, deployment=deployment, target=target,
+                        ip_address=client_address(), request_id=g.get("request_id"), details=details)

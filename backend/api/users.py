@@ -1,0 +1,136 @@
+"""/api/me, /api/tokens (the caller's own), /api/users (admins) and /api/audit (admins)."""
+from spectree import Response
+
+from backend.api import api_bp
+from backend.api.auth import audit_action, caller, quota_defaults, require_admin
+from backend.api.ratelimit import limit_from, limiter
+from backend.api.schemas import (
+    AuditPage,
+    AuditQuery,
+    ErrorResponse,
+    MeOut,
+    TokenCreate,
+    TokenCreated,
+    TokenEnvelope,
+    TokenList,
+    UserCreate,
+    UserCreated,
+    UserEnvelope,
+    UserList,
+    UserUpdate,
+)
+from backend.api.spec import spec
+from backend.errors import NotFound
+from backend.models import Deployment
+from backend.services import accounts, audit
+
+
+@api_bp.get("/me")
+@spec.validate(resp=Response(HTTP_200=MeOut, HTTP_401=ErrorResponse), tags=["users"])
+def me():
+    """Who the token belongs to, the quotas that apply and what is in use."""
+    user = caller()
+    quotas = None if user.is_admin else accounts.quotas_of(user, quota_defaults())
+    return {"success": True, "user": user.to_dict(), "quotas": quotas, "usage": accounts.usage_of(user.id)}
+
+
+# -- tokens --------------------------------------------------------------------------------------------
+
+
+@api_bp.post("/tokens")
+@spec.validate(resp=Response(HTTP_201=TokenCreated, HTTP_401=ErrorResponse, HTTP_429=ErrorResponse),
+               tags=["tokens"])
+@limiter.limit(limit_from("RATELIMIT_TOKENS"))
+def create_token(json: TokenCreate):
+    """A new token for the caller. The token is in this answer only; the platform keeps its hash."""
+    user = caller()
+    token, row = accounts.issue_token(user, json.name, json.expires_in_days)
+    audit_action("token.create", target=f"token {row.prefix}", name=row.name, expires_at=row.to_dict()["expires_at"])
+    return {"success": True, "token": token, "token_info": row.to_dict()}, 201
+
+
+@api_bp.get("/tokens")
+@spec.validate(resp=Response(HTTP_200=TokenList, HTTP_401=ErrorResponse), tags=["tokens"])
+@limiter.limit(limit_from("RATELIMIT_TOKENS"))
+def list_tokens():
+    """The caller's tokens, newest first, by name and prefix (never the token)."""
+    from backend.models import ApiToken  # noqa: PLC0415
+
+    return {"success": True, "tokens": [t.to_dict() for t in ApiToken.for_user(caller().id)]}
+
+
+@api_bp.delete("/tokens/<token_id>")
+@spec.validate(resp=Response(HTTP_200=TokenEnvelope, HTTP_401=ErrorResponse, HTTP_404=ErrorResponse),
+               tags=["tokens"])
+@limiter.limit(limit_from("RATELIMIT_TOKENS"))
+def revoke_token(token_id):
+    """Revoke one of the caller's tokens; it stops working at once. Idempotent."""
+    row = accounts.revoke_token(accounts.find_token(caller(), token_id))
+    audit_action("token.revoke", target=f"token {row.prefix}", name=row.name)
+    return {"success": True, "token_info": row.to_dict()}
+
+
+# -- users (admins) ------------------------------------------------------------------------------------
+
+
+@api_bp.get("/users")
+@spec.validate(resp=Response(HTTP_200=UserList, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse), tags=["users"])
+def list_users():
+    require_admin()
+    return {"success": True, "users": [u.to_dict() for u in accounts.list_users()]}
+
+
+@api_bp.post("/users")
+@spec.validate(resp=Response(HTTP_201=UserCreated, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse,
+                             HTTP_409=ErrorResponse), tags=["users"])
+@limiter.limit(limit_from("RATELIMIT_TOKENS"))
+def create_user(json: UserCreate):
+    """A new user with a first token (in this answer only)."""
+    require_admin()
+    quotas = json.quotas.model_dump(exclude_none=True) if json.quotas else None
+    user = accounts.create_user(json.username, json.role, quotas, json.allow_private_targets)
+    token, row = accounts.issue_token(user, "initial")
+    audit_action("user.create", target=f"user {user.username}", role=user.role, quotas=quotas or {})
+    return {"success": True, "user": user.to_dict(), "token": token, "token_info": row.to_dict()}, 201
+
+
+@api_bp.get("/users/<ident>")
+@spec.validate(resp=Response(HTTP_200=UserEnvelope, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse,
+                             HTTP_404=ErrorResponse), tags=["users"])
+def get_user(ident):
+    require_admin()
+    return {"success": True, "user": accounts.find_user(ident).to_dict()}
+
+
+@api_bp.patch("/users/<ident>")
+@spec.validate(resp=Response(HTTP_200=UserEnvelope, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse,
+                             HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=["users"])
+def update_user(ident, json: UserUpdate):
+    """Change a user's role, quotas (null: the default), private notification targets, or disable them."""
+    require_admin()
+    changes = json.model_dump(exclude_unset=True)
+    if json.quotas is not None:
+        changes["quotas"] = json.quotas.model_dump(exclude_unset=True)
+    user = accounts.update_user(accounts.find_user(ident), changes)
+    audit_action("user.update", target=f"user {user.username}", changes=changes)
+    return {"success": True, "user": user.to_dict()}
+
+
+# -- audit (admins) ------------------------------------------------------------------------------------
+
+
+@api_bp.get("/audit")
+@spec.validate(resp=Response(HTTP_200=AuditPage, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse), tags=["audit"])
+def audit_log(query: AuditQuery):
+    """Who did what to which deployment, when and from where; newest first, filterable, paged by before=."""
+    require_admin()
+    filters = {"action": query.action, "since": query.since, "until": query.until, "before": query.before}
+    if query.user:
+        filters["user_id"] = accounts.find_user(query.user).id
+    if query.deployment:
+        deployment = Deployment.get_by_id(query.deployment)
+        if deployment is None:
+            raise NotFound(f"no deployment {query.deployment[:80]!r}")
+        filters["deployment_id"] = deployment.id
+    rows, next_before = audit.entries(filters, query.limit)
+    return {"success": True, "entries": [r.to_dict() for r in rows], "next_before": next_before}

@@ -1,0 +1,189 @@
+"""Users and their API tokens: creating, authenticating, revoking, and the per-user quotas."""
+import re
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from backend.errors import Conflict, NotFound, QuotaExceeded, ValidationFailed
+from backend.extensions import db
+from backend.models import ApiToken, Deployment, User
+from backend.models.types import utcnow
+from backend.models.user import QUOTA_KEYS, ROLES, hash_token
+
+USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{1,62}[a-z0-9]")
+TOKEN_PREFIX = "paas_"
+TOKEN_RE = re.compile(r"paas_[A-Za-z0-9_-]{43}")
+PREFIX_LENGTH = 12
+# last_used_at is written at most this often per token, not on every request.
+TOUCH_INTERVAL = timedelta(seconds=60)
+DEFAULT_QUOTAS = {"deployments": 10, "cores": 16, "memory": 32768, "disk": 500}
+QUOTA_UNITS = {"deployments": "", "cores": "", "memory": " MB", "disk": " GB"}
+
+
+def _commit():
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise
+
+
+def create_user(username, role="member", quotas=None, allow_private_targets=False):
+    """A new user; usernames are unique."""
+    if not USERNAME_RE.fullmatch(username or ""):
+        raise ValidationFailed("invalid username", fields={
+            "username": "3-64 characters of a-z, 0-9, '_', '.', '-', starting with a letter"})
+    if role not in ROLES:
+        raise ValidationFailed("invalid role", fields={"role": f"one of {', '.join(ROLES)}"})
+    if User.get_by_username(username) is not None:
+        raise Conflict(f"a user named {username!r} already exists", fields={"username": "already taken"})
+    user = User(username=username, role=role, allow_private_targets=allow_private_targets)
+    for key, value in (quotas or {}).items():
+        setattr(user, f"max_{key}", value)
+    db.session.add(user)
+    try:
+        _commit()
+    except IntegrityError:
+        raise Conflict(f"a user named {username!r} already exists", fields={"username": "already taken"}) from None
+    return user
+
+
+def find_user(ident):
+    """A user by id or username; NotFound otherwise."""
+    user = User.get_by_id(ident) or (User.get_by_username(ident) if USERNAME_RE.fullmatch(ident) else None)
+    if user is None:
+        raise NotFound(f"no user {ident[:80]!r}")
+    return user
+
+
+def list_users():
+    return db.session.scalars(select(User).order_by(User.created_at, User.id)).all()
+
+
+def update_user(user, changes):
+    """Role, quota overrides (null: the default), private notification targets, disabled."""
+    if "role" in changes and changes["role"] is not None:
+        if changes["role"] not in ROLES:
+            raise ValidationFailed("invalid role", fields={"role": f"one of {', '.join(ROLES)}"})
+        if user.role == "admin" and changes["role"] != "admin":
+            _keep_an_admin(user)
+        user.role = changes["role"]
+    for key, value in (changes.get("quotas") or {}).items():
+        setattr(user, f"max_{key}", value)
+    if changes.get("allow_private_targets") is not None:
+        user.allow_private_targets = changes["allow_private_targets"]
+    if changes.get("disabled") is True and user.disabled_at is None:
+        if user.role == "admin":
+            _keep_an_admin(user)
+        user.disabled_at = utcnow()
+        _revoke_all(user)
+    elif changes.get("disabled") is False:
+        user.disabled_at = None
+    _commit()
+    return user
+
+
+def _keep_an_admin(user):
+    if user.is_active and User.count_admins() <= 1:
+        raise Conflict("the last active admin cannot be demoted or disabled", fields={"role": "last admin"})
+
+
+def _revoke_all(user):
+    db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()))
+
+
+# -- tokens -------------------------------------------------------------------------------------------
+
+
+def issue_token(user, name, expires_in_days=None):
+    """A new random token for user: (the token itself, shown this once; its row)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, prefix=token[:PREFIX_LENGTH], token_hash=hash_token(token),
+                   expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None)
+    db.session.add(row)
+    _commit()
+    return token, row
+
+
+def authenticate(token):
+    """The (user, token row) a bearer token stands for, or None: unknown, revoked, expired, user disabled."""
+    if not token or not TOKEN_RE.fullmatch(token):
+        return None
+    row = ApiToken.find(token)
+    now = utcnow()
+    if row is None or not row.usable(now):
+        return None
+    user = db.session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    if row.last_used_at is None or now - row.last_used_at > TOUCH_INTERVAL:
+        db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+        db.session.commit()
+    return user, row
+
+
+def find_token(user, ident):
+    """One of user's tokens, by id; NotFound for anyone else's."""
+    for row in ApiToken.for_user(user.id):
+        if str(row.id) == ident:
+            return row
+    raise NotFound(f"no token {ident[:40]!r}")
+
+
+def revoke_token(row):
+    """Revoke (idempotent): the token stops working at once."""
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        _commit()
+    return row
+
+
+# -- quotas -------------------------------------------------------------------------------------------
+
+
+def quotas_of(user, defaults):
+    """The user's limits: their own overrides, else the configured defaults."""
+    return {key: getattr(user, f"max_{key}") if getattr(user, f"max_{key}") is not None else defaults[key]
+            for key in QUOTA_KEYS}
+
+
+def usage_of(user_id, exclude=None):
+    """Deployments and resources the user holds now: every deployment that is not deleted."""
+    stmt = select(Deployment.resources).where(Deployment.user_id == user_id, Deployment.deleted_at.is_(None))
+    if exclude is not None:
+        stmt = stmt.where(Deployment.id != exclude)
+    used = {key: 0 for key in QUOTA_KEYS}
+    for resources in db.session.scalars(stmt):
+        used["deployments"] += 1
+        for key in ("cores", "memory", "disk"):
+            used[key] += int((resources or {}).get(key) or 0)
+    return used
+
+
+def lock_user(user):
+    """Serialise quota checks of one user until the transaction ends (a no-op UPDATE locks the row on
+    PostgreSQL and MariaDB, and takes SQLite's write lock), so two creates cannot both fit the last slot."""
+    db.session.execute(update(User).where(User.id == user.id).values(role=User.role))
+
+
+def check_quota(user, defaults, resources, exclude=None, adding=1):
+    """Raise 422 naming the limit the change would exceed. Admins have no quota."""
+    if user is None or user.is_admin:
+        return
+    limits = quotas_of(user, defaults)
+    used = usage_of(user.id, exclude=exclude)
+    wanted = {"deployments": used["deployments"] + adding,
+              **{key: used[key] + int(resources.get(key) or 0) for key in ("cores", "memory", "disk")}}
+    over = {key: f"limit {limits[key]}{QUOTA_UNITS[key]}, in use {used[key]}{QUOTA_UNITS[key]}, "
+                 f"this would make {wanted[key]}{QUOTA_UNITS[key]}"
+            for key in QUOTA_KEYS if wanted[key] > limits[key]}
+    if over:
+        names = ", ".join(over)
+        raise QuotaExceeded(f"quota exceeded: {names}", fields={f"quota.{key}": text for key, text in over.items()})
+
+
+def count_users():
+    return db.session.scalar(select(func.count()).select_from(User))

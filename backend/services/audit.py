@@ -1,0 +1,36 @@
+"""Writing and reading the audit log."""
+import logging
+
+from backend.extensions import db
+from backend.models import AuditEntry
+
+log = logging.getLogger(__name__)
+
+
+def record(action, *, user=None, deployment=None, target=None, ip_address=None, request_id=None, details=None):
+    """Append one entry and commit it; an audit write that fails is logged, never hides the action's result."""
+    entry = AuditEntry(
+        action=action,
+        user_id=user.id if user is not None else None,
+        username=user.username if user is not None else None,
+        deployment_id=deployment.id if deployment is not None else None,
+        target=(target or (deployment.name if deployment is not None else None)),
+        ip_address=(ip_address or "")[:45] or None,
+        request_id=request_id,
+        details=details or {},
+    )
+    try:
+        db.session.add(entry)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - the action already happened; say so in the log
+        db.session.rollback()
+        log.error("could not write the audit entry for %s", action, exc_info=True)
+    return entry
+
+
+def entries(filters, limit):
+    """A page of entries, newest first, with the id to pass as `before` for the next page."""
+    rows = AuditEntry.page(limit=limit + 1, **filters)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)

@@ -1,0 +1,145 @@
+"""GitHub push-to-deploy: a per-deployment secret, signature checks, deduplicated deliveries."""
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qs
+
+from sqlalchemy.exc import IntegrityError
+
+from backend.errors import InvalidState, Unauthorized, ValidationFailed
+from backend.extensions import db
+from backend.models import Deployment, GithubDelivery
+from backend.rules import GITHUB_URL_RE, check_commit
+from backend.services import envvars, releases
+
+DELIVERY_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
+EVENT_RE = re.compile(r"[a-z_]{1,64}")
+BAD_SIGNATURE = "the X-Hub-Signature-256 signature is missing or does not match"
+
+
+@dataclass
+class Receipt:
+    status: str          # pong, duplicate, ignored, deploying
+    message: str
+    http_status: int = 200
+    release: object = None
+    job: str | None = None
+    commit: str | None = None
+    deployment: Deployment | None = None
+
+
+def enable(deployment):
+    """Turn push-to-deploy on with a new secret (an old one stops working); returns the secret, shown once."""
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment has no webhook")
+    secret = secrets.token_hex(32)
+    deployment.webhook_secret_encrypted = envvars.seal(secret)
+    db.session.commit()
+    return secret
+
+
+def disable(deployment):
+    deployment.webhook_secret_encrypted = None
+    db.session.commit()
+
+
+def _repository_of(url):
+    match = GITHUB_URL_RE.fullmatch(url or "")
+    return f"{match.group('owner')}/{match.group('repo')}".lower() if match else None
+
+
+def _verified_deployment(deployment_id, signature, body):
+    """The deployment whose secret signed body; Unauthorized, with the same words, for every other case
+    (unknown id, deleted, webhook off, bad signature), so ids cannot be probed."""
+    deployment = Deployment.get_by_id(deployment_id)
+    if deployment is None or deployment.is_deleted or not deployment.webhook_secret_encrypted:
+        raise Unauthorized(BAD_SIGNATURE)
+    secret = envvars.unseal(deployment.webhook_secret_encrypted).encode()
+    expected = ("sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()).encode()
+    if not hmac.compare_digest(expected, (signature or "").encode("utf-8", "replace")):
+        raise Unauthorized(BAD_SIGNATURE)
+    return deployment
+
+
+def _payload(body, content_type):
+    try:
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            payload = json.loads(parse_qs(body.decode())["payload"][0])
+        else:
+            payload = json.loads(body)
+    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
+        raise ValidationFailed("the payload is not JSON", fields={"body": "malformed"}) from None
+    if not isinstance(payload, dict):
+        raise ValidationFailed("the payload is not a JSON object", fields={"body": "must be an object"})
+    return payload
+
+
+def receive(deployment_id, *, event, delivery, signature, body, content_type):
+    """Handle one GitHub delivery (the signature is checked before anything else is looked at)."""
+    deployment = _verified_deployment(deployment_id, signature, body)
+    if not DELIVERY_RE.fullmatch(delivery or ""):
+        raise ValidationFailed("X-GitHub-Delivery is missing or malformed", fields={"X-GitHub-Delivery": "required"})
+    if not EVENT_RE.fullmatch(event or ""):
+        raise ValidationFailed("X-GitHub-Event is missing or malformed", fields={"X-GitHub-Event": "required"})
+    record = GithubDelivery(delivery_id=delivery, deployment_id=deployment.id, event=event)
+    db.session.add(record)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return Receipt("duplicate", f"delivery {delivery} was handled already")
+    receipt = _decide(deployment, event, body, content_type)
+    record.outcome = f"{receipt.status}: {receipt.message}"[:255]
+    receipt.deployment = deployment
+    if receipt.status == "deploying":
+        # request_redeploy commits the release together with the delivery's record.
+        try:
+            receipt.release, receipt.job = releases.request_redeploy(deployment, commit=receipt.commit)
+        except InvalidState as exc:
+            db.session.rollback()
+            return _record_ignored(deployment, delivery, event, f"not deployed: {exc.message}")
+        receipt.message = f"release {receipt.release.version} of {deployment.name} queued"
+        receipt.http_status = 202
+        return receipt
+    db.session.commit()
+    return receipt
+
+
+def _record_ignored(deployment, delivery, event, message):
+    db.session.add(GithubDelivery(delivery_id=delivery, deployment_id=deployment.id, event=event,
+                                  outcome=f"ignored: {message}"[:255]))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return Receipt("duplicate", f"delivery {delivery} was handled already")
+    return Receipt("ignored", message, deployment=deployment)
+
+
+def _decide(deployment, event, body, content_type):
+    if event == "ping":
+        return Receipt("pong", "webhook reached the platform")
+    if event != "push":
+        return Receipt("ignored", f"{event} events are not used")
+    payload = _payload(body, content_type)
+    repository = payload.get("repository") if isinstance(payload.get("repository"), dict) else {}
+    pushed = {_repository_of(repository.get(key)) for key in ("html_url", "clone_url", "url")}
+    if isinstance(repository.get("full_name"), str):
+        pushed.add(repository["full_name"].lower())
+    if _repository_of(deployment.github_url) not in pushed:
+        return Receipt("ignored", "the push is to another repository")
+    if payload.get("ref") != f"refs/heads/{deployment.branch}":
+        return Receipt("ignored", f"the push is not to branch {deployment.branch}")
+    if payload.get("deleted"):
+        return Receipt("ignored", "the branch was deleted")
+    after = payload.get("after")
+    try:
+        commit = check_commit(after) if isinstance(after, str) else None
+    except ValueError:
+        commit = None
+    if commit is None or set(commit) == {"0"}:
+        return Receipt("ignored", "the push names no commit")
+    return Receipt("deploying", "", commit=commit)
