@@ -20,14 +20,14 @@ def bearer_token():
 def identify():
     """The calling user, or None (no token, or one that is unknown, revoked, expired or whose user is disabled).
 
-    Worked out once per request: the rate limiter's key and the authentication check share it.
+    Worked out once per request (kept on the request, not on g, which an app context shared by
+    several requests would carry over): the rate limiter's key and the authentication check share it.
     """
-    user = g.get("_caller", _UNSET)
+    user = request.environ.get("paas.caller", _UNSET)
     if user is _UNSET:
         found = accounts.authenticate(bearer_token())
         user = found[0] if found else None
-        g._caller = user
-        g._token = found[1] if found else None
+        request.environ["paas.caller"] = user
     return user
 
 

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from backend.api.spec import InternalResponseError
 from backend.api.validation import validation_failed_from_pydantic
 from backend.errors import DomainError
+from backend.extensions import db
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ def error_response(status, code, message, fields=None, headers=None):
 def register_error_handlers(app):
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
+        # Whatever the refused request wrote or locked (a quota check locks its user) is undone now,
+        # not when the app context ends.
+        db.session.rollback()
         return error_response(exc.status, exc.code, exc.message, exc.fields, headers=getattr(exc, "headers", None))
 
     @app.errorhandler(ValidationError)

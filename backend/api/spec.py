@@ -1,7 +1,8 @@
 """The OpenAPI document and request validation, both generated from the pydantic schemas."""
 import logging
 
-from spectree import SpecTree
+from spectree import SecurityScheme, SpecTree
+from spectree.models import SecuritySchemeData
 
 from backend.api.schemas import ErrorResponse
 from backend.api.validation import validation_failed_from_pydantic
@@ -45,5 +46,9 @@ spec = SpecTree(
     before=_raise_validation_error,
     after=_hide_response_validation_error,
     validation_error_model=ErrorResponse,
+    # Every operation needs a bearer token unless it says otherwise (security={}: the public ones).
+    security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(
+        type="http", scheme="bearer", description="An API token: paas_..."))],
+    security={"bearer": []},
 )
 

@@ -164,9 +164,13 @@ def usage_of(user_id, exclude=None):
 
 
 def lock_user(user):
-    """Serialise quota checks of one user until the transaction ends (a no-op UPDATE locks the row on
-    PostgreSQL and MariaDB, and takes SQLite's write lock), so two creates cannot both fit the last slot."""
-    db.session.execute(update(User).where(User.id == user.id).values(role=User.role))
+    """Serialise quota checks of one user until the transaction ends, so two creates cannot both take
+    the last slot. A no-op UPDATE locks the user's row on PostgreSQL and MariaDB and takes SQLite's write
+    lock. It must open its transaction: MariaDB's repeatable read would otherwise count deployments in a
+    snapshot taken before the lock was granted."""
+    user_id = user.id
+    db.session.commit()  # nothing is pending here; this only ends the transaction reads opened
+    db.session.execute(update(User).where(User.id == user_id).values(role=User.role))
 
 
 def check_quota(user, defaults, resources, exclude=None, adding=1):

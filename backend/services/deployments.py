@@ -84,12 +84,12 @@ def create_deployment(data, owner, quota_defaults=None):
     Names are unique across users (they become guest hostnames), so a taken name answers 409 even
     when another user holds it; that user's deployment itself stays invisible.
     """
-    if Deployment.get_by_name(data["name"]) is not None:
-        raise NameTaken(f"a deployment named {data['name']!r} already exists", fields={"name": "already taken"})
     resources = resolve_resources(data["deployment_type"], data.get("resources"))
     if not owner.is_admin:
         accounts.lock_user(owner)
         accounts.check_quota(owner, quota_defaults or accounts.DEFAULT_QUOTAS, resources)
+    if Deployment.get_by_name(data["name"]) is not None:
+        raise NameTaken(f"a deployment named {data['name']!r} already exists", fields={"name": "already taken"})
     deployment = Deployment(
         id=uuid.uuid4(),  # set here, so that the event below can refer to it before the insert
         name=data["name"],

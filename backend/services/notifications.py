@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 
-from backend.errors import ValidationFailed
+from backend.errors import InvalidState, ValidationFailed
 from backend.extensions import db
 from backend.models import Deployment, Notification, User
 from backend.models.types import utcnow
@@ -54,7 +54,7 @@ def _is_public(address):
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
-def check_target(url, allow_private=False, resolve=socket.getaddrinfo):
+def check_target(url, allow_private=False, resolve=None):
     """(host, port, addresses) of an acceptable target; TargetRefused with the reason otherwise."""
     try:
         parts = urlsplit(url)
@@ -69,7 +69,7 @@ def check_target(url, allow_private=False, resolve=socket.getaddrinfo):
         raise TargetRefused("must not carry credentials (the signature authenticates the sender)")
     if any(c in url for c in "\r\n\t\0 "):
         raise TargetRefused("must not contain whitespace or control characters")
-    addresses = _host_addresses(parts.hostname, port, resolve)
+    addresses = _host_addresses(parts.hostname, port, resolve or socket.getaddrinfo)
     if not allow_private:
         refused = [str(a) for a in addresses if not _is_public(a)]
         if refused:
@@ -83,8 +83,10 @@ def _allow_private(deployment):
     return owner is not None and (owner.allow_private_targets or owner.is_admin)
 
 
-def set_target(deployment, url, resolve=socket.getaddrinfo):
+def set_target(deployment, url, resolve=None):
     """Point the deployment's notifications at url with a new signing secret; returns the secret (shown once)."""
+    if deployment.is_deleted:
+        raise InvalidState("a deleted deployment sends no notifications")
     try:
         check_target(url, _allow_private(deployment), resolve)
     except TargetRefused as exc:
@@ -161,7 +163,7 @@ def settings_from(config):
             "ca_bundle": config.get("NOTIFY_CA_BUNDLE")}
 
 
-def deliver_due(deployment_id, settings, resolve=socket.getaddrinfo):
+def deliver_due(deployment_id, settings, resolve=None):
     """Try every due notification of the deployment once, oldest first.
 
     Returns the seconds until the next retry is due, or None when nothing is left pending.
