@@ -62,13 +62,12 @@ def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
     from backend.api import deployments, meta, releases, users, webhooks  # noqa: F401  (routes register on api_bp)
     from backend.api.health import health_bp
-    from backend.api.ratelimit import limiter
+    from backend.api import ratelimit
 
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     register_error_handlers(app)
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
-    limiter.init_app(app)
-    limiter.exempt(health_bp)
+    ratelimit.init_app(app, exempt_blueprints=[health_bp])
     spec.register(app)

@@ -6,7 +6,6 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults
-from backend.api.ratelimit import limit_from, limiter
 from backend.api.schemas import (
     DeploymentCreate,
     DeploymentEnvelope,
@@ -60,7 +59,6 @@ def enqueue(kind, deployment):
 @api_bp.post("/deployments")
 @spec.validate(resp=Response(HTTP_201=DeploymentEnvelope, HTTP_400=ErrorResponse, HTTP_409=ErrorResponse,
                              HTTP_413=ErrorResponse, HTTP_415=ErrorResponse), tags=TAGS)
-@limiter.limit(limit_from("RATELIMIT_CREATE"))
 def create_deployment(json: DeploymentCreate):
     """Create a deployment; it starts in status pending and a job provisions it.
 

@@ -1,12 +1,23 @@
 """Rate limits (Flask-Limiter): per user for authenticated calls, per address otherwise.
 
 Counts live in memory by default (one API process); RATELIMIT_STORAGE_URI=redis://... shares them
-between processes. Limits come from configuration, so operators tune them without code.
+between processes. Each app gets its own Limiter (Flask-Limiter keeps its settings on the instance),
+and the tighter per-route limits come from configuration, so operators tune them without code.
 """
-from flask import current_app, request
+from flask import request
 from flask_limiter import Limiter
 
 from backend.api.auth import identify
+
+# Endpoint -> the setting that holds its limit (on top of RATELIMIT_DEFAULT for everything).
+ROUTE_LIMITS = {
+    "api.create_deployment": "RATELIMIT_CREATE",
+    "api.create_token": "RATELIMIT_TOKENS",
+    "api.list_tokens": "RATELIMIT_TOKENS",
+    "api.revoke_token": "RATELIMIT_TOKENS",
+    "api.create_user": "RATELIMIT_TOKENS",
+    "api.github_webhook": "RATELIMIT_WEBHOOK",
+}
 
 
 def rate_key():
@@ -14,9 +25,14 @@ def rate_key():
     return f"user:{user.id}" if user is not None else f"addr:{request.remote_addr}"
 
 
-def limit_from(setting):
-    """A limit read from configuration at request time."""
-    return lambda: current_app.config[setting]
-
-
-limiter = Limiter(key_func=rate_key)
+def init_app(app, exempt_blueprints=()):
+    """Attach a limiter to app: the default limit everywhere, the tighter ones on ROUTE_LIMITS."""
+    limiter = Limiter(key_func=rate_key, default_limits=[app.config["RATELIMIT_DEFAULT"]])
+    limiter.init_app(app)
+    for endpoint, setting in ROUTE_LIMITS.items():
+        app.view_functions[endpoint] = limiter.limit(app.config[setting], override_defaults=False)(
+            app.view_functions[endpoint])
+    for blueprint in exempt_blueprints:
+        limiter.exempt(blueprint)
+    app.extensions["rate_limiter"] = limiter
+    return limiter

@@ -3,7 +3,6 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults, require_admin
-from backend.api.ratelimit import limit_from, limiter
 from backend.api.schemas import (
     AuditPage,
     AuditQuery,
@@ -40,7 +39,6 @@ def me():
 @api_bp.post("/tokens")
 @spec.validate(resp=Response(HTTP_201=TokenCreated, HTTP_401=ErrorResponse, HTTP_429=ErrorResponse),
                tags=["tokens"])
-@limiter.limit(limit_from("RATELIMIT_TOKENS"))
 def create_token(json: TokenCreate):
     """A new token for the caller. The token is in this answer only; the platform keeps its hash."""
     user = caller()
@@ -51,7 +49,6 @@ def create_token(json: TokenCreate):
 
 @api_bp.get("/tokens")
 @spec.validate(resp=Response(HTTP_200=TokenList, HTTP_401=ErrorResponse), tags=["tokens"])
-@limiter.limit(limit_from("RATELIMIT_TOKENS"))
 def list_tokens():
     """The caller's tokens, newest first, by name and prefix (never the token)."""
     from backend.models import ApiToken  # noqa: PLC0415
@@ -62,7 +59,6 @@ def list_tokens():
 @api_bp.delete("/tokens/<token_id>")
 @spec.validate(resp=Response(HTTP_200=TokenEnvelope, HTTP_401=ErrorResponse, HTTP_404=ErrorResponse),
                tags=["tokens"])
-@limiter.limit(limit_from("RATELIMIT_TOKENS"))
 def revoke_token(token_id):
     """Revoke one of the caller's tokens; it stops working at once. Idempotent."""
     row = accounts.revoke_token(accounts.find_token(caller(), token_id))
@@ -83,7 +79,6 @@ def list_users():
 @api_bp.post("/users")
 @spec.validate(resp=Response(HTTP_201=UserCreated, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse,
                              HTTP_409=ErrorResponse), tags=["users"])
-@limiter.limit(limit_from("RATELIMIT_TOKENS"))
 def create_user(json: UserCreate):
     """A new user with a first token (in this answer only)."""
     require_admin()

@@ -5,7 +5,6 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import audit_action, client_address
 from backend.api.deployments import enqueue, find
-from backend.api.ratelimit import limit_from, limiter
 from backend.api.schemas import (
     DeliveryPage,
     DeliveryQuery,
@@ -62,7 +61,6 @@ def disable_webhook(ident):
 @api_bp.post("/webhooks/github/<deployment_id>")
 @spec.validate(resp=Response(HTTP_200=WebhookReceipt, HTTP_202=WebhookReceipt, HTTP_401=ErrorResponse,
                              HTTP_413=ErrorResponse, HTTP_422=ErrorResponse), tags=TAGS, security={})
-@limiter.limit(limit_from("RATELIMIT_WEBHOOK"))
 def github_webhook(deployment_id):
     """GitHub deliveries: authenticated by X-Hub-Signature-256 (HMAC-SHA256 of the body with the secret).
 
