@@ -97,6 +97,12 @@ def main(argv=None):
         app = create_app()
     with app.app_context():
         upgrade()
+    if args.simulate:
+        from backend.simulation.runtime import admin_token  # noqa: PLC0415
+
+        token, path = admin_token(app, simulation_dir(app))
+        print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
+              " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
     app.extensions["jobs"].start()
     app.run(host=host, port=env_int("PORT", 5000), threaded=True)
 

@@ -5,7 +5,7 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import caller
 from backend.api.schemas import ErrorResponse, FrameworkList, NodeList, StatsOut
-from backend.api.spec import spec
+from backend.api.spec import openapi_document as document_with_common_answers, spec
 from backend.errors import DomainError
 from backend.frameworks import FRAMEWORKS
 from backend.proxmox.errors import ProxmoxError
@@ -40,4 +40,4 @@ def nodes():
 @api_bp.get("/openapi.json")
 def openapi_document():
     """The OpenAPI 3 document, generated from the same schemas that validate requests."""
-    return jsonify(spec.spec)
+    return jsonify(document_with_common_answers())

@@ -98,7 +98,8 @@ def get_env(ident):
 
 
 @api_bp.patch("/deployments/<ident>/env")
-@spec.validate(resp=Response(HTTP_200=EnvOut, HTTP_202=EnvOut, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse,
+@spec.validate(resp=Response(HTTP_200=EnvOut, HTTP_202=EnvOut, HTTP_400=ErrorResponse, HTTP_404=ErrorResponse,
+                             HTTP_409=ErrorResponse, HTTP_413=ErrorResponse, HTTP_415=ErrorResponse,
                              HTTP_422=ErrorResponse), tags=TAGS)
 def patch_env(ident):
     """Set variables ({"KEY": "value"}) and delete them ({"KEY": null}).

@@ -16,6 +16,9 @@ Tags = Annotated[list[str], Field(max_length=MAX_TAGS), AfterValidator(check_tag
 Command = Annotated[str, AfterValidator(check_command)]
 Commit = Annotated[str, AfterValidator(check_commit)]
 HealthPath = Annotated[str, AfterValidator(check_health_path)]
+# Bounds of the database's id columns: larger numbers in a query would overflow them (a 500 instead of a page).
+MAX_ID = 2**63 - 1
+MAX_VERSION = 2**31 - 1
 AppPort = Annotated[int, Field(ge=1024, le=65535, description="The port the app listens on (1024-65535)")]
 EnvValues = Annotated[dict[str, str], Field(description="Environment variables; values never come back")]
 
@@ -125,8 +128,8 @@ class LogLineOut(BaseModel):
 class BuildLogQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    release: int | None = Field(None, ge=1, description="One release's lines (default: every release)")
-    after: int | None = Field(None, ge=0, description="Only lines with a larger id (next_after of a page)")
+    release: int | None = Field(None, ge=1, le=MAX_VERSION, description="One release's lines (default: every release)")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only lines with a larger id (next_after of a page)")
     limit: int = Field(500, ge=1, le=5000)
 
 
@@ -139,8 +142,8 @@ class BuildLogPage(BaseModel):
 class StreamQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    release: int | None = Field(None, ge=1, description="Default: the newest release")
-    after: int | None = Field(None, ge=0, description="Like the Last-Event-ID header")
+    release: int | None = Field(None, ge=1, le=MAX_VERSION, description="Default: the newest release")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Like the Last-Event-ID header")
 
 
 class RuntimeLogQuery(BaseModel):
@@ -163,7 +166,7 @@ class DeploymentListQuery(BaseModel):
     name: str | None = Field(None, max_length=63, pattern=r"^[a-z0-9-]+$", description="Substring of the name")
     sort: SortKey = "-created_at"
     page: int | None = Field(None, ge=1, le=10_000_000)
-    per_page: int | None = Field(None, ge=1)
+    per_page: int | None = Field(None, ge=1, le=10_000)
     cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
     include_deleted: bool = False
 
@@ -290,7 +293,7 @@ class EventOut(BaseModel):
 class EventQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after: int | None = Field(None, ge=0, description="Only events with a larger id (the next_after of a page)")
+    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only events with a larger id (the next_after of a page)")
     limit: int = Field(200, ge=1, le=1000)
 
 
@@ -430,7 +433,7 @@ class AuditQuery(BaseModel):
                                description="An action or its prefix (deployment., token.)")
     since: datetime | None = None
     until: datetime | None = None
-    before: int | None = Field(None, ge=1, description="The next_before of the previous page")
+    before: int | None = Field(None, ge=1, le=MAX_ID, description="The next_before of the previous page")
     limit: int = Field(100, ge=1, le=1000)
 
 
@@ -493,7 +496,7 @@ class DeliveryOut(BaseModel):
 class DeliveryQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    before: int | None = Field(None, ge=1)
+    before: int | None = Field(None, ge=1, le=MAX_ID)
     limit: int = Field(50, ge=1, le=500)
 
 

@@ -52,3 +52,35 @@ spec = SpecTree(
     security={"bearer": []},
 )
 
+
+
+# Answers any operation can give, documented once here rather than on every route.
+_COMMON = {"429": "Too many requests (see Retry-After)"}
+_AUTHENTICATED = {"401": "No valid API token"}
+_WITH_BODY = {"400": "Malformed JSON", "413": "Body too large", "415": "Body not sent as JSON"}
+
+
+def openapi_document():
+    """The OpenAPI document with the cross-cutting answers (401, 429, 400/413/415 for bodies) added."""
+    document = spec.spec
+    error_ref = {"$ref": f"#/components/schemas/{_error_schema_key(document)}"}
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            extra = dict(_COMMON) if path != "/health" else {}
+            if operation.get("security") != []:
+                extra.update(_AUTHENTICATED)
+            if "requestBody" in operation:
+                extra.update(_WITH_BODY)
+            for code, description in extra.items():
+                operation["responses"].setdefault(code, {
+                    "description": description, "content": {"application/json": {"schema": error_ref}}})
+    return document
+
+
+def _error_schema_key(document):
+    for key in document.get("components", {}).get("schemas", {}):
+        if key.split(".")[0] == "ErrorResponse":
+            return key
+    raise LookupError("ErrorResponse is not in the OpenAPI document")

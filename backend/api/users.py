@@ -115,7 +115,8 @@ def update_user(ident, json: UserUpdate):
 
 
 @api_bp.get("/audit")
-@spec.validate(resp=Response(HTTP_200=AuditPage, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse), tags=["audit"])
+@spec.validate(resp=Response(HTTP_200=AuditPage, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse,
+                             HTTP_404=ErrorResponse), tags=["audit"])
 def audit_log(query: AuditQuery):
     """Who did what to which deployment, when and from where; newest first, filterable, paged by before=."""
     require_admin()

@@ -368,7 +368,8 @@ class SSHTransport(Transport):
         started = finished = False
         try:
             try:
-                channel.exec_command(_PID_LINE + line)
+                # line is built by command_line(): every word shlex-quoted, cwd checked and quoted.
+                channel.exec_command(_PID_LINE + line)  # nosec B601
                 started = True
                 if stdin:
                     channel.settimeout(max(1.0, deadline - time.monotonic()))
@@ -452,7 +453,8 @@ class SSHTransport(Transport):
             log.warning("cannot signal a command on %s: %s", self._where(), exc)
             return
         try:
-            channel.exec_command("exec " + _quote_all(argv))
+            # Every word is shlex-quoted.
+            channel.exec_command("exec " + _quote_all(argv))  # nosec
             channel.shutdown_write()
             channel.status_event.wait(KILL_GRACE)
         except Exception as exc:

@@ -94,7 +94,8 @@ class Transport(abc.ABC):
     kind = "abstract"
     root = "/srv/paas"
     #: the address the app binds to on its guest
-    bind_host = "0.0.0.0"
+    # The app must answer on the guest's own address (the guest is the isolation boundary).
+    bind_host = "0.0.0.0"  # nosec B104
     #: the unprivileged account the app runs as (None: the transport's own account)
     app_user = None
 

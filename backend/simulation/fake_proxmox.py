@@ -326,7 +326,7 @@ def disk_order(key):
 def config_digest(config):
     """SHA1 of the config, as GET config returns it in `digest`."""
     text = "\n".join(f"{k}: {v}" for k, v in sorted(config.items()))
-    return hashlib.sha1(text.encode()).hexdigest()
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()  # Proxmox's digest format
 
 
 # --- the fake ------------------------------------------------------------------------------------

@@ -77,3 +77,21 @@ def reset(simulation_dir):
     database = base / "simulation.db"
     database.unlink(missing_ok=True)
     return f"sqlite:///{database.resolve()}"
+
+
+def admin_token(app, simulation_dir):
+    """An admin and a fresh token for this simulation run, also written to <simulation dir>/admin-token (0600)."""
+    import os  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from backend.models import User  # noqa: PLC0415
+    from backend.services import accounts  # noqa: PLC0415
+
+    with app.app_context():
+        user = User.get_by_username("admin") or accounts.create_user("admin", "admin")
+        token, _ = accounts.issue_token(user, "simulation")
+    path = Path(simulation_dir) / "admin-token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token, path

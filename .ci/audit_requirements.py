@@ -1,0 +1,84 @@
+"""pip-audit over the pinned requirements, with a fallback for registries without per-version JSON.
+
+    .venv-security/bin/python .ci/audit_requirements.py requirements.txt
+
+pip-audit asks PyPI's JSON API for each pinned version (/pypi/<name>/<version>/json). A mirror that
+only serves the project-level document (/pypi/<name>/json) makes pip-audit skip every package as
+"not found", which would pass while auditing nothing. For each skipped package this script reads
+the project-level document instead: its `vulnerabilities` apply to the latest release, so a pin
+equal to it is audited; a pin behind it is reported as not auditable here. Any known vulnerability
+fails the run; so does a pip-audit that could not run at all.
+"""
+import json
+import subprocess  # nosec B404 - runs pip-audit with an argument list
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+INDEX = "https://pypi.org/pypi"
+
+
+def pins(path):
+    found = {}
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            found[name.strip().lower().replace("_", "-")] = version.strip()
+    return found
+
+
+def run_pip_audit(requirements):
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "audit.json"
+        command = [sys.executable, "-m", "pip_audit", "-r", requirements, "--no-deps", "--disable-pip",
+                   "--progress-spinner", "off", "-f", "json", "-o", str(report)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)  # nosec B603
+        if not report.exists():
+            sys.exit(f"pip-audit did not run:\n{result.stderr[-2000:]}")
+        return json.loads(report.read_text())
+
+
+def project_vulnerabilities(name, version):
+    """(audited, [vulnerability ids]) from the project-level JSON document."""
+    with urllib.request.urlopen(f"{INDEX}/{name}/json", timeout=30) as response:  # nosec B310 - fixed https URL
+        document = json.load(response)
+    if document["info"]["version"] != version:
+        return False, []
+    return True, [v.get("id") or v.get("aliases", ["?"])[0] for v in document.get("vulnerabilities") or []]
+
+
+def main(requirements="requirements.txt"):
+    pinned = pins(requirements)
+    audit = run_pip_audit(requirements)
+    vulnerable, audited, unaudited = [], [], []
+    for dependency in audit["dependencies"]:
+        name = dependency["name"]
+        if "skip_reason" not in dependency:
+            audited.append(name)
+            vulnerable += [f"{name} {dependency['version']}: {v['id']} (fixed in {', '.join(v['fix_versions']) or '-'})"
+                           for v in dependency.get("vulns", [])]
+            continue
+        version = pinned.get(name.lower())
+        try:
+            checked, ids = project_vulnerabilities(name, version)
+        except OSError as exc:
+            unaudited.append(f"{name} {version} ({exc.__class__.__name__})")
+            continue
+        if checked:
+            audited.append(name)
+            vulnerable += [f"{name} {version}: {vid}" for vid in ids]
+        else:
+            unaudited.append(f"{name} {version} (not the latest release; no per-version data here)")
+    print(f"pip-audit: {len(audited)} of {len(pinned)} pinned packages audited, "
+          f"{len(vulnerable)} known vulnerabilities")
+    for line in unaudited:
+        print(f"  not auditable from this registry: {line}")
+    for line in vulnerable:
+        print(f"  VULNERABLE: {line}")
+    return 1 if vulnerable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
