@@ -179,11 +179,15 @@ def recover():
 @click.option("--admin", is_flag=True, help="An admin: every deployment, user management, the audit log.")
 @click.option("--token-name", default="initial", show_default=True, help="Name of the first token.")
 @click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Default: no expiry.")
+@click.option("--if-no-users", is_flag=True, help="Do nothing when the database has users already (setup.sh).")
 @with_app
-def create_user(username, admin, token_name, expires_in_days):
+def create_user(username, admin, token_name, expires_in_days, if_no_users):
     """Create a user with a first API token; the token is printed once (only its hash is stored)."""
     from backend.services import accounts, audit
 
+    if if_no_users and accounts.count_users():
+        click.echo("Users exist already; no user created (manage_db.py create-token makes a new token).", err=True)
+        return
     user = accounts.create_user(username, "admin" if admin else "member")
     token, _ = accounts.issue_token(user, token_name, expires_in_days)
     audit.record("user.create", target=f"user {user.username}", details={"role": user.role, "via": "manage_db.py"})

@@ -60,6 +60,8 @@ if (-not (Test-Path -Path '.env')) {
 
 Write-Host '==> Initialising the database'
 Invoke-Native $VenvPython @('manage_db.py', 'init')
+# The first admin and its API token, printed once, on a database without users.
+Invoke-Native $VenvPython @('manage_db.py', 'create-user', 'admin', '--admin', '--if-no-users')
 
 if ($Run) {
     Write-Host '==> Starting the server (Ctrl+C stops it)'

@@ -49,6 +49,8 @@ fi
 
 echo "==> Initialising the database"
 "$venv_python" manage_db.py init
+# The first admin and its API token, printed once, on a database without users (never again afterwards).
+"$venv_python" manage_db.py create-user admin --admin --if-no-users
 
 if [ "$run" = true ]; then
     echo "==> Starting the server"

@@ -200,3 +200,14 @@ def test_create_user_command_prints_a_working_admin_token(app):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(AuditEntry)
                                  .where(AuditEntry.action == "user.create")) == 1
+
+
+def test_setup_creates_the_first_admin_only_on_a_database_without_users(app):
+    db.session.execute(db.delete(ApiToken))
+    db.session.execute(db.delete(User))
+    db.session.commit()
+    runner = app.test_cli_runner()
+    first = runner.invoke(cli, ["create-user", "admin", "--admin", "--if-no-users"], obj=app)
+    assert first.exit_code == 0 and first.stdout.strip().startswith("paas_")
+    second = runner.invoke(cli, ["create-user", "admin", "--admin", "--if-no-users"], obj=app)
+    assert second.exit_code == 0 and second.stdout.strip() == "" and "Users exist already" in second.stderr
