@@ -70,6 +70,8 @@ def check_target(url, allow_private=False, resolve=None):
     if any(c in url for c in "\r\n\t\0 "):
         raise TargetRefused("must not contain whitespace or control characters")
     addresses = _host_addresses(parts.hostname, port, resolve or socket.getaddrinfo)
+    if not addresses:
+        raise TargetRefused(f"{parts.hostname} does not resolve")
     if not allow_private:
         refused = [str(a) for a in addresses if not _is_public(a)]
         if refused:
@@ -141,19 +143,24 @@ def _post(row, deployment, settings, resolve):
         SIGNATURE_HEADER: sign(secret, body),
         "Host": host if port == 443 else f"{host}:{port}",
     }
-    # Connect to the address that was checked, while TLS still verifies the name in the URL.
-    pool = urllib3.HTTPSConnectionPool(
-        str(addresses[0]), port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
-        ca_certs=settings.get("ca_bundle"), timeout=urllib3.Timeout(connect=5, read=settings["timeout"]),
-        retries=False, maxsize=1)
-    try:
-        response = pool.urlopen("POST", path, body=body, headers=headers, redirect=False, preload_content=False,
-                                assert_same_host=False)
-        status = response.status
-        response.release_conn()
-    finally:
-        pool.close()
-    return status
+    # Connect to an address that was checked (each in turn, IPv6 or IPv4), while TLS verifies the URL's name.
+    last_error = None
+    for address in addresses:
+        pool = urllib3.HTTPSConnectionPool(
+            str(address), port, server_hostname=host, assert_hostname=host, cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.get("ca_bundle"), timeout=urllib3.Timeout(connect=5, read=settings["timeout"]),
+            retries=False, maxsize=1)
+        try:
+            response = pool.urlopen("POST", path, body=body, headers=headers, redirect=False,
+                                    preload_content=False, assert_same_host=False)
+            status = response.status
+            response.release_conn()
+            return status
+        except urllib3.exceptions.NewConnectionError as exc:
+            last_error = exc  # this address does not answer; the next one may
+        finally:
+            pool.close()
+    raise last_error
 
 
 def settings_from(config):

@@ -95,6 +95,7 @@ def receive(deployment_id, *, event, delivery, signature, body, content_type):
     record.outcome = f"{receipt.status}: {receipt.message}"[:255]
     receipt.deployment = deployment
     if receipt.status == "deploying":
+        record.outcome = f"deploying: commit {receipt.commit}"
         # request_redeploy commits the release together with the delivery's record.
         try:
             receipt.release, receipt.job = releases.request_redeploy(deployment, commit=receipt.commit)
