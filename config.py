@@ -109,13 +109,16 @@ class Config:
     RATELIMIT_WEBHOOK = os.environ.get("RATELIMIT_WEBHOOK") or "60 per minute"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STRATEGY = "moving-window"
+    # Reverse proxies in front of the API whose X-Forwarded-* headers are trusted (0: none; the peer's
+    # address is the client's).
+    TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
     # GitHub deliveries may be larger than API bodies (a push of many commits).
     WEBHOOK_MAX_BYTES = env_int("WEBHOOK_MAX_BYTES", 5 * 1024 * 1024)
     # Outbound notifications: time per attempt, attempts, backoff (base * 2^n, capped), CA bundle for targets.
     NOTIFY_TIMEOUT = env_int("NOTIFY_TIMEOUT", 10)
     NOTIFY_MAX_ATTEMPTS = env_int("NOTIFY_MAX_ATTEMPTS", 6)
     NOTIFY_RETRY_BASE_SECONDS = env_int("NOTIFY_RETRY_BASE_SECONDS", 10)
-    NOTIFY_RETRY_MAX_SECONDS = env_int("NOTIFY_RETRY_MAX_SECONDS", 3600)
+    NOTIFY_RETRY_MAX_SECONDS = env_int("NOTIFY_RETRY_MAX_SECONDS", 1800)  # below CELERY_VISIBILITY_TIMEOUT
     NOTIFY_CA_BUNDLE = os.environ.get("NOTIFY_CA_BUNDLE") or None
     # Production refuses PROXMOX_VERIFY_SSL=false unless this says the operator means it.
     PROXMOX_ALLOW_INSECURE = env_bool("PROXMOX_ALLOW_INSECURE", False)

@@ -290,7 +290,9 @@ def test_backup_then_restore_gives_back_every_row_exactly(app, tmp_path):
     delete_all_rows(app)
     result = succeeded(invoke(app, "restore", str(path)))
 
-    assert f"Restored {SAMPLE_COUNT + 1} rows (deployments: {SAMPLE_COUNT + 1}, deployment_events: 0, " in result.stdout
+    # The suite's admin and its token are rows too.
+    assert f"Restored {SAMPLE_COUNT + 3} rows (" in result.stdout
+    assert f"deployments: {SAMPLE_COUNT + 1}, users: 1, api_tokens: 1, deployment_events: 0, " in result.stdout
     assert all_rows(app) == before
     document = json.loads(path.read_text())
     assert document["format"] == "proxmox-paas-backup" and document["version"] == 1
@@ -349,7 +351,7 @@ def test_restore_refuses_a_backup_made_at_another_revision(app, tmp_path):
     ('{"format": "something-else", "version": 1, "tables": {}}', "format"),
     ('{"format": "proxmox-paas-backup", "version": 2, "tables": {}}', "version 2"),
     ('{"format": "proxmox-paas-backup", "version": 1, "tables": {"deployments": {}}}', "lists of row objects"),
-    ('{"format": "proxmox-paas-backup", "version": 1, "tables": {"users": []}}', "users"),
+    ('{"format": "proxmox-paas-backup", "version": 1, "tables": {"widgets": []}}', "widgets"),
 ])
 def test_restore_rejects_missing_files_and_files_that_are_not_backups(app, tmp_path, content, message):
     path = tmp_path / "backup.json"

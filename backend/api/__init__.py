@@ -64,6 +64,13 @@ def init_app(app):
     from backend.api.health import health_bp
     from backend.api import ratelimit
 
+    if app.config.get("TRUSTED_PROXIES"):
+        # Behind a reverse proxy: take the client's address (rate limits, audit log) from X-Forwarded-For,
+        # trusting only as many hops as configured.
+        from werkzeug.middleware.proxy_fix import ProxyFix  # noqa: PLC0415
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     app.before_request(_assign_request_id)
     app.after_request(_echo_request_id)
     register_error_handlers(app)

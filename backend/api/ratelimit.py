@@ -25,12 +25,22 @@ def rate_key():
     return f"user:{user.id}" if user is not None else f"addr:{request.remote_addr}"
 
 
+def webhook_key():
+    """GitHub sends every tenant's deliveries from the same few addresses: count per deployment instead."""
+    return f"hook:{(request.view_args or {}).get('deployment_id', '')[:64]}"
+
+
+# Endpoints counted by something other than the caller.
+ROUTE_KEYS = {"api.github_webhook": webhook_key}
+
+
 def init_app(app, exempt_blueprints=()):
     """Attach a limiter to app: the default limit everywhere, the tighter ones on ROUTE_LIMITS."""
     limiter = Limiter(key_func=rate_key, default_limits=[app.config["RATELIMIT_DEFAULT"]])
     limiter.init_app(app)
     for endpoint, setting in ROUTE_LIMITS.items():
-        app.view_functions[endpoint] = limiter.limit(app.config[setting], override_defaults=False)(
+        app.view_functions[endpoint] = limiter.limit(app.config[setting], key_func=ROUTE_KEYS.get(endpoint),
+                                                     override_defaults=endpoint in ROUTE_KEYS)(
             app.view_functions[endpoint])
     for blueprint in exempt_blueprints:
         limiter.exempt(blueprint)

@@ -1,4 +1,6 @@
 """GitHub push-to-deploy (POST /api/webhooks/github/<id>) and outbound notifications of a deployment."""
+from urllib.parse import urlsplit
+
 from flask import current_app, request, url_for
 from spectree import Response
 
@@ -111,7 +113,8 @@ def set_notification_target(ident, json: NotificationTargetIn):
     """
     deployment = find(ident)
     secret = notifications.set_target(deployment, json.url)
-    audit_action("deployment.notifications.set", deployment, url=json.url)
+    # The host only: some receivers (Slack, Discord) carry their credential in the URL's path.
+    audit_action("deployment.notifications.set", deployment, host=urlsplit(json.url).hostname)
     return _target_out(deployment, secret)
 
 

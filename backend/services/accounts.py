@@ -1,10 +1,11 @@
 """Users and their API tokens: creating, authenticating, revoking, and the per-user quotas."""
+import logging
 import re
 import secrets
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.errors import Conflict, NotFound, QuotaExceeded, ValidationFailed
 from backend.extensions import db
@@ -12,6 +13,7 @@ from backend.models import ApiToken, Deployment, User
 from backend.models.types import utcnow
 from backend.models.user import QUOTA_KEYS, ROLES, hash_token
 
+log = logging.getLogger(__name__)
 USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{1,62}[a-z0-9]")
 TOKEN_PREFIX = "paas_"
 TOKEN_RE = re.compile(r"paas_[A-Za-z0-9_-]{43}")
@@ -86,6 +88,12 @@ def update_user(user, changes):
 
 
 def _keep_an_admin(user):
+    # Lock the active admins' rows first (in a fresh transaction, like lock_user), so two admins
+    # demoting each other at once cannot both pass the count.
+    user_id = user.id
+    db.session.commit()
+    db.session.execute(update(User).where(User.role == "admin", User.disabled_at.is_(None)).values(role=User.role))
+    user = db.session.get(User, user_id)
     if user.is_active and User.count_admins() <= 1:
         raise Conflict("the last active admin cannot be demoted or disabled", fields={"role": "last admin"})
 
@@ -120,8 +128,13 @@ def authenticate(token):
     if user is None or not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at > TOUCH_INTERVAL:
-        db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        db.session.commit()
+        try:
+            db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            db.session.commit()
+        except OperationalError:  # best effort: a busy database must not refuse a valid token
+            db.session.rollback()
+            log.warning("could not record the use of token %s", row.prefix)
+            user = db.session.get(User, row.user_id)
     return user, row
 
 
@@ -173,17 +186,25 @@ def lock_user(user):
     db.session.execute(update(User).where(User.id == user_id).values(role=User.role))
 
 
-def check_quota(user, defaults, resources, exclude=None, adding=1):
-    """Raise 422 naming the limit the change would exceed. Admins have no quota."""
+def check_quota(user, defaults, resources, exclude=None, adding=1, current=None):
+    """Raise 422 naming the limit the change would exceed. Admins have no quota.
+
+    current: the resources a resized deployment has now; a value that does not grow is never refused
+    (a user an admin put over quota can still shrink).
+    """
     if user is None or user.is_admin:
         return
     limits = quotas_of(user, defaults)
     used = usage_of(user.id, exclude=exclude)
     wanted = {"deployments": used["deployments"] + adding,
               **{key: used[key] + int(resources.get(key) or 0) for key in ("cores", "memory", "disk")}}
+    growing = {key for key in ("cores", "memory", "disk")
+               if current is None or int(resources.get(key) or 0) > int(current.get(key) or 0)}
+    if adding:
+        growing.add("deployments")
     over = {key: f"limit {limits[key]}{QUOTA_UNITS[key]}, in use {used[key]}{QUOTA_UNITS[key]}, "
                  f"this would make {wanted[key]}{QUOTA_UNITS[key]}"
-            for key in QUOTA_KEYS if wanted[key] > limits[key]}
+            for key in QUOTA_KEYS if key in growing and wanted[key] > limits[key]}
     if over:
         names = ", ".join(over)
         raise QuotaExceeded(f"quota exceeded: {names}", fields={f"quota.{key}": text for key, text in over.items()})

@@ -144,9 +144,10 @@ def update_deployment(deployment, changes, actor=None, quota_defaults=None):
             )
         resources = resolve_resources(deployment.deployment_type, changes["resources"], current=deployment.resources)
         if actor is not None and not actor.is_admin:
+            current = dict(deployment.resources)
             accounts.lock_user(actor)
             accounts.check_quota(actor, quota_defaults or accounts.DEFAULT_QUOTAS, resources,
-                                 exclude=deployment.id, adding=0)
+                                 exclude=deployment.id, adding=0, current=current)
         if deployment.vm_id is not None and resources["disk"] < deployment.resources["disk"]:
             raise ValidationFailed(
                 "a guest's disk can grow but not shrink",

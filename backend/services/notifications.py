@@ -48,9 +48,17 @@ def _host_addresses(host, port, resolve):
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
+SITE_LOCAL = ipaddress.ip_network("fec0::/10")
+
+
 def _is_public(address):
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped:
+            address = address.ipv4_mapped
+        elif address.sixtofour:  # 2002::/16 carries an IPv4 address, which must be public itself
+            return _is_public(address.sixtofour)
+        elif address in SITE_LOCAL:
+            return False
     return address.is_global and not (address.is_multicast or address.is_reserved)
 
 
@@ -75,8 +83,10 @@ def check_target(url, allow_private=False, resolve=None):
     if not allow_private:
         refused = [str(a) for a in addresses if not _is_public(a)]
         if refused:
-            raise TargetRefused(f"{parts.hostname} resolves to a loopback, private or reserved address "
-                                f"({', '.join(refused[:3])}); an admin can allow such targets for the owner")
+            # Which internal address a name has is not the caller's business: the log keeps it.
+            log.info("notification target %s refused: it resolves to %s", parts.hostname, ", ".join(refused[:3]))
+            raise TargetRefused(f"{parts.hostname} is not a public address (loopback, private or reserved); "
+                                "an admin can allow such targets for the owner")
     return parts.hostname, port, addresses
 
 
@@ -173,8 +183,11 @@ def settings_from(config):
 def deliver_due(deployment_id, settings, resolve=None):
     """Try every due notification of the deployment once, oldest first.
 
-    Returns the seconds until the next retry is due, or None when nothing is left pending.
+    Returns the seconds until the next retry is due, or None when nothing is left pending or when this
+    run attempted nothing (another run claimed the rows and schedules their retries; the sweep picks up
+    rows whose run died).
     """
+    attempted = False
     try:
         for row in Notification.due(deployment_id):
             if not _claim(row, settings):
@@ -184,6 +197,12 @@ def deliver_due(deployment_id, settings, resolve=None):
                 row.state, row.last_error = "failed", "the notification URL was removed or changed"
                 db.session.commit()
                 continue
+            owner = db.session.get(User, deployment.user_id) if deployment.user_id else None
+            if owner is not None and not owner.is_active:
+                row.state, row.last_error = "failed", "the deployment's owner is disabled"
+                db.session.commit()
+                continue
+            attempted = True
             row.attempts += 1
             try:
                 status = _post(row, deployment, settings, resolve)
@@ -203,6 +222,9 @@ def deliver_due(deployment_id, settings, resolve=None):
                 delay = min(settings["retry_base"] * 2 ** (row.attempts - 1), settings["retry_max"])
                 row.next_attempt_at = utcnow() + timedelta(seconds=delay)
             db.session.commit()
+        if not attempted:
+            # Another run holds what is pending and schedules its retry: one retry chain, not one per run.
+            return None
         nxt = db.session.scalar(db.select(db.func.min(Notification.next_attempt_at)).where(
             Notification.deployment_id == deployment_id, Notification.state == "pending"))
         return None if nxt is None else max(0.0, (nxt - utcnow()).total_seconds())

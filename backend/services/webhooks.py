@@ -9,9 +9,9 @@ from urllib.parse import parse_qs
 
 from sqlalchemy.exc import IntegrityError
 
-from backend.errors import InvalidState, Unauthorized, ValidationFailed
+from backend.errors import Conflict, InvalidState, Unauthorized, ValidationFailed
 from backend.extensions import db
-from backend.models import Deployment, GithubDelivery
+from backend.models import Deployment, GithubDelivery, Release, User
 from backend.rules import GITHUB_URL_RE, check_commit
 from backend.services import envvars, releases
 
@@ -57,7 +57,13 @@ def _verified_deployment(deployment_id, signature, body):
     deployment = Deployment.get_by_id(deployment_id)
     if deployment is None or deployment.is_deleted or not deployment.webhook_secret_encrypted:
         raise Unauthorized(BAD_SIGNATURE)
-    secret = envvars.unseal(deployment.webhook_secret_encrypted).encode()
+    owner = db.session.get(User, deployment.user_id) if deployment.user_id else None
+    if owner is not None and not owner.is_active:
+        raise Unauthorized(BAD_SIGNATURE)  # a disabled user's deployments take no pushes
+    try:
+        secret = envvars.unseal(deployment.webhook_secret_encrypted).encode()
+    except envvars.SecretsUnavailable:
+        raise Unauthorized(BAD_SIGNATURE) from None  # the same answer: nothing about the deployment leaks
     expected = ("sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()).encode()
     if not hmac.compare_digest(expected, (signature or "").encode("utf-8", "replace")):
         raise Unauthorized(BAD_SIGNATURE)
@@ -100,24 +106,16 @@ def receive(deployment_id, *, event, delivery, signature, body, content_type):
         try:
             receipt.release, receipt.job = releases.request_redeploy(deployment, commit=receipt.commit)
         except InvalidState as exc:
+            # Busy (deploying, provisioning) or stopped: a passing state. Nothing is recorded, so the
+            # delivery can be redelivered from GitHub once the deployment is running again.
             db.session.rollback()
-            return _record_ignored(deployment, delivery, event, f"not deployed: {exc.message}")
+            raise Conflict(f"not deployed now: {exc.message}; redeliver the push once it is running",
+                           code="deployment_busy") from None
         receipt.message = f"release {receipt.release.version} of {deployment.name} queued"
         receipt.http_status = 202
         return receipt
     db.session.commit()
     return receipt
-
-
-def _record_ignored(deployment, delivery, event, message):
-    db.session.add(GithubDelivery(delivery_id=delivery, deployment_id=deployment.id, event=event,
-                                  outcome=f"ignored: {message}"[:255]))
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return Receipt("duplicate", f"delivery {delivery} was handled already")
-    return Receipt("ignored", message, deployment=deployment)
 
 
 def _decide(deployment, event, body, content_type):
@@ -143,4 +141,13 @@ def _decide(deployment, event, body, content_type):
         commit = None
     if commit is None or set(commit) == {"0"}:
         return Receipt("ignored", "the push names no commit")
+    if _already_deploying(deployment, commit):
+        # The signature covers the body only: a replayed body with a new delivery id must not rebuild.
+        return Receipt("ignored", f"commit {commit[:12]} is already queued, building or live")
     return Receipt("deploying", "", commit=commit)
+
+
+def _already_deploying(deployment, commit):
+    latest = next(iter(Release.for_deployment(deployment.id)), None)
+    return latest is not None and latest.status in ("queued", "building", "live") and commit in (
+        latest.requested_commit, latest.commit_sha)

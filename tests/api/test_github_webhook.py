@@ -437,33 +437,49 @@ def test_a_push_to_a_deployment_on_another_branch_follows_that_branch(client, ru
     assert release["branch"] == "release/2.1" and release["requested_commit"] == COMMIT
 
 
-def test_a_push_while_the_deployment_is_pending_is_ignored_with_a_reason(client, make_deployment):
+def test_a_push_while_the_deployment_is_pending_answers_409_and_can_be_redelivered(client, make_deployment):
     ident = make_deployment()["id"]
     secret = client.post(f"/api/deployments/{ident}/webhook").get_json()["secret"]
     delivery = str(uuid.uuid4())
     response = deliver(client, ident, secret, delivery=delivery)
-    assert response.status_code == 200
-    body = response.get_json()
-    assert body["status"] == "ignored"
-    assert body["message"].startswith("not deployed:")
-    assert "pending" in body["message"]
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "deployment_busy" and "pending" in error["message"] and "redeliver" in error["message"]
     assert releases_of(client, ident) == []
     assert status_of(client, ident) == "pending"
-    [row] = delivery_rows(ident)
-    assert row.delivery_id == delivery and row.outcome.startswith("ignored: not deployed")
-    # A redelivery of the same id is still a duplicate, not a second attempt.
-    again = deliver(client, ident, secret, delivery=delivery)
-    assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert delivery_rows(ident) == []  # nothing recorded: GitHub's "Redeliver" will be taken later
+    assert deliver(client, ident, secret, delivery=delivery).status_code == 409
 
 
-def test_a_second_push_while_deploying_is_ignored(client, hooked):
+def test_a_second_push_while_deploying_answers_409_and_is_not_recorded(client, hooked):
     ident, secret = hooked
     assert deliver(client, ident, secret).status_code == 202
     response = deliver(client, ident, secret, push_payload(after=OTHER_COMMIT))
-    assert response.status_code == 200
-    assert response.get_json()["status"] == "ignored"
-    assert "deploying" in response.get_json()["message"]
+    assert response.status_code == 409
+    assert "deploying" in response.get_json()["error"]["message"]
     assert [r["requested_commit"] for r in releases_of(client, ident)] == [COMMIT]
+    assert len(delivery_rows(ident)) == 1
+
+
+def test_a_replayed_push_with_a_new_delivery_id_does_not_rebuild(client, hooked):
+    ident, secret = hooked
+    assert deliver(client, ident, secret).status_code == 202
+    replay = deliver(client, ident, secret, delivery=str(uuid.uuid4()))
+    assert replay.status_code == 200 and replay.get_json()["status"] == "ignored"
+    assert "already" in replay.get_json()["message"]
+    assert len(releases_of(client, ident)) == 1
+
+
+def test_a_disabled_owners_deployment_takes_no_pushes(app, client, hooked):
+    ident, secret = hooked
+    owner_id, _ = make_user(app, "alice")
+    db.session.rollback()
+    Deployment.get_by_id(ident).user_id = owner_id
+    db.session.commit()
+    assert client.patch(f"/api/users/{owner_id}", json={"disabled": True}).status_code == 200
+    response = deliver(client, ident, secret)
+    assert response.status_code == 401 and response.get_json()["error"]["message"] == BAD_SIGNATURE
+    assert releases_of(client, ident) == []
 
 
 def test_deliveries_are_counted_per_deployment(client, hooked, running_deployment):

@@ -121,3 +121,13 @@ def test_concurrent_creates_cannot_overrun_the_quota(app):
     assert sorted(codes) == [201] * 3 + [422] * 7, codes
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Deployment)) == 3
+
+
+def test_a_user_over_quota_can_still_shrink_but_not_grow(app, client):
+    alice_id, alice = make_user(app, "alice", quotas={"cores": 8})
+    made = create(client, alice, "app-one", cores=6).get_json()["deployment"]
+    client.patch(f"/api/users/{alice_id}", json={"quotas": {"cores": 2}})  # the admin lowers the quota
+    shrink = client.patch(f"/api/deployments/{made['id']}", json={"resources": {"cores": 4}}, token=alice)
+    assert shrink.status_code == 200, shrink.get_json()
+    grow = client.patch(f"/api/deployments/{made['id']}", json={"resources": {"cores": 5}}, token=alice)
+    assert grow.status_code == 422 and "quota.cores" in grow.get_json()["error"]["fields"]

@@ -76,3 +76,14 @@ def test_two_api_processes_share_counts_through_redis(database_url):
 def test_limits_are_off_in_the_test_configuration_unless_asked_for(app, client):
     assert app.config["RATELIMIT_ENABLED"] is False
     assert all(client.get("/api/tokens").status_code == 200 for _ in range(30))
+
+
+def test_the_github_webhook_is_counted_per_deployment_not_per_sender(database_url):
+    app = limited_app(database_url, RATELIMIT_WEBHOOK="2 per minute")
+    client = app.test_client()
+    first, second = uuid.uuid4(), uuid.uuid4()
+    codes = [client.post(f"/api/webhooks/github/{first}", data=b"{}").status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+    assert client.post(f"/api/webhooks/github/{second}", data=b"{}").status_code == 401
+    with app.app_context():
+        db.engine.dispose()
