@@ -6,8 +6,9 @@ pip-audit asks PyPI's JSON API for each pinned version (/pypi/<name>/<version>/j
 only serves the project-level document (/pypi/<name>/json) makes pip-audit skip every package as
 "not found", which would pass while auditing nothing. For each skipped package this script reads
 the project-level document instead: its `vulnerabilities` apply to the latest release, so a pin
-equal to it is audited; a pin behind it is reported as not auditable here. Any known vulnerability
-fails the run; so does a pip-audit that could not run at all.
+equal to it is audited. A pin behind the latest release cannot be audited that way: the run fails
+unless HELD_BACK names it with the reason it cannot move. Any known vulnerability fails the run; so
+does a pip-audit that could not run at all.
 """
 import json
 import subprocess  # nosec B404 - runs pip-audit with an argument list
@@ -17,6 +18,15 @@ import urllib.request
 from pathlib import Path
 
 INDEX = "https://pypi.org/pypi"
+# Pins that cannot be the latest release, and why (re-check these when the reasons change).
+HELD_BACK = {
+    "deprecated": "3.x needs Python 3.12; the platform supports 3.11 (pulled in by limits/Flask-Limiter)",
+    "python-dateutil": "celery 5.7.0 pins python-dateutil==2.9.0.post0",
+}
+
+
+def canonical(name):
+    return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
 def pins(path):
@@ -25,7 +35,7 @@ def pins(path):
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
-            found[name.strip().lower().replace("_", "-")] = version.strip()
+            found[canonical(name)] = version.strip()
     return found
 
 
@@ -52,7 +62,7 @@ def project_vulnerabilities(name, version):
 def main(requirements="requirements.txt"):
     pinned = pins(requirements)
     audit = run_pip_audit(requirements)
-    vulnerable, audited, unaudited = [], [], []
+    vulnerable, audited, unaudited, unexplained = [], [], [], []
     for dependency in audit["dependencies"]:
         name = dependency["name"]
         if "skip_reason" not in dependency:
@@ -60,24 +70,29 @@ def main(requirements="requirements.txt"):
             vulnerable += [f"{name} {dependency['version']}: {v['id']} (fixed in {', '.join(v['fix_versions']) or '-'})"
                            for v in dependency.get("vulns", [])]
             continue
-        version = pinned.get(name.lower())
+        version = pinned.get(canonical(name))
         try:
             checked, ids = project_vulnerabilities(name, version)
         except OSError as exc:
-            unaudited.append(f"{name} {version} ({exc.__class__.__name__})")
+            unexplained.append(f"{name} {version}: the registry did not answer ({exc.__class__.__name__})")
             continue
         if checked:
             audited.append(name)
             vulnerable += [f"{name} {version}: {vid}" for vid in ids]
+        elif canonical(name) in HELD_BACK:
+            unaudited.append(f"{name} {version} (held back: {HELD_BACK[canonical(name)]})")
         else:
-            unaudited.append(f"{name} {version} (not the latest release; no per-version data here)")
+            unexplained.append(f"{name} {version} is behind the latest release; this registry has no "
+                               "per-version data to audit it: upgrade it or add it to HELD_BACK with the reason")
     print(f"pip-audit: {len(audited)} of {len(pinned)} pinned packages audited, "
           f"{len(vulnerable)} known vulnerabilities")
     for line in unaudited:
         print(f"  not auditable from this registry: {line}")
+    for line in unexplained:
+        print(f"  NOT AUDITED: {line}")
     for line in vulnerable:
         print(f"  VULNERABLE: {line}")
-    return 1 if vulnerable else 0
+    return 1 if vulnerable or unexplained else 0
 
 
 if __name__ == "__main__":
