@@ -51,9 +51,7 @@ def create_token(json: TokenCreate):
 @spec.validate(resp=Response(HTTP_200=TokenList, HTTP_401=ErrorResponse), tags=["tokens"])
 def list_tokens():
     """The caller's tokens, newest first, by name and prefix (never the token)."""
-    from backend.models import ApiToken  # noqa: PLC0415
-
-    return {"success": True, "tokens": [t.to_dict() for t in ApiToken.for_user(caller().id)]}
+    return {"success": True, "tokens": [t.to_dict() for t in accounts.tokens_of(caller())]}
 
 
 @api_bp.delete("/tokens/<token_id>")

@@ -138,9 +138,14 @@ def authenticate(token):
     return user, row
 
 
+def tokens_of(user):
+    """The user's tokens, newest first."""
+    return ApiToken.for_user(user.id)
+
+
 def find_token(user, ident):
     """One of user's tokens, by id; NotFound for anyone else's."""
-    for row in ApiToken.for_user(user.id):
+    for row in tokens_of(user):
         if str(row.id) == ident:
             return row
     raise NotFound(f"no token {ident[:40]!r}")
