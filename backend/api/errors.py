@@ -4,11 +4,12 @@ import logging
 from flask import g, jsonify
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from backend.api.spec import InternalResponseError
 from backend.api.validation import validation_failed_from_pydantic
-from backend.errors import DomainError
+from backend.errors import ConcurrentUpdate, DomainError
 from backend.extensions import db
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,12 @@ def register_error_handlers(app):
     @app.errorhandler(InternalResponseError)
     def handle_invalid_response(exc):
         return exc.response
+
+    @app.errorhandler(StaleDataError)
+    def handle_stale_row(exc):
+        # A route's plain commit lost a race for a deployment's row (a job changed it meanwhile): the
+        # services' answer for that, 409, rather than a 500.
+        return handle_domain_error(ConcurrentUpdate("the deployment was changed meanwhile; reload and retry"))
 
     @app.errorhandler(OperationalError)
     def handle_database_unavailable(exc):

@@ -21,8 +21,19 @@ def _hide_response_validation_error(request, response, error, instance, *args):
     if error is not None:
         from backend.api.errors import error_response
 
-        log.error("response to %s %s does not match its schema: %s", request.method, request.path, error)
+        log.error("response to %s %s does not match its schema: %s", request.method, request.path,
+                  _without_values(error))
         raise InternalResponseError(error_response(500, "internal_error", "internal server error"))
+
+
+def _without_values(error):
+    """Where and how an answer broke its schema, never the values (pydantic's text quotes them, and an
+    answer may carry a secret shown once: a token, a webhook or notification secret)."""
+    try:
+        problems = error.errors(include_url=False, include_input=False)
+    except (AttributeError, TypeError):
+        return error.__class__.__name__
+    return "; ".join(f"{'.'.join(map(str, p.get('loc', ()))) or 'body'}: {p.get('msg')}" for p in problems)
 
 
 class InternalResponseError(Exception):

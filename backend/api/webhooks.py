@@ -52,7 +52,7 @@ def enable_webhook(ident):
 
 
 @api_bp.delete("/deployments/<ident>/webhook")
-@spec.validate(resp=Response(HTTP_200=WebhookOut, HTTP_404=ErrorResponse), tags=TAGS)
+@spec.validate(resp=Response(HTTP_200=WebhookOut, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
 def disable_webhook(ident):
     deployment = find(ident)
     webhooks.disable(deployment)
@@ -62,7 +62,8 @@ def disable_webhook(ident):
 
 @api_bp.post("/webhooks/github/<deployment_id>")
 @spec.validate(resp=Response(HTTP_200=WebhookReceipt, HTTP_202=WebhookReceipt, HTTP_401=ErrorResponse,
-                             HTTP_413=ErrorResponse, HTTP_422=ErrorResponse), tags=TAGS, security={})
+                             HTTP_409=ErrorResponse, HTTP_413=ErrorResponse, HTTP_422=ErrorResponse), tags=TAGS,
+               security={})
 def github_webhook(deployment_id):
     """GitHub deliveries: authenticated by X-Hub-Signature-256 (HMAC-SHA256 of the body with the secret).
 
@@ -104,8 +105,8 @@ def get_notification_target(ident):
 
 
 @api_bp.put("/deployments/<ident>/notifications")
-@spec.validate(resp=Response(HTTP_200=NotificationTargetOut, HTTP_404=ErrorResponse, HTTP_422=ErrorResponse),
-               tags=TAGS)
+@spec.validate(resp=Response(HTTP_200=NotificationTargetOut, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse,
+                             HTTP_422=ErrorResponse), tags=TAGS)
 def set_notification_target(ident, json: NotificationTargetIn):
     """Post every status change to this https URL as JSON, signed with HMAC-SHA256 in X-Paas-Signature-256.
 
@@ -119,7 +120,8 @@ def set_notification_target(ident, json: NotificationTargetIn):
 
 
 @api_bp.delete("/deployments/<ident>/notifications")
-@spec.validate(resp=Response(HTTP_200=NotificationTargetOut, HTTP_404=ErrorResponse), tags=TAGS)
+@spec.validate(resp=Response(HTTP_200=NotificationTargetOut, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse),
+               tags=TAGS)
 def clear_notification_target(ident):
     deployment = find(ident)
     notifications.clear_target(deployment)

@@ -137,6 +137,12 @@ class ProxmoxClient:
                 error = ProxmoxError(f"Proxmox refused the credentials of {self.settings.user}", status=401)
             except requests.RequestException as exc:
                 error = ProxmoxError(f"cannot reach Proxmox ({exc.__class__.__name__})", transient=True)
+            except (ValueError, OSError) as exc:
+                # Refused before sending: http.client rejects a header with a line break in it (its message
+                # quotes the header, the API token included), requests a CA bundle that is not there. Only
+                # the class is kept, never the message.
+                error = ProxmoxError(f"the request to Proxmox could not be made ({exc.__class__.__name__}); check "
+                                     "the Proxmox settings (a line break in the token? the CA bundle's path?)")
             if not error.transient or attempt >= self.settings.retries:
                 raise error
             attempt += 1

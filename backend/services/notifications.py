@@ -183,11 +183,11 @@ def settings_from(config):
 def deliver_due(deployment_id, settings, resolve=None):
     """Try every due notification of the deployment once, oldest first.
 
-    Returns the seconds until the next retry is due, or None when nothing is left pending or when this
-    run attempted nothing (another run claimed the rows and schedules their retries; the sweep picks up
+    Returns the seconds until the next retry of a row this run attempted is due, or None when it left
+    none pending (another run claimed the other rows and schedules their retries; the sweep picks up
     rows whose run died).
     """
-    attempted = False
+    retrying = []  # the rows this run scheduled a retry for
     try:
         for row in Notification.due(deployment_id):
             if not _claim(row, settings):
@@ -202,7 +202,6 @@ def deliver_due(deployment_id, settings, resolve=None):
                 row.state, row.last_error = "failed", "the deployment's owner is disabled"
                 db.session.commit()
                 continue
-            attempted = True
             row.attempts += 1
             try:
                 status = _post(row, deployment, settings, resolve)
@@ -221,12 +220,14 @@ def deliver_due(deployment_id, settings, resolve=None):
             else:
                 delay = min(settings["retry_base"] * 2 ** (row.attempts - 1), settings["retry_max"])
                 row.next_attempt_at = utcnow() + timedelta(seconds=delay)
+                retrying.append(row.id)
             db.session.commit()
-        if not attempted:
-            # Another run holds what is pending and schedules its retry: one retry chain, not one per run.
+        if not retrying:
+            # Another run holds what else is pending and schedules its retry: one retry chain, not one per
+            # run (a row another run claimed meanwhile is pending too, held for that run's attempt).
             return None
         nxt = db.session.scalar(db.select(db.func.min(Notification.next_attempt_at)).where(
-            Notification.deployment_id == deployment_id, Notification.state == "pending"))
+            Notification.id.in_(retrying), Notification.state == "pending"))
         return None if nxt is None else max(0.0, (nxt - utcnow()).total_seconds())
     finally:
         db.session.remove()

@@ -409,7 +409,9 @@ def _fail(ctx, d, step, exc):
     except LeaseLost:
         raise
     except Exception as cleanup:  # noqa: BLE001
-        cleanup_error = cleanup.describe() if isinstance(cleanup, ProxmoxError) else str(cleanup)
+        # Like StepFailed: an unexpected error is named by its class only (its text may hold anything).
+        cleanup_error = (cleanup.describe() if isinstance(cleanup, ProxmoxError)
+                         else f"internal error ({cleanup.__class__.__name__})")
         message += f"; the guest could not be removed ({cleanup_error}), reconcile will report it"
 
     def to_failed(row):
