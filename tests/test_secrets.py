@@ -48,7 +48,7 @@ from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
 from tests.conftest import AuthedClient, admin_token, deployment_payload, make_user
-from tests.jobs.conftest import FINAL
+from tests.jobs.conftest import FINAL, wait_for
 
 RUN = secrets.token_hex(5)
 PVE_TOKEN = f"canary-pve-token-{RUN}-{secrets.token_hex(8)}"
@@ -293,20 +293,9 @@ def fake_received(leaks, fake):
 # -- helpers for the routes ----------------------------------------------------------------------------
 
 
-def wait_status(client, ident, statuses=FINAL, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while True:
-        deployment = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
-        if deployment["status"] in statuses:
-            return deployment
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still {deployment['status']} after {timeout} s: {deployment}")
-        time.sleep(0.1)
-
-
 def wait_settled(app, client, ident, statuses=FINAL):
     """The deployment reached one of statuses and no job is left running."""
-    deployment = wait_status(client, ident, statuses)
+    deployment = wait_for(client, ident, statuses, timeout=WAIT)
     assert app.extensions["jobs"].wait_idle(WAIT), (
         deployment, client.get(f"/api/deployments/{ident}/deliveries").get_json(),
         client.get(f"/api/deployments/{ident}/events").get_json()["events"][-5:])
