@@ -214,6 +214,11 @@ class LocalTransport(Transport):
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+                # Gone for sure before a successor starts: a dying server still holding the port would
+                # make the new one fail to bind, and could answer the new release's health check itself.
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+                while self.service_pid(name) and time.monotonic() < deadline:
+                    time.sleep(0.05)
         pidfile.unlink(missing_ok=True)
 
     def restart_service(self, name):
