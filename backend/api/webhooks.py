@@ -17,7 +17,6 @@ from backend.api.schemas import (
     WebhookReceipt,
 )
 from backend.api.spec import spec
-from backend.models import Notification
 from backend.services import audit, notifications, webhooks
 
 TAGS = ["webhooks"]
@@ -134,8 +133,5 @@ def clear_notification_target(ident):
 def list_deliveries(ident, query: DeliveryQuery):
     """Outbound notifications, newest first: state, attempts, the last answer or error."""
     deployment = find(ident)
-    rows = Notification.for_deployment(deployment.id, before=query.before, limit=query.limit + 1)
-    more = len(rows) > query.limit
-    rows = rows[:query.limit]
-    return {"success": True, "deliveries": [r.to_dict() for r in rows],
-            "next_before": rows[-1].id if more and rows else None}
+    rows, next_before = notifications.deliveries_page(deployment.id, before=query.before, limit=query.limit)
+    return {"success": True, "deliveries": [r.to_dict() for r in rows], "next_before": next_before}

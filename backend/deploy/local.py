@@ -206,20 +206,22 @@ class LocalTransport(Transport):
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            deadline = time.monotonic() + STOP_GRACE_SECONDS
-            while self.service_pid(name) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self.service_pid(name):
+            if not self._wait_gone(name):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 # Gone for sure before a successor starts: a dying server still holding the port would
                 # make the new one fail to bind, and could answer the new release's health check itself.
-                deadline = time.monotonic() + STOP_GRACE_SECONDS
-                while self.service_pid(name) and time.monotonic() < deadline:
-                    time.sleep(0.05)
+                self._wait_gone(name)
         pidfile.unlink(missing_ok=True)
+
+    def _wait_gone(self, name):
+        """Wait up to STOP_GRACE_SECONDS for the service's process to end; True when it has."""
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while self.service_pid(name) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.service_pid(name)
 
     def restart_service(self, name):
         self.stop_service(name)

@@ -3,6 +3,7 @@ import logging
 
 from backend.extensions import db
 from backend.models import AuditEntry
+from backend.services.history import page_of
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,4 @@ def record(action, *, user=None, deployment=None, target=None, ip_address=None, 
 
 def entries(filters, limit):
     """A page of entries, newest first, with the id to pass as `before` for the next page."""
-    rows = AuditEntry.page(limit=limit + 1, **filters)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return rows, (rows[-1].id if more and rows else None)
+    return page_of(AuditEntry.page(limit=limit + 1, **filters), limit)

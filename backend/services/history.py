@@ -4,20 +4,20 @@ from backend.proxmox.errors import ProxmoxError
 from backend.services import cluster
 
 
-def _page(rows, limit):
-    """Rows fetched with limit + 1: (the page, the id to pass as after= next, or None on the last page)."""
+def page_of(rows, limit):
+    """Rows fetched with limit + 1: (the page, the id of its last row to page on from, or None on the last page)."""
     page = rows[:limit]
     return page, (page[-1].id if len(rows) > limit else None)
 
 
 def events_page(deployment_id, after=None, limit=200):
     """(events oldest first, the id to pass as after= for the next page or None on the last one)."""
-    return _page(DeploymentEvent.for_deployment(deployment_id, after_id=after, limit=limit + 1), limit)
+    return page_of(DeploymentEvent.for_deployment(deployment_id, after_id=after, limit=limit + 1), limit)
 
 
 def log_page(deployment_id, after=None, release=None, limit=500):
     """(build log lines oldest first, of one release or all, the next after= or None)."""
-    return _page(LogLine.page(deployment_id, after=after, release=release, limit=limit + 1), limit)
+    return page_of(LogLine.page(deployment_id, after=after, release=release, limit=limit + 1), limit)
 
 
 def readable_log(deployment_id, with_tasks=True):

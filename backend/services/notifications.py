@@ -22,6 +22,7 @@ from backend.extensions import db
 from backend.models import Deployment, Notification, User
 from backend.models.types import utcnow
 from backend.services import envvars
+from backend.services.history import page_of
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ def _post(row, deployment, settings, resolve):
         finally:
             pool.close()
     raise last_error
+
+
+def deliveries_page(deployment_id, before=None, limit=50):
+    """(notifications newest first, the id to pass as before= for the next page or None on the last one)."""
+    return page_of(Notification.for_deployment(deployment_id, before=before, limit=limit + 1), limit)
 
 
 def settings_from(config):
