@@ -47,9 +47,9 @@ if (-not (Test-Path -Path $VenvPython)) {
     Write-Host '==> Using existing virtualenv .venv'
 }
 
-Write-Host '==> Installing requirements'
+Write-Host '==> Installing requirements (runtime, then what the tests and lint add)'
 Invoke-Native $VenvPython @('-m', 'pip', 'install', '--upgrade', 'pip')
-Invoke-Native $VenvPython @('-m', 'pip', 'install', '-r', 'requirements.txt')
+Invoke-Native $VenvPython @('-m', 'pip', 'install', '-r', 'requirements-dev.txt')
 
 if (-not (Test-Path -Path '.env')) {
     Write-Host '==> Creating .env from .env.example'

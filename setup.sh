@@ -36,9 +36,9 @@ else
     echo "==> Using existing virtualenv .venv"
 fi
 
-echo "==> Installing requirements"
-"$venv_python" -m pip install --upgrade pip
-"$venv_python" -m pip install -r requirements.txt
+echo "==> Installing requirements (runtime, then what the tests and lint add)"
+"$venv_python" -m pip install --quiet --upgrade pip
+"$venv_python" -m pip install --quiet -r requirements-dev.txt
 
 if [ ! -f .env ]; then
     echo "==> Creating .env from .env.example"
@@ -61,5 +61,5 @@ cat <<'DONE'
 
 Setup complete.
   Run:   . .venv/bin/activate && python app.py
-  Test:  .venv/bin/python -m pytest
+  Test:  .venv/bin/python -m pytest          (everything; add -m 'not slow' for the quick subset)
 DONE

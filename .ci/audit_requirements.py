@@ -1,14 +1,16 @@
 """pip-audit over the pinned requirements, with a fallback for registries without per-version JSON.
 
-    .venv-security/bin/python .ci/audit_requirements.py requirements.txt
+    .venv-security/bin/python .ci/audit_requirements.py requirements.txt [requirements-dev.txt ...]
 
 pip-audit asks PyPI's JSON API for each pinned version (/pypi/<name>/<version>/json). A mirror that
 only serves the project-level document (/pypi/<name>/json) makes pip-audit skip every package as
-"not found", which would pass while auditing nothing. For each skipped package this script reads
-the project-level document instead: its `vulnerabilities` apply to the latest release, so a pin
-equal to it is audited. A pin behind the latest release cannot be audited that way: the run fails
-unless HELD_BACK names it with the reason it cannot move. Any known vulnerability fails the run; so
-does a pip-audit that could not run at all.
+"not found". For each skipped package this script reads the project-level document instead: its
+`vulnerabilities` apply to the latest release, so a pin equal to it is audited.
+
+A check fails on a finding, never because time passed: the run fails on a known vulnerability of a
+pinned version, and on nothing else. A pin this registry cannot audit (behind the latest release, or
+the registry did not answer) is reported by name, without failing, with the reason when HELD_BACK
+gives one; a new upstream release is not a finding.
 """
 import json
 import subprocess  # nosec B404 - runs pip-audit with an argument list
@@ -59,10 +61,19 @@ def project_vulnerabilities(name, version):
     return True, [v.get("id") or v.get("aliases", ["?"])[0] for v in document.get("vulnerabilities") or []]
 
 
-def main(requirements="requirements.txt"):
+def main(*requirement_files):
+    files = requirement_files or ("requirements.txt",)
+    failed = False
+    for requirements in files:
+        failed |= audit_file(requirements)
+    return 1 if failed else 0
+
+
+def audit_file(requirements):
+    """Audit one requirements file; True when it pins a version with a known vulnerability."""
     pinned = pins(requirements)
     audit = run_pip_audit(requirements)
-    vulnerable, audited, unaudited, unexplained = [], [], [], []
+    vulnerable, audited, unaudited = [], [], []
     for dependency in audit["dependencies"]:
         name = dependency["name"]
         if "skip_reason" not in dependency:
@@ -74,25 +85,21 @@ def main(requirements="requirements.txt"):
         try:
             checked, ids = project_vulnerabilities(name, version)
         except OSError as exc:
-            unexplained.append(f"{name} {version}: the registry did not answer ({exc.__class__.__name__})")
+            unaudited.append(f"{name} {version}: the registry did not answer ({exc.__class__.__name__})")
             continue
         if checked:
             audited.append(name)
             vulnerable += [f"{name} {version}: {vid}" for vid in ids]
-        elif canonical(name) in HELD_BACK:
-            unaudited.append(f"{name} {version} (held back: {HELD_BACK[canonical(name)]})")
         else:
-            unexplained.append(f"{name} {version} is behind the latest release; this registry has no "
-                               "per-version data to audit it: upgrade it or add it to HELD_BACK with the reason")
-    print(f"pip-audit: {len(audited)} of {len(pinned)} pinned packages audited, "
-          f"{len(vulnerable)} known vulnerabilities")
+            why = HELD_BACK.get(canonical(name), "a newer release exists; this registry has no per-version data")
+            unaudited.append(f"{name} {version} ({why})")
+    print(f"pip-audit {requirements}: {len(audited)} of {len(pinned)} pinned packages audited, "
+          f"{len(vulnerable)} known vulnerabilities, {len(unaudited)} not auditable from this registry")
     for line in unaudited:
-        print(f"  not auditable from this registry: {line}")
-    for line in unexplained:
-        print(f"  NOT AUDITED: {line}")
+        print(f"  not audited: {line}")
     for line in vulnerable:
         print(f"  VULNERABLE: {line}")
-    return 1 if vulnerable or unexplained else 0
+    return bool(vulnerable)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ for variable in ("TEST_POSTGRES_URL", "TEST_MYSQL_URL"):
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version()")).scalar()
         print(f"{variable}: {engine.url.render_as_string(hide_password=True)} answers ({version.split(',')[0]})")
-    except Exception as exc:  # any failure to reach the server ends CI
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server ends CI
         print(f"{variable}: cannot connect to {engine.url.render_as_string(hide_password=True)}: "
               f"{exc.__class__.__name__}: {exc}", file=sys.stderr)
         failed = True
@@ -29,7 +29,7 @@ try:
 
     redis.Redis.from_url(redis_url, socket_connect_timeout=10).ping()
     print(f"TEST_REDIS_URL: {redis_url} answers")
-except Exception as exc:  # the Celery tests need it
+except Exception as exc:  # noqa: BLE001 - the Celery tests need it
     print(f"TEST_REDIS_URL: cannot reach {redis_url}: {exc.__class__.__name__}: {exc}", file=sys.stderr)
     failed = True
 sys.exit(1 if failed else 0)

@@ -14,12 +14,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flask_migrate import upgrade  # noqa: E402
-from werkzeug.serving import make_server  # noqa: E402
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
 
-from app import create_app, db  # noqa: E402
-from backend.services import accounts  # noqa: E402
-from backend.simulation.runtime import start_fake  # noqa: E402
+from app import create_app, db
+from backend.services import accounts
+from backend.simulation.runtime import start_fake
 
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
           "response_schema_conformance,response_headers_conformance")

@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
-from backend.simulation.runtime import prepare_examples, settings_for  # noqa: E402
 from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: E402
+from backend.simulation.runtime import prepare_examples, settings_for  # noqa: E402
 
 
 def answers(url):

@@ -12,9 +12,9 @@ import requests
 from proxmoxer import ProxmoxAPI
 from proxmoxer.core import AuthenticationError, ResourceException
 
-from tests.fakes import FakeProxmox
 from backend.simulation.fake_proxmox import ROUTES
 from backend.simulation.pve_schema import SUBSET_PATH, default_schema, validate
+from tests.fakes import FakeProxmox
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "pve-api"

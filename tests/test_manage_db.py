@@ -4,14 +4,14 @@ import json
 import re
 import shutil
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import flask_migrate
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, delete, inspect, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, delete, insert, inspect, select
 
 from app import create_app, db
 from backend.models import Deployment
@@ -81,9 +81,9 @@ def insert_tricky_deployment(app):
         "resources": {"cores": 16, "memory": 32768, "disk": 500, "extra": {"list": [1, 2.5, None, True, "café ☃"]}},
         "tags": ["a", "b+c", "ß"], "status": "failed", "node": "pve-3", "vm_id": 100, "ip_address": "2001:db8::7",
         "error_message": 'line one\nline "two" \\ 😀', "user_id": uuid.uuid4(),
-        "created_at": datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=timezone.utc),
-        "updated_at": datetime(2024, 3, 1, 0, 0, 0, 1, tzinfo=timezone.utc),
-        "deployed_at": datetime(2024, 3, 1, 12, 0, 0, tzinfo=timezone.utc),
+        "created_at": datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        "updated_at": datetime(2024, 3, 1, 0, 0, 0, 1, tzinfo=UTC),
+        "deployed_at": datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC),
         "deleted_at": None, "version": 7,
     }
     with app.app_context(), db.engine.begin() as conn:
@@ -454,7 +454,7 @@ def test_a_backup_travels_from_sqlite_through_postgresql_and_mariadb_back_to_sql
     hops = [source, make_app(server_databases["postgresql"]), make_app(server_databases["mysql"]),
             make_app(f"sqlite:///{tmp_path / 'destination.db'}")]
     documents = []
-    for number, (here, there) in enumerate(zip(hops, hops[1:])):
+    for number, (here, there) in enumerate(zip(hops, hops[1:], strict=False)):
         path = tmp_path / f"hop{number}.json"
         succeeded(invoke(here, "backup", str(path)))
         documents.append(json.loads(path.read_text()))

@@ -21,8 +21,8 @@ from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
 from backend.jobs import get_jobs
 from backend.services import cluster, history
-from backend.services.provisioning import ACTIONS
 from backend.services import deployments as service
+from backend.services.provisioning import ACTIONS
 
 log = logging.getLogger(__name__)
 TAGS = ["deployments"]

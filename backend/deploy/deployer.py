@@ -30,8 +30,8 @@ from backend.models import Deployment, DeploymentStatus, LogLine, Release
 from backend.models.types import utcnow
 from backend.rules import check_branch, check_commit, check_github_url
 from backend.services import envvars, lifecycle
-from backend.services.releases import new_release
 from backend.services.provisioning import AppError, Cancelled, JobTimeout, LeaseLost
+from backend.services.releases import new_release
 
 log = logging.getLogger(__name__)
 S = DeploymentStatus
@@ -72,7 +72,7 @@ class LogWriter:
         try:
             db.session.add_all(batch)
             db.session.commit()
-        except Exception:  # noqa: BLE001 - losing log lines must not fail a deploy
+        except Exception:
             db.session.rollback()
             log.exception("could not store %d log lines of %s", len(batch), self.deployment_id)
         finally:
@@ -448,11 +448,12 @@ class Deployer:
             self.health_check()
         except (Cancelled, LeaseLost):
             raise
-        except Exception as exc:  # noqa: BLE001 - whatever broke the new release, the old one comes back
+        except Exception as exc:
             if previous is None:
                 raise
             self.roll_back(previous, exc)
-        previous_version = int(previous.rsplit("/", 1)[-1]) if previous and previous.rsplit("/", 1)[-1].isdigit() else None
+        last_part = previous.rsplit("/", 1)[-1] if previous else ""
+        previous_version = int(last_part) if last_part.isdigit() else None
         self.prune([previous_version] if previous_version else [])
         return sha
 

@@ -188,8 +188,8 @@ def recipe(framework, repo, host, port, start=None):
                 start = ("npm", "start")
             else:
                 main = repo.package_json().get("main")
-                entry = next((f for f in ((main,) if isinstance(main, str) else ()) + ("server.js", "app.js", "index.js")
-                              if repo.has(f)), None)
+                candidates = ((main,) if isinstance(main, str) else ()) + ("server.js", "app.js", "index.js")
+                entry = next((f for f in candidates if repo.has(f)), None)
                 if entry is None:
                     raise RecipeError("no start script in package.json and no server.js, app.js or index.js")
                 start = ("node", entry)

@@ -449,7 +449,7 @@ class SSHTransport(Transport):
         argv = self._prefix(False) + ["sh", "-c", 'kill -s "$1" -- "-$2"', "sh", signal_name, str(pid)]
         try:
             channel = self._transport().open_session(timeout=KILL_GRACE)
-        except Exception as exc:  # TransportError, SSHException...: the connection is gone
+        except Exception as exc:  # noqa: BLE001 - TransportError, SSHException...: the connection is gone
             log.warning("cannot signal a command on %s: %s", self._where(), exc)
             return
         try:
@@ -457,7 +457,7 @@ class SSHTransport(Transport):
             channel.exec_command("exec " + _quote_all(argv))  # nosec
             channel.shutdown_write()
             channel.status_event.wait(KILL_GRACE)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - best effort, bounded; the caller kills the channel next
             log.warning("cannot signal a command on %s: %s", self._where(), exc)
         finally:
             channel.close()
@@ -508,7 +508,7 @@ class SSHTransport(Transport):
             if created:
                 try:
                     sftp.remove(tmp)
-                except Exception:  # best effort: the connection may be what failed
+                except Exception:  # noqa: BLE001 - best effort: the connection may be what failed
                     pass
             sftp.close()
 
@@ -584,7 +584,7 @@ def _send_signal(channel, name):
         m.add_boolean(False)
         m.add_string(name)
         channel.transport._send_user_message(m)
-    except Exception as exc:  # the channel or connection may already be gone
+    except Exception as exc:  # noqa: BLE001 - the channel or connection may already be gone
         log.debug("could not send %s to a command: %s", name, exc)
 
 

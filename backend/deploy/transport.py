@@ -135,7 +135,7 @@ class Transport(abc.ABC):
         """True/False when the transport can tell whether the service's process runs, else None."""
         return None
 
-    def close(self):
+    def close(self):  # noqa: B027 - optional: transports without a connection have nothing to drop
         """Drop any connection."""
 
     def __enter__(self):

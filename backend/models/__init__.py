@@ -1,11 +1,12 @@
 """Persistence: SQLAlchemy models and their class-method queries."""
+from backend.models.audit import AuditEntry
 from backend.models.deployment_sqlalchemy import DEPLOYMENT_TYPES, Deployment
 from backend.models.event import DeploymentEvent, IpReservation
 from backend.models.release import LogLine, Release
 from backend.models.status import ALLOWED_TRANSITIONS, DeploymentStatus
 from backend.models.user import ROLES, ApiToken, User
-from backend.models.audit import AuditEntry
 from backend.models.webhook import GithubDelivery, Notification
 
-__all__ = ["ALLOWED_TRANSITIONS", "ApiToken", "AuditEntry", "GithubDelivery", "Notification", "ROLES", "User", "DEPLOYMENT_TYPES", "Deployment", "DeploymentEvent", "IpReservation", "DeploymentStatus",
-           "LogLine", "Release"]
+__all__ = ["ALLOWED_TRANSITIONS", "DEPLOYMENT_TYPES", "ROLES", "ApiToken", "AuditEntry", "Deployment",
+           "DeploymentEvent", "DeploymentStatus", "GithubDelivery", "IpReservation", "LogLine",
+           "Notification", "Release", "User"]

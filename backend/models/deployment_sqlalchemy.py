@@ -221,7 +221,7 @@ class Deployment(db.Model):
     @classmethod
     def type_breakdown(cls, pairs=None, include_deleted=False):
         """Count per deployment type (zeros included); pass breakdown() to reuse it."""
-        counts = {t: 0 for t in DEPLOYMENT_TYPES}
+        counts = dict.fromkeys(DEPLOYMENT_TYPES, 0)
         for (status, dtype), count in (cls.breakdown() if pairs is None else pairs).items():
             if include_deleted or status is not DeploymentStatus.DELETED:
                 counts[dtype] += count

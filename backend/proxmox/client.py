@@ -474,7 +474,8 @@ class ProxmoxClient:
         base = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}"
         if kind == "lxc":
             for interface in self.call("get", f"{base}/interfaces") or []:
-                if interface.get("name") != "lo" and usable_ipv4(interface.get("inet") or "", self.settings.loopback_guests):
+                if interface.get("name") != "lo" and usable_ipv4(interface.get("inet") or "",
+                                                                 self.settings.loopback_guests):
                     return interface["inet"].split("/")[0]
             return None
         answer = self.call("get", f"{base}/agent/network-get-interfaces") or {}
@@ -482,7 +483,8 @@ class ProxmoxClient:
             if interface.get("name") == "lo":
                 continue
             for address in interface.get("ip-addresses", []):
-                if address.get("ip-address-type") == "ipv4" and usable_ipv4(address.get("ip-address", ""), self.settings.loopback_guests):
+                if address.get("ip-address-type") == "ipv4" and usable_ipv4(address.get("ip-address", ""),
+                                                                            self.settings.loopback_guests):
                     return address["ip-address"]
         return None
 

@@ -173,7 +173,7 @@ def usage_of(user_id, exclude=None):
     stmt = select(Deployment.resources).where(Deployment.user_id == user_id, Deployment.deleted_at.is_(None))
     if exclude is not None:
         stmt = stmt.where(Deployment.id != exclude)
-    used = {key: 0 for key in QUOTA_KEYS}
+    used = dict.fromkeys(QUOTA_KEYS, 0)
     for resources in db.session.scalars(stmt):
         used["deployments"] += 1
         for key in ("cores", "memory", "disk"):

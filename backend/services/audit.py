@@ -23,7 +23,7 @@ def record(action, *, user=None, deployment=None, target=None, ip_address=None, 
     try:
         db.session.add(entry)
         db.session.commit()
-    except Exception:  # noqa: BLE001 - the action already happened; say so in the log
+    except Exception:
         db.session.rollback()
         log.error("could not write the audit entry for %s", action, exc_info=True)
     return entry

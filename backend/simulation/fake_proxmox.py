@@ -43,8 +43,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 import trustme
 
-from backend.simulation.pve_schema import (default_schema, format_property_string, parse_boolean,
-                                    parse_property_string, split_list)
+from backend.simulation.pve_schema import (
+    default_schema,
+    format_property_string,
+    parse_boolean,
+    parse_property_string,
+    split_list,
+)
 
 KIB, MIB, GIB = 1024, 1024 ** 2, 1024 ** 3
 API_PREFIX = "/api2/json"

@@ -16,7 +16,7 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -368,7 +368,7 @@ def check_values(values, lookup, required, errors, prefix=""):
             errors[f"{prefix}{requires}"] = f"missing property - '{prefix}{name}' requires this property"
 
 
-@lru_cache(maxsize=None)
+@cache
 def anchored_regex(pattern):
     """Compile a schema pattern as the server applies it (m/^$pattern$/), Perl idioms translated."""
     python = re.sub(r"\(\?\^([a-z]*):", lambda m: f"(?{m.group(1)}:" if m.group(1) else "(?:", pattern)

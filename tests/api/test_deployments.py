@@ -53,8 +53,8 @@ def test_a_client_can_never_set_server_owned_fields(client, field):
     assert Deployment.count_all(include_deleted=True) == 0
 
 
-BAD_NAMES = ["cc553e06-1234-4abc-8def-0123456789ab", "abcdef0123456789abcdef0123456789", "ab", "a" * 64, "1app", "-app", "app-", "App", "my_app", "my app", "café", "app\n",
-             "app\x00x", "ap\u200bp", "", "a..b"]
+BAD_NAMES = ["cc553e06-1234-4abc-8def-0123456789ab", "abcdef0123456789abcdef0123456789", "ab", "a" * 64, "1app",
+             "-app", "app-", "App", "my_app", "my app", "café", "app\n", "app\x00x", "ap\u200bp", "", "a..b"]
 
 
 @pytest.mark.parametrize("name", BAD_NAMES)

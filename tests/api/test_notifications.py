@@ -38,7 +38,7 @@ def error_of(response):
 class _Handler(BaseHTTPRequestHandler):
     timeout = 5  # a stuck client cannot hold a thread for long
 
-    def do_POST(self):  # noqa: N802 - http.server's naming
+    def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         status = self.server.receiver.record(self.command, self.path, self.headers, body)

@@ -30,8 +30,8 @@ def test_another_key_cannot_read_them(database_url, client):
     other = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url,
                        ENV_ENCRYPTION_KEY="Tn7pN7cYq8gB0y0mX9v1oQvJ3aP4nqk2kq6bqg0Zb2E=")
     with other.app_context():
-        from backend.services import envvars
         from backend.models import Deployment
+        from backend.services import envvars
 
         deployment = Deployment.get_all()[0]
         assert deployment.masked_env() == {}

@@ -1,7 +1,7 @@
 """Framework recipes: detection from the repository's files, the commands, the overrides."""
 import pytest
 
-from backend.deploy.recipes import Repo, RecipeError, detect, plan_for, split_command
+from backend.deploy.recipes import RecipeError, Repo, detect, plan_for, split_command
 from backend.frameworks import FRAMEWORKS
 
 

@@ -1,6 +1,6 @@
 """The Deployment model on every engine: lifecycle, database-enforced uniqueness, queries."""
 import uuid
-from datetime import timezone
+from datetime import UTC
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +54,7 @@ def test_the_happy_path_stamps_deployed_at_and_clears_the_error(app):
     db.session.commit()
     db.session.expire_all()
     assert deployment.status is S.RUNNING
-    assert deployment.deployed_at is not None and deployment.deployed_at.tzinfo == timezone.utc
+    assert deployment.deployed_at is not None and deployment.deployed_at.tzinfo == UTC
     assert deployment.error_message is None
 
 
@@ -150,7 +150,7 @@ def test_timestamps_keep_microseconds_and_utc(app):
     db.session.expire_all()
     loaded = Deployment.get_by_id(deployment.id)
     assert loaded.created_at == created
-    assert loaded.created_at.tzinfo == timezone.utc
+    assert loaded.created_at.tzinfo == UTC
 
 
 def test_to_dict_has_every_field_of_the_design(app):

@@ -7,7 +7,6 @@ from backend.proxmox.settings import ProxmoxSettings
 from tests.jobs.conftest import settings_for as jobs_settings_for
 
 
-
 @pytest.fixture(autouse=True)
 def no_schema_violations(fake):
     """Every request the client sent is one the real Proxmox would accept."""

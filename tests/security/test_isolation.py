@@ -124,7 +124,7 @@ def test_the_owner_comes_from_the_token_never_from_the_body(app, client, two_mem
     assert sneaky.status_code == 422
     made = client.post("/api/deployments", json=deployment_payload(name="bob-app"), token=bob).get_json()
     assert made["deployment"]["user_id"] == client.get("/api/me", token=bob).get_json()["user"]["id"]
-    assert client.patch(f"/api/deployments/bob-app", json={"user_id": alice_id}, token=bob).status_code == 422
+    assert client.patch("/api/deployments/bob-app", json={"user_id": alice_id}, token=bob).status_code == 422
 
 
 def test_names_are_unique_across_users_without_revealing_the_other_deployment(client, two_members):
