@@ -24,4 +24,7 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:5000/health', timeout=4)"]
 
-CMD ["sh", "-c", "flask db upgrade && exec gunicorn --bind 0.0.0.0:5000 --workers 2 wsgi:app"]
+# gunicorn.conf.py reads HOST, PORT and WEB_CONCURRENCY; inside the container it listens on every interface.
+ENV HOST=0.0.0.0 PORT=5000
+VOLUME ["/app/instance"]
+CMD ["sh", "-c", "flask db upgrade && exec gunicorn wsgi:app"]

@@ -7,7 +7,18 @@ from flask import Flask, g, has_request_context
 
 from backend import api, deploy, jobs
 from backend.extensions import db, migrate
-from config import BASE_DIR, config_by_name, database_url, env_bool, env_int
+from config import (
+    BASE_DIR,
+    ConfigurationError,
+    check_database_url,
+    config_by_name,
+    database_source,
+    database_url,
+    env_bool,
+    env_int,
+    normalize_database_url,
+    unreachable_database,
+)
 
 __all__ = ["create_app", "db"]
 
@@ -47,6 +58,9 @@ def create_app(config_name=None, **overrides):
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         os.makedirs(app.instance_path, exist_ok=True)
         app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.instance_path)
+    # Every spelling of a URL maps onto a driver we ship, and a URL that cannot work stops here in one line.
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(app.config["SQLALCHEMY_DATABASE_URI"])
+    check_database_url(app.config["SQLALCHEMY_DATABASE_URI"], database_source())
     if hasattr(config_class, "validate"):
         config_class.validate(app.config)
 
@@ -61,51 +75,95 @@ def create_app(config_name=None, **overrides):
 
 def main(argv=None):
     """Serve on HOST:PORT (127.0.0.1:5000), upgrading the schema first; --simulate runs without Proxmox."""
-    import argparse  # noqa: PLC0415
-
-    from flask_migrate import upgrade  # noqa: PLC0415
+    import argparse  # noqa: PLC0415 - the CLI's needs stay out of the factory's imports
 
     parser = argparse.ArgumentParser(description="The PaaS API server.")
     parser.add_argument("--simulate", action="store_true", default=env_bool("SIMULATE"),
                         help="run a fake Proxmox in-process; guests are local sandboxes on 127.77.x.y "
                              "(apps are really cloned, built and started on this machine)")
     args = parser.parse_args(argv)
+    try:
+        if args.simulate:
+            _simulate(parser)
+        else:
+            _serve(create_app())
+    except ConfigurationError as exc:
+        parser.exit(1, f"Error: {exc.message}\n")
+
+
+def _serve(app, before_serving=None):
+    """Upgrade the schema, start the background jobs and serve until interrupted."""
+    from flask_migrate import upgrade  # noqa: PLC0415 - only the serving path migrates
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    with app.app_context():
+        try:
+            upgrade()
+        except SQLAlchemyError as exc:
+            raise unreachable_database(exc, app.config["SQLALCHEMY_DATABASE_URI"], database_source()) from None
+    if before_serving:
+        before_serving(app)
+    app.extensions["jobs"].start()
+    try:
+        app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000), threaded=True,
+                use_reloader=False)
+    finally:
+        app.extensions["jobs"].shutdown(wait=False)
+
+
+def _simulate(parser):
+    """Serve with an in-process fake Proxmox; on exit (Ctrl-C, SIGTERM) every simulated guest's app stops."""
+    import ipaddress  # noqa: PLC0415 - simulation-only imports
+    import signal  # noqa: PLC0415
+
+    from backend.deploy import simulation_dir  # noqa: PLC0415
+    from backend.simulation import runtime  # noqa: PLC0415
+
     host = os.environ.get("HOST", "127.0.0.1")
-    if args.simulate:
-        import ipaddress  # noqa: PLC0415
-
-        from backend.deploy import simulation_dir  # noqa: PLC0415
-
-        if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
-            # Simulated guests run their builds as this user on this machine: never offer that to a network.
-            parser.error(f"--simulate serves on loopback only; HOST is {host}")
-        from backend.simulation.runtime import EXAMPLES_OWNER, prepare_examples, reset, start_fake  # noqa: PLC0415
-
-        fake, settings = start_fake()
-        app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True)
+    if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
+        # Simulated guests run their builds as this user on this machine: never offer that to a network.
+        parser.error(f"--simulate serves on loopback only; HOST is {host}")
+    # SIGTERM unwinds like Ctrl-C, so the cleanup below runs either way.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    probe = create_app(SIMULATE=True)
+    base = simulation_dir(probe)
+    try:
+        dir_lock = runtime.lock_simulation_dir(base)
+        block, block_lock = runtime.claim_block()
+    except runtime.SimulationBusy as exc:
+        parser.exit(1, f"Error: {exc}\n")
+    fake, settings = runtime.start_fake(ip_pool=runtime.address_pool(block))
+    try:
         # The fake cluster lives as long as this process: so do the simulated guests and, unless
         # DATABASE_URL names one, the database that records them.
-        database = reset(simulation_dir(app))
-        if not os.environ.get("DATABASE_URL"):
-            app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, SQLALCHEMY_DATABASE_URI=database)
+        database = runtime.reset(base)
+        extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, **extra)
         app.config["GIT_URL_REWRITES"] = {**app.config["GIT_URL_REWRITES"],
-                                          **prepare_examples(simulation_dir(app), BASE_DIR / "examples")}
+                                          **runtime.prepare_examples(base, BASE_DIR / "examples")}
         app.config["GIT_ALLOW_PROTOCOL"] = "https:file"
-        print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.x.y;\n"
-              f" * sample apps at {EXAMPLES_OWNER}flask-hello and {EXAMPLES_OWNER}static-site", flush=True)
-    else:
-        app = create_app()
-    with app.app_context():
-        upgrade()
-    if args.simulate:
-        from backend.simulation.runtime import admin_token  # noqa: PLC0415
+        print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.{block}.x;\n"
+              f" * sample apps at {runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site",
+              flush=True)
 
-        token, path = admin_token(app, simulation_dir(app))
-        print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
-              " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
-    app.extensions["jobs"].start()
-    app.run(host=host, port=env_int("PORT", 5000), threaded=True)
+        def announce_token(app):
+            token, path = runtime.admin_token(app, base)
+            print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
+                  " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
+
+        _serve(app, before_serving=announce_token)
+    finally:
+        stopped = runtime.stop_guest_apps(base)
+        fake.stop()
+        print(f" * Simulation ended: stopped the apps of {stopped} simulated guest(s)", flush=True)
+        block_lock.close()
+        dir_lock.close()
 
 
 if __name__ == "__main__":
     main()
+    # Jobs still running (a build mid-way) would hold the interpreter open, and could start an app after
+    # the cleanup stopped them: once served, the process ends here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

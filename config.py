@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+import click
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -30,6 +31,13 @@ def env_int(name, default):
         raise RuntimeError(f"{name} must be an integer, got {value!r}") from None
 
 
+class ConfigurationError(click.ClickException):
+    """A setting the platform cannot work with; its message is one line that names the setting.
+
+    A ClickException, so the Flask CLI and manage_db.py print it as `Error: ...` without a traceback.
+    """
+
+
 def postgres_url_from_env():
     """Build a PostgreSQL URL from the docker-compose db service variables."""
     user = quote(os.environ.get("POSTGRES_USER", "paas"), safe="")
@@ -38,17 +46,77 @@ def postgres_url_from_env():
     port = os.environ.get("POSTGRES_PORT", "5435")
     name = os.environ.get("POSTGRES_DB", "paas")
     auth = f"{user}:{password}" if password else user
-    return f"postgresql+psycopg2://{auth}@{host}:{port}/{name}"
+    return f"postgresql+psycopg://{auth}@{host}:{port}/{name}"
+
+
+# The one driver shipped for each server (requirements.txt): psycopg 3, SQLAlchemy's default for
+# postgresql://, and PyMySQL, pure Python. Every spelling users bring is mapped onto them.
+DRIVER_FOR_SCHEME = {
+    "postgres": "postgresql+psycopg",  # Heroku-style; SQLAlchemy no longer accepts it
+    "postgresql": "postgresql+psycopg",
+    "postgresql+psycopg2": "postgresql+psycopg",  # the form older docs (ours too) give
+    "mysql": "mysql+pymysql",  # SQLAlchemy's default would be mysqlclient, which needs a C toolchain
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def normalize_database_url(url):
+    """The URL with its scheme mapped onto a driver the platform ships (the rest is left untouched)."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep:
+        return url.strip()
+    return f"{DRIVER_FOR_SCHEME.get(scheme.lower(), scheme)}://{rest}"
+
+
+def check_database_url(url, source="DATABASE_URL"):
+    """Raise ConfigurationError, in one line naming source, for a URL SQLAlchemy cannot use.
+
+    Checks the form, the dialect and that its driver imports; reaching the server is the caller's test.
+    """
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 (config.py is read before anything heavy)
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(f"{source} is not a database URL (expected e.g. "
+                                 "postgresql://user:pass@host:5432/db or sqlite:///paas.db)") from None
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ConfigurationError(f"{source}={shown}: unknown database kind {parsed.drivername!r}; "
+                                 "use postgresql://, mysql:// or sqlite://") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise ConfigurationError(f"{source}={shown}: its driver is not installed ({exc}); "
+                                 "install requirements.txt, or name a driver it has") from None
+    return parsed
+
+
+def unreachable_database(exc, url, source="DATABASE_URL"):
+    """The ConfigurationError for a database that refused or did not answer: one line, no password."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415
+
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    shown = make_url(url).render_as_string(hide_password=True)
+    return ConfigurationError(f"cannot use the database at {source}={shown}: "
+                              f"{reason[0] if reason else exc.__class__.__name__}")
+
+
+def database_source():
+    """Which setting names the database, for messages."""
+    if os.environ.get("DATABASE_URL", "").strip():
+        return "DATABASE_URL"
+    return "DATABASE_URL (unset; USE_POSTGRES and POSTGRES_*)" if env_bool("USE_POSTGRES") else "DATABASE_URL"
 
 
 def database_url(instance_path):
     """DATABASE_URL wins; then USE_POSTGRES builds one; else SQLite in the instance folder."""
     url = os.environ.get("DATABASE_URL", "").strip()
     if url:
-        # Heroku-style URLs say postgres://, which SQLAlchemy no longer accepts.
-        if url.startswith("postgres://"):
-            url = "postgresql://" + url[len("postgres://"):]
-        return url
+        return normalize_database_url(url)
     if env_bool("USE_POSTGRES"):
         return postgres_url_from_env()
     return "sqlite:///" + str(Path(instance_path) / "deployments.db")

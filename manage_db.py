@@ -13,11 +13,19 @@ context object, which is how the tests point the commands at their own database.
 import functools
 
 import click
+from flask import current_app
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from app import create_app
 from backend.errors import DomainError
+from backend.jobs import ThreadJobs
+from backend.jobs import recover as queue_unfinished
+from backend.proxmox.errors import ProxmoxError
+from backend.services import accounts, audit
 from backend.services import backup as backup_service
 from backend.services import database as database_service
+from backend.services.reconcile import reconcile as run_reconcile
+from config import database_source, unreachable_database
 
 
 @click.group()
@@ -38,6 +46,10 @@ def with_app(command):
                 return command(*args, **kwargs)
             except DomainError as exc:
                 raise click.ClickException(exc.message) from None
+            except (OperationalError, InterfaceError, ProgrammingError) as exc:
+                # Down, refusing, or without the schema: one line naming DATABASE_URL, not a driver traceback.
+                raise unreachable_database(exc, root.obj.config["SQLALCHEMY_DATABASE_URI"],
+                                           database_source()) from None
 
     return run
 
@@ -129,11 +141,6 @@ def restore(file, force):
 def reconcile(fix):
     """Compare the database with the Proxmox cluster: guests the platform tagged that no live deployment
     owns, and deployments whose guest is gone. Report only, unless --fix. Exit status 1 when something is off."""
-    from flask import current_app
-
-    from backend.proxmox.errors import ProxmoxError
-    from backend.services.reconcile import reconcile as run_reconcile
-
     settings = current_app.config.get("PROXMOX_SETTINGS")
     if settings is None:
         raise click.ClickException("Proxmox is not configured: set PROXMOX_HOST and its credentials")
@@ -163,10 +170,6 @@ def reconcile(fix):
 def recover():
     """Run the jobs of deployments left mid-way (pending, provisioning, deploying, deleting) to their end,
     in this process. The in-process pool and Celery workers do this by themselves when they start."""
-    from flask import current_app
-
-    from backend.jobs import ThreadJobs, recover as queue_unfinished
-
     jobs = ThreadJobs(current_app._get_current_object(), current_app.config["JOB_WORKERS"])
     queued = queue_unfinished(current_app._get_current_object(), jobs)
     jobs.wait_idle(current_app.config["JOB_TIME_LIMIT"] + 60)
@@ -183,8 +186,6 @@ def recover():
 @with_app
 def create_user(username, admin, token_name, expires_in_days, if_no_users):
     """Create a user with a first API token; the token is printed once (only its hash is stored)."""
-    from backend.services import accounts, audit
-
     if if_no_users and accounts.count_users():
         click.echo("Users exist already; no user created (manage_db.py create-token makes a new token).", err=True)
         return
@@ -202,8 +203,6 @@ def create_user(username, admin, token_name, expires_in_days, if_no_users):
 @with_app
 def create_token(username, token_name, expires_in_days):
     """A new API token for an existing user (a lost admin token, say); printed once."""
-    from backend.services import accounts, audit
-
     user = accounts.find_user(username)
     if not user.is_active:
         raise click.ClickException(f"{user.username} is disabled")

@@ -1,9 +1,9 @@
-"""The WSGI entry point for gunicorn: `gunicorn wsgi:app`.
+"""The WSGI entry point: `gunicorn wsgi:app` (settings in gunicorn.conf.py beside it).
 
-Unlike a bare create_app(), it starts the background jobs: the in-process pool resumes what an
-earlier process left unfinished (with Celery, the worker does that and this only sends jobs).
+Importing it only builds the app: the Flask CLI finds this file too (`flask db upgrade` must work on an
+empty database), so nothing here starts background work. gunicorn starts the jobs in each worker once
+it is serving (gunicorn.conf.py's post_worker_init); with Celery, the worker runs them.
 """
 from app import create_app
 
 app = create_app()
-app.extensions["jobs"].start()

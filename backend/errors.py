@@ -69,3 +69,10 @@ class Forbidden(DomainError):
 
 class QuotaExceeded(ValidationFailed):
     code = "quota_exceeded"
+
+
+class ProxmoxNotConfigured(DomainError):
+    """The request needs a Proxmox cluster and the platform has none configured."""
+
+    status = 503
+    code = "proxmox_not_configured"

@@ -1,7 +1,7 @@
 """Listing and stats at depth: 100000 deployments in PostgreSQL, timed through the real app.
 
 Prints figures, passes or fails nothing. Usage:
-    python bench/bench_listing.py [--rows 100000] [--repeat 30] [--url postgresql+psycopg2://...]
+    python bench/bench_listing.py [--rows 100000] [--repeat 30] [--url postgresql://...]
 The database named in --url (default: BENCH_DATABASE_URL, else the local 'paas_bench') is wiped.
 """
 import argparse
@@ -15,15 +15,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy.engine import make_url
 
-from app import create_app, db  # noqa: E402
-from backend.models import Deployment, DeploymentStatus  # noqa: E402
-from backend.models.types import utcnow  # noqa: E402
-from backend.services.deployments import _encode_cursor  # noqa: E402
+from app import create_app, db
+from backend.models import Deployment, DeploymentStatus
+from backend.models.types import utcnow
+from backend.services.deployments import _encode_cursor
 
-DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/paas_bench"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/paas_bench"
 PER_PAGE = 50
 STATUSES = [DeploymentStatus.RUNNING] * 6 + [DeploymentStatus.STOPPED, DeploymentStatus.FAILED,
                                              DeploymentStatus.PENDING, DeploymentStatus.DEPLOYING]

@@ -2,7 +2,7 @@
 
 Prints figures, passes or fails nothing. Usage:
     python bench/bench_provisioning.py [--workers 5,10,25,50] [--deployments 50] [--task-seconds 2]
-        [--mode both|warm|cold] [--warmup 3] [--repeat 1] [--database-url postgresql+psycopg2://...]
+        [--mode both|warm|cold] [--warmup 3] [--repeat 1] [--database-url postgresql://...]
 The README figures: python bench/bench_provisioning.py --repeat 3 (about 11 minutes).
 
 For each K a fresh fake Proxmox runs in its own process (python -m backend.simulation.fake_proxmox: loopback only,
@@ -55,7 +55,7 @@ from app import create_app, db  # noqa: E402
 from backend.proxmox.client import ProxmoxClient  # noqa: E402
 from backend.proxmox.settings import ProxmoxSettings  # noqa: E402
 
-DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/paas_bench"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/paas_bench"
 TARGET_RATIO = 1.2
 TARGET_CPU_MS = 50.0
 

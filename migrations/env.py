@@ -1,9 +1,11 @@
 import logging
 from logging.config import fileConfig
 
-from flask import current_app
-
 from alembic import context
+from flask import current_app
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from config import database_source, unreachable_database
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -93,8 +95,13 @@ def run_migrations_online():
         conf_args["process_revision_directives"] = process_revision_directives
 
     connectable = get_engine()
+    try:
+        connection = connectable.connect()
+    except (OperationalError, InterfaceError) as exc:
+        # One line naming DATABASE_URL (flask db prints it as "Error: ..."), not a driver traceback.
+        raise unreachable_database(exc, connectable.url, database_source()) from None
 
-    with connectable.connect() as connection:
+    with connection:
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
         conf_args.setdefault("render_as_batch", connection.dialect.name == "sqlite")
         conf_args.setdefault("compare_type", True)

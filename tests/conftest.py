@@ -3,25 +3,69 @@
 SQLite always runs. PostgreSQL and MariaDB run when TEST_POSTGRES_URL and TEST_MYSQL_URL are set
 (.ci/run sets both and fails when either server is unreachable). The schema is built once per
 engine by the migrations themselves, then every test starts from empty tables.
+
+Under pytest-xdist each worker gets databases of its own on those servers (the URL's database name
+with _gw0, _gw1, ... appended, created when missing), and its own simulation address block.
 """
 import os
 import shutil
+import socket
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import MetaData, create_engine, delete
+from sqlalchemy import MetaData, create_engine, delete, text
+from sqlalchemy.engine import make_url
 from werkzeug.datastructures import Headers
 
 from app import create_app, db
+from backend.proxmox.settings import ProxmoxSettings
+from backend.simulation.runtime import TEST_BLOCKS, address_pool
+from config import normalize_database_url
 
 ADMIN_NAME = "test-admin"
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist; "" without
+
+
+def worker_number():
+    return int(WORKER[2:]) if WORKER.startswith("gw") else 0
+
+
+def worker_database_url(url):
+    """url with this worker's own database name (unchanged without xdist)."""
+    if not url:
+        return None
+    parsed = make_url(normalize_database_url(url))
+    if WORKER:
+        parsed = parsed.set(database=f"{parsed.database}_{WORKER}")
+    return parsed.render_as_string(hide_password=False)
+
 
 ENGINE_URLS = {
     "sqlite": None,
-    "postgresql": os.environ.get("TEST_POSTGRES_URL"),
-    "mysql": os.environ.get("TEST_MYSQL_URL"),
+    "postgresql": worker_database_url(os.environ.get("TEST_POSTGRES_URL")),
+    "mysql": worker_database_url(os.environ.get("TEST_MYSQL_URL")),
 }
+# Simulated guests of this test worker: a block apart from every running simulation and other workers.
+TEST_ADDRESS_POOL = address_pool(TEST_BLOCKS[worker_number() % len(TEST_BLOCKS)])
+
+
+def ensure_database(url):
+    """Create the database url names when the server does not have it yet (a worker's first run)."""
+    parsed = make_url(url)
+    admin_db = "postgres" if parsed.get_backend_name() == "postgresql" else "mysql"  # the servers' own
+    engine = create_engine(parsed.set(database=admin_db), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            if parsed.get_backend_name() == "postgresql":
+                exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                     {"name": parsed.database})
+                if not exists:
+                    conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+            else:
+                conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))
+    finally:
+        engine.dispose()
 
 
 def drop_everything(url):
@@ -69,6 +113,7 @@ def migrated_urls(tmp_path_factory):
                 url = f"sqlite:///{template}"
             else:
                 url = ENGINE_URLS[engine_name]
+                ensure_database(url)
                 drop_everything(url)
             build_schema(url)
             prepared[engine_name] = url
@@ -139,9 +184,26 @@ def database_url(engine_name, migrated_urls, tmp_path):
     empty_tables(url)
 
 
+@pytest.fixture(scope="session")
+def unreachable_proxmox():
+    """Proxmox settings whose port refuses every connection: a configured cluster that is down.
+
+    The port is held by a socket bound on loopback that never listens, so nothing else can take it.
+    """
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    try:
+        yield ProxmoxSettings(host="127.0.0.1", port=holder.getsockname()[1], token_name="paas",
+                              token_value="secret", timeout=2, retries=0, task_timeout=5, ip_timeout=5,
+                              ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform")
+    finally:
+        holder.close()
+
+
 @pytest.fixture
-def app(database_url):
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url)
+def app(database_url, unreachable_proxmox):
+    """The API with manual jobs; Proxmox is configured but down, so a job that reaches it fails at once."""
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox)
     admin_token(app)  # before the test's own session opens a snapshot (MariaDB's repeatable read)
     with app.app_context():
         yield app

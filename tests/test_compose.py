@@ -140,6 +140,30 @@ def test_api_runs_in_production_against_the_db_service(api_service):
     assert str(env["POSTGRES_PORT"]) == "5432"
 
 
+def test_api_and_worker_share_the_instance_folder_in_a_named_volume(compose, api_service):
+    """env.key decrypts every stored env value and the SSH key pair opens every guest: the api (which
+    encrypts) and the worker (which deploys) must hold the same ones, and keep them across rebuilds."""
+    worker = compose["services"]["worker"]
+    mounts = {}
+    for name, service in (("api", api_service), ("worker", worker)):
+        for volume in service.get("volumes", []):
+            source, _, target = (volume if isinstance(volume, str) else f"{volume['source']}:{volume['target']}"
+                                 ).partition(":")
+            if target.split(":")[0] == "/app/instance":
+                mounts[name] = source
+    assert mounts.get("api") and mounts.get("api") == mounts.get("worker"), mounts
+    assert mounts["api"] in (compose.get("volumes") or {}), "a named volume, not a bind mount or anonymous one"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /app" in dockerfile and "chown app:app /app/instance" in dockerfile
+
+
+def test_the_readme_says_to_back_up_the_instance_volume_with_the_database():
+    readme = (ROOT / "README.md").read_text()
+    backup = readme[readme.index("### Backup and restore"):]
+    backup = backup[:backup.index("\n## ")]
+    assert "instance" in backup and "env.key" in backup and "id_ed25519" in backup
+
+
 def test_api_upgrades_the_schema_before_gunicorn_serves(api_service):
     command = command_text(api_service["command"])
     assert "flask db upgrade" in command
@@ -154,8 +178,13 @@ def test_api_is_published_on_port_5000_and_restarts(api_service):
     assert api_service["restart"] == "unless-stopped"
 
 
+def sources_read_at_run_time():
+    files = [ROOT / "config.py", ROOT / "app.py", ROOT / "gunicorn.conf.py", *(ROOT / "backend").rglob("*.py")]
+    return [p.relative_to(ROOT) for p in files]
+
+
 def test_env_example_mentions_every_variable_the_code_reads():
-    sources = [p.relative_to(ROOT) for p in [ROOT / "config.py", ROOT / "app.py", *(ROOT / "backend").rglob("*.py")]]
+    sources = sources_read_at_run_time()
     read = env_vars_read_by(*sources)
     assert {"APP_ENV", "SECRET_KEY", "DATABASE_URL", "POSTGRES_PORT", "PER_PAGE_MAX"} <= read, "regex lost its way"
     listed = set(ENV_EXAMPLE_ENTRY.findall((ROOT / ".env.example").read_text()))
@@ -163,7 +192,7 @@ def test_env_example_mentions_every_variable_the_code_reads():
 
 
 def test_env_example_lists_no_variable_the_code_ignores():
-    sources = [p.relative_to(ROOT) for p in [ROOT / "config.py", ROOT / "app.py", *(ROOT / "backend").rglob("*.py")]]
+    sources = sources_read_at_run_time()
     read = env_vars_read_by(*sources)
     listed = set(ENV_EXAMPLE_ENTRY.findall((ROOT / ".env.example").read_text()))
     assert listed - read == set()

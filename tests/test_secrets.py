@@ -400,7 +400,7 @@ class Receiver:
         received = self.received = []
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 received.append((dict(self.headers), body))
                 self.send_response(204)
@@ -932,6 +932,7 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
             assert wait_settled(app, client, healthy["id"])["status"] == "running"
 
             # In a job: the deployment fails naming the error's class, and so does its cleanup.
+            choose_node = provisioning._choose_node
             monkeypatch.setattr(provisioning, "_choose_node", explode)
             broken = create(client, name="broken", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, broken["id"])
@@ -939,12 +940,21 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
             assert failed["error_message"] == "placement failed: internal error (RuntimeError)"
             read_everything(client, broken["id"])
 
+            # Failing before any guest was asked for, a broken cleanup has nothing to speak of.
             hook = provisioning.guest_hook
             monkeypatch.setattr(provisioning, "guest_hook",
                                 lambda event, d: explode() if event == "destroying" else hook(event, d))
+            no_guest = create(client, name="no-guest", env={"API_KEY": ENV_CREATE})
+            failed = wait_settled(app, client, no_guest["id"])
+            assert failed["error_message"] == "placement failed: internal error (RuntimeError)"
+            read_everything(client, no_guest["id"])
+
+            # Failing once the guest exists, the broken cleanup is named by its class too.
+            monkeypatch.setattr(provisioning, "_choose_node", choose_node)
+            monkeypatch.setattr(provisioning, "_start", explode)
             no_cleanup = create(client, name="no-cleanup", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, no_cleanup["id"])
-            assert failed["error_message"] == ("placement failed: internal error (RuntimeError); the guest could not "
+            assert failed["error_message"] == ("start failed: internal error (RuntimeError); the guest could not "
                                                "be removed (internal error (RuntimeError)), reconcile will report it")
             read_everything(client, no_cleanup["id"])
 
@@ -962,6 +972,7 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
     leaks.assert_clean(include_logs=False)
     logged = [r for r in leaks.caplog.records if r.exc_info and r.exc_info[0] is RuntimeError]
     assert {r.getMessage().split(":")[0] for r in logged} == {"unhandled error", f"deployment {broken['id']}",
+                                                              f"deployment {no_guest['id']}",
                                                               f"deployment {no_cleanup['id']}"}
     # Only those tracebacks carry the message: no other record repeats it.
     others = [r for r in leaks.caplog.records if r not in logged]

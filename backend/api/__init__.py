@@ -1,5 +1,4 @@
 """HTTP only: the api_bp blueprint, request parsing, serialisation and the error shape."""
-import json
 import re
 import uuid
 
@@ -8,7 +7,8 @@ from flask import Blueprint, current_app, g, request
 from backend.api.auth import require_token
 from backend.api.errors import register_error_handlers
 from backend.api.spec import spec
-from backend.errors import DomainError, ValidationFailed
+from backend.errors import DomainError
+from backend.jsonbody import parse_json_object
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
 # First of the blueprint's hooks: an unauthenticated request learns nothing else (not even a body error).
@@ -17,35 +17,33 @@ api_bp.before_request(require_token)
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _no_duplicate_keys(pairs):
-    keys = [key for key, _ in pairs]
-    if len(keys) != len(set(keys)):
-        raise ValueError("duplicate key")
-    return dict(pairs)
+# Routes that read their body themselves, after a check that must come first (the webhook's signature).
+READS_OWN_BODY = {"api.github_webhook"}
+BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
-def _no_constants(name):
-    raise ValueError(f"{name} is not JSON")
+def _declares_json(view):
+    metadata = spec.get_function_metadata(view) if view else None
+    return metadata is not None and metadata.json is not None
 
 
 @api_bp.before_request
 def parse_json_body():
-    """Bodies of routes that take JSON must be a well-formed JSON object, sent as JSON."""
+    """Every body sent to the API must be a well-formed JSON object, sent as JSON (jsonbody's strict rules).
+
+    Routes that declare a body need one; on the others a body is refused unless it is empty, so that
+    nothing the client sent is silently ignored. The webhook checks its signature, then parses the same way.
+    """
+    if request.method not in BODY_METHODS or request.endpoint in READS_OWN_BODY:
+        return
     view = current_app.view_functions.get(request.endpoint)
-    metadata = spec.get_function_metadata(view) if view else None
-    if metadata is None or metadata.json is None or request.method not in ("POST", "PUT", "PATCH"):
+    has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    if not has_body and not _declares_json(view):
         return
     if not request.is_json:
         raise DomainError("send the body as JSON (Content-Type: application/json)",
                           code="unsupported_media_type", status=415)
-    raw = request.get_data(cache=True)
-    try:
-        body = json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise DomainError("the body is not well-formed JSON (duplicate keys, NaN and Infinity count as malformed)",
-                          code="malformed_json", status=400) from None
-    if not isinstance(body, dict):
-        raise ValidationFailed("the body must be a JSON object", fields={"body": "must be a JSON object"})
+    g.json_body = parse_json_object(request.get_data(cache=True))
 
 
 def _assign_request_id():
@@ -60,9 +58,9 @@ def _echo_request_id(response):
 
 def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
-    from backend.api import deployments, meta, releases, users, webhooks  # noqa: F401  (routes register on api_bp)
-    from backend.api.health import health_bp
-    from backend.api import ratelimit
+    # Here, not at the top: the route modules import api_bp from this module and register on it.
+    from backend.api import deployments, meta, ratelimit, releases, users, webhooks  # noqa: F401, PLC0415
+    from backend.api.health import health_bp  # noqa: PLC0415
 
     if app.config.get("TRUSTED_PROXIES"):
         # Behind a reverse proxy: take the client's address (rate limits, audit log) from X-Forwarded-For,

@@ -3,7 +3,7 @@ import json
 import time
 
 from flask import Response as FlaskResponse
-from flask import current_app, request, stream_with_context
+from flask import current_app, g, request, stream_with_context
 from spectree import Response
 
 from backend.api import api_bp
@@ -21,7 +21,7 @@ from backend.api.schemas import (
     StreamQuery,
 )
 from backend.api.spec import spec
-from backend.errors import DomainError, NotFound, ValidationFailed
+from backend.errors import NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import LogLine, Release
 from backend.services import envvars, history, releases
@@ -107,11 +107,8 @@ def patch_env(ident):
     A running deployment gets a new release with the new environment (202); otherwise the change
     waits for the next release (200).
     """
-    if not request.is_json:
-        raise DomainError("send the body as JSON (Content-Type: application/json)",
-                          code="unsupported_media_type", status=415)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not body:
+    body = g.json_body  # parsed by api_bp's body guard (strict JSON object)
+    if not body:
         raise ValidationFailed("the body must be a JSON object of variables", fields={"body": "must be an object"})
     deployment = find(ident)
     release, kind = releases.update_env(deployment, body)

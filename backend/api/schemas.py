@@ -4,9 +4,18 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.rules import (MAX_TAGS, check_branch, check_command, check_commit, check_framework, check_github_url,
-                           check_health_path, check_name, check_tags)
 from backend.models.status import DeploymentStatus
+from backend.rules import (
+    MAX_TAGS,
+    check_branch,
+    check_command,
+    check_commit,
+    check_framework,
+    check_github_url,
+    check_health_path,
+    check_name,
+    check_tags,
+)
 
 Name = Annotated[str, AfterValidator(check_name)]
 GithubUrl = Annotated[str, AfterValidator(check_github_url)]
@@ -278,6 +287,9 @@ class FrameworkList(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unreachable"]
+    proxmox: Literal["ok", "unreachable", "not_configured"] = Field(
+        description="Whether a cluster is configured and answers (checked at most every 15 s); "
+                    "it does not change the status code, which is the API's own health")
 
 
 class EventOut(BaseModel):
@@ -293,7 +305,8 @@ class EventOut(BaseModel):
 class EventQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    after: int | None = Field(None, ge=0, le=MAX_ID, description="Only events with a larger id (the next_after of a page)")
+    after: int | None = Field(None, ge=0, le=MAX_ID,
+                               description="Only events with a larger id (the next_after of a page)")
     limit: int = Field(200, ge=1, le=1000)
 
 

@@ -19,7 +19,7 @@ def _raise_validation_error(request, response, error, instance, *args):
 def _hide_response_validation_error(request, response, error, instance, *args):
     """Spectree hook: a response that breaks its own schema is our bug; log it, answer a plain 500."""
     if error is not None:
-        from backend.api.errors import error_response
+        from backend.api.errors import error_response  # noqa: PLC0415 (errors imports spec)
 
         log.error("response to %s %s does not match its schema: %s", request.method, request.path,
                   _without_values(error))
@@ -68,7 +68,8 @@ spec = SpecTree(
 # Answers any operation can give, documented once here rather than on every route.
 _COMMON = {"429": "Too many requests (see Retry-After)"}
 _AUTHENTICATED = {"401": "No valid API token"}
-_WITH_BODY = {"400": "Malformed JSON", "413": "Body too large", "415": "Body not sent as JSON"}
+_WITH_BODY = {"400": "Malformed JSON", "413": "Body too large", "415": "Body not sent as JSON",
+              "422": "The body is not a JSON object"}
 
 
 def openapi_document():
@@ -82,8 +83,8 @@ def openapi_document():
             extra = dict(_COMMON) if path != "/health" else {}
             if operation.get("security") != []:
                 extra.update(_AUTHENTICATED)
-            if "requestBody" in operation:
-                extra.update(_WITH_BODY)
+            if "requestBody" in operation or method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                extra.update(_WITH_BODY)  # api_bp's body guard answers these on every route a body can reach
             for code, description in extra.items():
                 operation["responses"].setdefault(code, {
                     "description": description, "content": {"application/json": {"schema": error_ref}}})

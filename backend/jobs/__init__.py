@@ -63,7 +63,7 @@ class Heartbeat(threading.Thread):
                             self.ctx.lease_lost.set()
                             return
                         renewed = time.monotonic()
-            except Exception:  # noqa: BLE001 - a database hiccup must not kill the heartbeat
+            except Exception:
                 log.warning("heartbeat for %s failed", self.ctx.deployment_id, exc_info=True)
 
     def stop(self):
@@ -141,7 +141,7 @@ def _submit_notifications(session):
         jobs = current_app.extensions["jobs"]
         for deployment_id in pending:
             jobs.submit("notify", deployment_id)
-    except Exception:  # noqa: BLE001 - the sweep delivers them later
+    except Exception:
         log.warning("could not queue notifications; the sweep will", exc_info=True)
 
 
@@ -165,6 +165,7 @@ class ThreadJobs:
         self._pending = 0
         self._idle = threading.Condition(self._lock)
         self._sweeper = None
+        self.recovery_timer = None  # set while recovery waits for the database
 
     def _pool(self):
         with self._lock:
@@ -196,7 +197,7 @@ class ThreadJobs:
                 self.submit(kind, deployment_id, delay=retry.seconds, _attempt=attempt + 1)
             else:
                 log.error("%s of %s gave up waiting for the lease", kind, deployment_id)
-        except Exception:  # noqa: BLE001 - a job must never take its worker thread down
+        except Exception:
             log.exception("%s of %s crashed", kind, deployment_id)
         finally:
             self._done()
@@ -209,7 +210,7 @@ class ThreadJobs:
     def start(self):
         """Start the pool, resume what an earlier process left unfinished, and sweep from now on."""
         self._pool()
-        queued = recover(self.app, self)
+        queued = recover_when_ready(self.app, self)
         if self._sweeper is None:
             self._sweeper = start_sweeper(self.app, self)
         return queued
@@ -226,6 +227,8 @@ class ThreadJobs:
         return True
 
     def shutdown(self, wait=True):
+        if self.recovery_timer is not None:
+            self.recovery_timer.cancel()
         if self._sweeper is not None:
             self._sweeper.stop()
             self._sweeper = None
@@ -244,6 +247,7 @@ class ManualJobs:
         self.app = app
         self.queue = []
         self.delayed = []  # (due on the monotonic clock, kind, deployment id)
+        self.recovery_timer = None
 
     def submit(self, kind, deployment_id, delay=0.0):
         if delay and delay > 0:
@@ -273,9 +277,11 @@ class ManualJobs:
         return results
 
     def start(self):
-        return recover(self.app, self)
+        return recover_when_ready(self.app, self)
 
     def shutdown(self, wait=True):
+        if self.recovery_timer is not None:
+            self.recovery_timer.cancel()
         self.queue.clear()
 
 
@@ -287,6 +293,7 @@ class CeleryJobs:
     def __init__(self, app, celery):
         self.app = app
         self.celery = celery
+        self.recovery_timer = None
 
     def submit(self, kind, deployment_id, delay=0.0):
         if kind not in JOB_KINDS:
@@ -296,12 +303,13 @@ class CeleryJobs:
 
     def start(self):
         """In a worker: resume what was left mid-way, and sweep from now on."""
-        queued = recover(self.app, self)
+        queued = recover_when_ready(self.app, self)
         start_sweeper(self.app, self)
         return queued
 
     def shutdown(self, wait=True):
-        pass
+        if self.recovery_timer is not None:
+            self.recovery_timer.cancel()
 
 
 def recover(app, jobs, stale_after=None):
@@ -347,6 +355,43 @@ def recover(app, jobs, stale_after=None):
     return queued
 
 
+RECOVERY_RETRY_SECONDS = 5
+RECOVERY_RETRY_MAX_SECONDS = 300
+
+
+def _why_unready(app, exc):
+    """One line on why the database cannot be read yet."""
+    from sqlalchemy import inspect  # noqa: PLC0415 (see recover)
+
+    from backend.extensions import db  # noqa: PLC0415
+
+    try:
+        with app.app_context():
+            if not inspect(db.engine).has_table("deployments"):
+                return "the database has no tables yet (run `flask db upgrade`)"
+    except Exception:  # noqa: BLE001 - the database itself is what fails; say so below
+        pass
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"the database does not answer ({reason[0] if reason else exc.__class__.__name__})"
+
+
+def recover_when_ready(app, jobs, delay=RECOVERY_RETRY_SECONDS):
+    """recover() now; when the database cannot be read yet (no schema, down), log one line and try again
+    later (backing off to RECOVERY_RETRY_MAX_SECONDS) instead of failing the serving process."""
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 (see recover)
+
+    try:
+        return recover(app, jobs)
+    except SQLAlchemyError as exc:
+        log.warning("recovery postponed: %s; trying again in %d s", _why_unready(app, exc), delay)
+    timer = threading.Timer(delay, recover_when_ready,
+                            args=(app, jobs, min(delay * 2, RECOVERY_RETRY_MAX_SECONDS)))
+    timer.name, timer.daemon = "paas-job-recovery", True
+    jobs.recovery_timer = timer
+    timer.start()
+    return {}
+
+
 class Sweeper(threading.Thread):
     """Every JOB_SWEEP_SECONDS, queue jobs for deployments mid-way that no job holds (a lost message)."""
 
@@ -360,7 +405,7 @@ class Sweeper(threading.Thread):
         while not self.stopping.wait(self.interval):
             try:
                 recover(self.app, self.jobs, stale_after=self.interval)
-            except Exception:  # noqa: BLE001 - try again next round
+            except Exception:
                 log.warning("job sweep failed", exc_info=True)
 
     def stop(self):

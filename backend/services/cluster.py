@@ -5,15 +5,45 @@ absent Proxmox makes a field say so instead of holding the request.
 """
 import dataclasses
 import threading
+import time
 
 from flask import current_app
 
+from backend.errors import ProxmoxNotConfigured
 from backend.models import DeploymentStatus
 from backend.proxmox.client import ProxmoxClient
 from backend.proxmox.errors import ProxmoxError
 
 _local = threading.local()
 NOT_CONFIGURED = "Proxmox is not configured: set PROXMOX_HOST and its credentials"
+# GET /health asks Proxmox at most this often (per process); the answer in between is the last one seen.
+HEALTH_TTL_SECONDS = 15
+_health = {"settings": None, "at": 0.0, "state": None}
+_health_lock = threading.Lock()
+
+
+def require_proxmox():
+    """Refuse (503 proxmox_not_configured) a request that would need a guest when no cluster is configured."""
+    if current_app.config.get("PROXMOX_SETTINGS") is None:
+        raise ProxmoxNotConfigured(f"{NOT_CONFIGURED}; nothing was recorded")
+
+
+def proxmox_health():
+    """"ok", "unreachable" (no answer, or the credentials refused) or "not_configured"; cached briefly."""
+    settings = current_app.config.get("PROXMOX_SETTINGS")
+    if settings is None:
+        return "not_configured"
+    with _health_lock:
+        fresh = _health["settings"] == settings and time.monotonic() - _health["at"] < HEALTH_TTL_SECONDS
+        if fresh:
+            return _health["state"]
+        try:
+            quick_client().call("get", "version")
+            state = "ok"
+        except ProxmoxError:
+            state = "unreachable"
+        _health.update(settings=settings, at=time.monotonic(), state=state)
+        return state
 
 
 def quick_client():

@@ -4,7 +4,7 @@ import binascii
 import json
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +16,7 @@ from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
 from backend.services import accounts, envvars
+from backend.services.cluster import require_proxmox
 from backend.services.lifecycle import add_event, change_status
 
 RESOURCE_LIMITS = {
@@ -84,6 +85,7 @@ def create_deployment(data, owner, quota_defaults=None):
     Names are unique across users (they become guest hostnames), so a taken name answers 409 even
     when another user holds it; that user's deployment itself stays invisible.
     """
+    require_proxmox()
     resources = resolve_resources(data["deployment_type"], data.get("resources"))
     if not owner.is_admin:
         accounts.lock_user(owner)
@@ -191,6 +193,7 @@ def request_action(deployment, action):
     """Check that a power action applies now and record the request; a job carries it out."""
     from backend.services.provisioning import ACTIONS  # noqa: PLC0415
 
+    require_proxmox()
     allowed, _ = ACTIONS[action]
     if deployment.status not in allowed:
         raise InvalidState(
@@ -238,7 +241,7 @@ def _decode_cursor(cursor, sort):
             value = datetime.fromisoformat(value)
             if value.tzinfo is None:
                 raise bad
-            value = value.astimezone(timezone.utc)
+            value = value.astimezone(UTC)
         elif not isinstance(value, str) or not NAME_RE.fullmatch(value):
             raise bad
         return value, row_id

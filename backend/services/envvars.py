@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -42,15 +43,21 @@ def _load_key(app):
     path = _key_file(app)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked into place: another process (the compose api and
+        # worker share instance/) either wins the link or reads a complete key, never an empty file.
+        tmp = path.with_name(f".env.key.{os.getpid()}.{secrets.token_hex(6)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(Fernet.generate_key())
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, path)
         except FileExistsError:
-            pass  # another process made it first
+            pass  # another process made it first: its key is the one
         else:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(Fernet.generate_key())
             log.warning("generated an encryption key for environment variables at %s; back it up, "
                         "or set ENV_ENCRYPTION_KEY (without it the stored variables cannot be read)", path)
+        finally:
+            tmp.unlink()
     return path.read_bytes().strip()
 
 
@@ -85,7 +92,7 @@ def decrypt(token):
 
 def masked(token):
     """Keys with masked values, for responses."""
-    return {key: MASK for key in sorted(decrypt(token))}
+    return dict.fromkeys(sorted(decrypt(token)), MASK)
 
 
 def check_key(key):

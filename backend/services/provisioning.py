@@ -268,7 +268,7 @@ def guest_hook(event, d):
         return
     try:
         getattr(hooks, event)(d)
-    except Exception:  # noqa: BLE001 - the guest's own state is what counts; the hook is best effort
+    except Exception:
         log.exception("guest hook %s failed for %s", event, d["id"])
 
 
@@ -402,17 +402,23 @@ def _fail(ctx, d, step, exc):
     cleanup_error = None
     ctx.deadline = max(ctx.deadline, time.monotonic() + CLEANUP_SECONDS)  # the cleanup gets its own time
     ctx.watch_deletion = False
+    current = load(d["id"])
     try:
-        guest_hook("destroying", d)
-        for guest in find_guests(ctx, load(d["id"])):
-            _destroy_guest(ctx, d, guest)
+        if ctx.client is not None or _may_have_guest(current):
+            guest_hook("destroying", d)
+            for guest in find_guests(ctx, current):
+                _destroy_guest(ctx, d, guest)
     except LeaseLost:
         raise
     except Exception as cleanup:  # noqa: BLE001
-        # Like StepFailed: an unexpected error is named by its class only (its text may hold anything).
-        cleanup_error = (cleanup.describe() if isinstance(cleanup, ProxmoxError)
-                         else f"internal error ({cleanup.__class__.__name__})")
-        message += f"; the guest could not be removed ({cleanup_error}), reconcile will report it"
+        if _may_have_guest(current):
+            # Like StepFailed: an unexpected error is named by its class only (its text may hold anything).
+            cleanup_error = (cleanup.describe() if isinstance(cleanup, ProxmoxError)
+                             else f"internal error ({cleanup.__class__.__name__})")
+            message += f"; the guest could not be removed ({cleanup_error}), reconcile will report it"
+        else:
+            log.info("deployment %s: no guest was ever asked for; nothing to remove (%s)", d["id"],
+                     cleanup.__class__.__name__)
 
     def to_failed(row):
         if row.status in (S.FAILED, S.DELETED):
@@ -460,13 +466,18 @@ def destroy(ctx):
     if d["status"] is not S.DELETING:
         _transition(ctx, set(S) - {S.DELETED, S.DELETING}, S.DELETING, "delete requested")
     try:
-        if ctx.client is not None or d["vm_id"] is not None:
+        if ctx.client is not None or _may_have_guest(d):
             guest_hook("destroying", d)
             for guest in find_guests(ctx, d):
                 _destroy_guest(ctx, d, guest)
     except LeaseLost:
         raise
     except Exception as exc:  # noqa: BLE001
+        if not _may_have_guest(d):
+            # Proxmox is down or gone, but no guest was ever asked for: the delete needs nothing from it.
+            log.info("deployment %s: no guest was ever asked for; deleted without Proxmox (%s)", d["id"],
+                     exc.__class__.__name__)
+            return _mark_deleted(d)
         reason = StepFailed("delete", exc)
         log.warning("deployment %s: %s", d["id"], reason)
 
@@ -476,6 +487,16 @@ def destroy(ctx):
         apply(d["id"], to_failed)
         return S.FAILED
 
+    return _mark_deleted(d)
+
+
+def _may_have_guest(d):
+    """Whether a guest of this deployment can exist: every run records its VMID before asking for a guest,
+    and forgets it only once that guest is gone (or was never made)."""
+    return d["vm_id"] is not None
+
+
+def _mark_deleted(d):
     def to_deleted(row):
         if row.status is S.DELETED:
             return
@@ -563,7 +584,7 @@ def finish_after_crash(deployment_id, kind, exc):
             change_status(row, S.FAILED, message)
     try:
         apply(deployment_id, to_failed)
-    except Exception:  # noqa: BLE001 - the database itself may be what failed; recovery will retry
+    except Exception:
         log.exception("could not record the failure of %s on %s", kind, deployment_id)
 
 

@@ -4,6 +4,7 @@ from backend.extensions import db
 from backend.models import DeploymentStatus, Release
 from backend.models.types import utcnow
 from backend.services import envvars
+from backend.services.cluster import require_proxmox
 from backend.services.deployments import APP_SETTINGS, _commit
 from backend.services.lifecycle import add_event, change_status
 
@@ -30,6 +31,7 @@ def _start(deployment, release, message):
     Returns the job kind to enqueue ("provision" covers both: a deploying deployment goes straight to
     its deploy step, a pending one gets a guest first).
     """
+    require_proxmox()
     if deployment.status is S.RUNNING or (deployment.status is S.FAILED and deployment.live_release is not None
                                           and deployment.vm_id is not None):
         change_status(deployment, S.DEPLOYING, message)

@@ -1,7 +1,6 @@
 """GitHub push-to-deploy: a per-deployment secret, signature checks, deduplicated deliveries."""
 import hashlib
 import hmac
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from backend.errors import Conflict, InvalidState, Unauthorized, ValidationFailed
 from backend.extensions import db
+from backend.jsonbody import MalformedJson, parse_json_object
 from backend.models import Deployment, GithubDelivery, Release, User
 from backend.rules import GITHUB_URL_RE, check_commit
 from backend.services import envvars, releases
@@ -71,16 +71,13 @@ def _verified_deployment(deployment_id, signature, body):
 
 
 def _payload(body, content_type):
-    try:
-        if content_type.startswith("application/x-www-form-urlencoded"):
-            payload = json.loads(parse_qs(body.decode())["payload"][0])
-        else:
-            payload = json.loads(body)
-    except (ValueError, KeyError, IndexError, UnicodeDecodeError):
-        raise ValidationFailed("the payload is not JSON", fields={"body": "malformed"}) from None
-    if not isinstance(payload, dict):
-        raise ValidationFailed("the payload is not a JSON object", fields={"body": "must be an object"})
-    return payload
+    """The delivery's JSON object, read by the same strict parser as every API body (400 when malformed)."""
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        try:
+            body = parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0]
+        except (ValueError, KeyError, IndexError):
+            raise MalformedJson("the form-encoded delivery has no payload field") from None
+    return parse_json_object(body)
 
 
 def receive(deployment_id, *, event, delivery, signature, body, content_type):

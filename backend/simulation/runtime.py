@@ -4,16 +4,79 @@ Each simulated guest gets an address of its own in 127.77.0.0/16 (all of 127.0.0
 Linux), from the platform's static address pool, and a directory under SIMULATION_DIR; the deploy
 step reaches it through the local transport, so the app is really cloned, built, started and
 health-checked. The fake's tasks take a short while, like a quick real cluster.
+
+Address blocks keep runs apart: a simulation claims a free 127.77.N.0/24 (N below 128) for as long
+as it runs, with a lock that dies with its process; the test suite uses N from 128 up, one per
+test worker. Two simulations, and a simulation beside the tests, never share an address.
 """
+import contextlib
+import fcntl
+import os
 import secrets
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
 
 from backend.proxmox.settings import ProxmoxSettings
 
-ADDRESS_POOL = "127.77.0.10-127.77.3.250/16"
 TEMPLATE_ID = 9000
+SIMULATION_BLOCKS = range(0, 128)
+TEST_BLOCKS = range(128, 256)
 
 
-def start_fake(task_seconds=0.2):
+def address_pool(block):
+    """The static pool of one address block: 127.77.<block>.10 to .250."""
+    if not 0 <= block <= 255:
+        raise ValueError(f"address block {block} is not in 0..255")
+    return f"127.77.{block}.10-127.77.{block}.250/16"
+
+
+ADDRESS_POOL = address_pool(0)
+
+
+class SimulationBusy(RuntimeError):
+    """Another simulation holds what this one asked for."""
+
+
+def _locks_dir():
+    path = Path(tempfile.gettempdir()) / "paas-simulation-locks"
+    path.mkdir(mode=0o1777, exist_ok=True)
+    return path
+
+
+def _try_lock(path):
+    """An open file holding an exclusive lock on path, or None when another process holds it."""
+    handle = open(path, "a+")  # kept open: the lock lasts as long as the file does
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def claim_block(blocks=SIMULATION_BLOCKS):
+    """(block, lock): the first address block no other live process holds; the lock keeps it until closed."""
+    for block in blocks:
+        lock = _try_lock(_locks_dir() / f"block-{block}.lock")
+        if lock is not None:
+            return block, lock
+    raise SimulationBusy(f"every simulation address block ({blocks.start}..{blocks.stop - 1}) is in use")
+
+
+def lock_simulation_dir(simulation_dir):
+    """Hold simulation_dir for this run: two simulations in one directory would stop each other's guests."""
+    base = Path(simulation_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    lock = _try_lock(base / "running.lock")
+    if lock is None:
+        raise SimulationBusy(f"another simulation runs from {base}; give this one its own SIMULATION_DIR "
+                             "(and PORT)")
+    return lock
+
+
+def start_fake(task_seconds=0.2, **settings):
     """A running fake cluster (two nodes, VM template 9000) and the settings that reach it."""
     from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: PLC0415
 
@@ -22,7 +85,7 @@ def start_fake(task_seconds=0.2):
                        task_seconds=task_seconds)
     fake.start()
     fake.add_template(TEMPLATE_ID, node="pve1")
-    return fake, settings_for(fake, token)
+    return fake, settings_for(fake, token, **settings)
 
 
 def settings_for(fake, token="secret", **overrides):
@@ -40,10 +103,6 @@ EXAMPLES_OWNER = "https://github.com/paas-examples/"
 def prepare_examples(simulation_dir, examples_dir):
     """Each directory of examples/ as a git repository under simulation_dir, refreshed from the files;
     returns the git URL rewrites that make https://github.com/paas-examples/<name> clone it."""
-    import shutil  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
     target = Path(simulation_dir) / "examples"
     for source in sorted(Path(examples_dir).iterdir()):
         if not source.is_dir():
@@ -59,21 +118,25 @@ def prepare_examples(simulation_dir, examples_dir):
     return {f"file://{target.resolve()}/": EXAMPLES_OWNER}
 
 
+def stop_guest_apps(simulation_dir):
+    """Stop the app of every simulated guest under simulation_dir; how many sandboxes there were."""
+    from backend.deploy.local import LocalTransport  # noqa: PLC0415 (deploy imports this package)
+
+    guests = Path(simulation_dir) / "guests"
+    sandboxes = [path for path in guests.iterdir() if path.is_dir()] if guests.exists() else []
+    for sandbox in sandboxes:
+        with contextlib.suppress(OSError):
+            LocalTransport(sandbox).stop_service("paas-app")
+    return len(sandboxes)
+
+
 def reset(simulation_dir):
     """Stop the apps of an earlier run's simulated guests and forget them; the URL of a fresh
     SQLite database for this run."""
-    import shutil  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
-    from backend.deploy.local import LocalTransport  # noqa: PLC0415
-
     base = Path(simulation_dir)
     base.mkdir(parents=True, exist_ok=True)
-    guests = base / "guests"
-    if guests.exists():
-        for sandbox in guests.iterdir():
-            LocalTransport(sandbox).stop_service("paas-app")
-        shutil.rmtree(guests)
+    stop_guest_apps(base)
+    shutil.rmtree(base / "guests", ignore_errors=True)
     database = base / "simulation.db"
     database.unlink(missing_ok=True)
     return f"sqlite:///{database.resolve()}"
@@ -81,9 +144,6 @@ def reset(simulation_dir):
 
 def admin_token(app, simulation_dir):
     """An admin and a fresh token for this simulation run, also written to <simulation dir>/admin-token (0600)."""
-    import os  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
-
     from backend.models import User  # noqa: PLC0415
     from backend.services import accounts  # noqa: PLC0415
 

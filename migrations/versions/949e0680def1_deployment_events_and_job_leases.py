@@ -49,7 +49,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
+    # Dropped in place: a batch copy of deployments cannot write its generated columns (SQLite 3.35+
+    # drops a plain column itself).
+    with op.batch_alter_table('deployments', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('job_lease_until')
         batch_op.drop_column('job_owner')
 

@@ -65,7 +65,9 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
+    # Dropped in place: a batch copy of deployments cannot write its generated columns (SQLite 3.35+
+    # drops a plain column itself).
+    with op.batch_alter_table('deployments', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('served_port')
         batch_op.drop_column('live_release')
         batch_op.drop_column('ssh_host_key')
@@ -76,7 +78,5 @@ def downgrade():
         batch_op.drop_column('build_command')
 
     op.drop_table('releases')
-    with op.batch_alter_table('log_lines', schema=None) as batch_op:
-        batch_op.drop_index('ix_log_lines_deployment')
-
+    # Dropping the table drops its index too (MariaDB refuses to drop an index a foreign key uses).
     op.drop_table('log_lines')

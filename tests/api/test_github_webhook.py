@@ -353,10 +353,12 @@ def test_a_signed_delivery_without_a_delivery_id_is_422_and_recorded_nowhere(cli
     assert_nothing_happened(client, ident)
 
 
-def test_a_signed_body_that_is_not_json_is_422(client, hooked):
+def test_a_signed_body_that_is_not_json_is_400_like_every_malformed_body(client, hooked):
     ident, secret = hooked
     response = deliver(client, ident, secret, body=b"{not json")
-    assert response.status_code == 422
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "malformed_json"
+    assert delivery_rows(ident) == []
     assert releases_of(client, ident) == []
     assert status_of(client, ident) == "running"
 

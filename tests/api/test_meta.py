@@ -3,15 +3,26 @@ from app import create_app, db
 from backend.frameworks import FRAMEWORKS
 
 
-def test_health_checks_the_database(client):
+def test_health_checks_the_database_and_says_proxmox_is_down(client):
+    # The suite's app has Proxmox configured on a port that refuses connections.
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.get_json() == {"status": "ok", "database": "ok"}
+    assert response.get_json() == {"status": "ok", "database": "ok", "proxmox": "unreachable"}
+
+
+def test_health_says_when_proxmox_answers_and_when_none_is_configured(database_url, fake):
+    from backend.simulation.runtime import settings_for
+
+    answering = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=settings_for(fake))
+    assert answering.test_client().get("/health").get_json()["proxmox"] == "ok"
+    missing = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=None)
+    assert missing.test_client().get("/health").get_json() == {
+        "status": "ok", "database": "ok", "proxmox": "not_configured"}
 
 
 def get_without_database(path):
     """GET path from an app whose database server does not answer."""
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql+psycopg2://nobody@127.0.0.1:1/none",
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:1/none",
                      SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
     with app.app_context():
         # The token cannot be checked either: that lookup is what meets the outage.
@@ -23,7 +34,7 @@ def get_without_database(path):
 def test_health_is_503_when_the_database_is_unreachable():
     response = get_without_database("/health")
     assert response.status_code == 503
-    assert response.get_json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.get_json() == {"status": "unavailable", "database": "unreachable", "proxmox": "not_configured"}
 
 
 def test_an_api_call_during_a_database_outage_is_503_in_the_error_shape():
@@ -49,7 +60,8 @@ def test_the_openapi_document_describes_every_api_route(app, client):
     assert document["openapi"].startswith("3.")
     documented = {(path, method.upper()) for path, item in document["paths"].items() for method in item}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/") or rule.rule.startswith("/api/docs") or rule.endpoint.startswith("openapi"):
+        if (not rule.rule.startswith("/api/") or rule.rule.startswith("/api/docs")
+                or rule.endpoint.startswith("openapi")):
             continue
         if rule.rule == "/api/openapi.json":
             continue

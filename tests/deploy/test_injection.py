@@ -10,8 +10,10 @@ from backend.models import Deployment
 from backend.services.provisioning import JobContext
 from tests.conftest import deployment_payload
 from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.deploy.test_simulation import create, fetch, releases, build_log
+from tests.deploy.test_simulation import build_log, create, fetch, releases
 from tests.jobs.conftest import wait_for
+
+pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
 PAYLOADS = ["$(touch /tmp/paas-pwned)", "`touch /tmp/paas-pwned`", "x; touch /tmp/paas-pwned",
             "x && touch /tmp/paas-pwned", "x | touch /tmp/paas-pwned", "x\ntouch /tmp/paas-pwned",

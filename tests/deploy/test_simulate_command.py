@@ -7,11 +7,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-
-import pytest
 from pathlib import Path
 
+import pytest
+
 from tests.deploy.test_simulation import fetch
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,10 +68,86 @@ def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
         assert status == 200 and "<h1>Bonjour from Flask</h1>" in page
         assert call(base, "DELETE", "/deployments/hello", token=token)[0] == 202
         deadline = time.monotonic() + 60
-        while call(base, "GET", f"/deployments/{deployment['id']}", token=token)[1]["deployment"]["status"] != "deleted":
+        path = f"/deployments/{deployment['id']}"
+        while call(base, "GET", path, token=token)[1]["deployment"]["status"] != "deleted":
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert fetch(deployment["url"])[0] is None
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=20)
+
+
+class Simulation:
+    """`python app.py --simulate` as a process of its own, with its own directory and port."""
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory),
+               "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING"}
+        env.pop("DATABASE_URL", None)
+        self.process = subprocess.Popen([sys.executable, "app.py", "--simulate"], cwd=ROOT, env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.base = f"http://127.0.0.1:{self.port}/api"
+
+    def wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while fetch(f"http://127.0.0.1:{self.port}/health")[0] != 200:
+            assert self.process.poll() is None and time.monotonic() < deadline, self.process.stdout.read().decode()
+            time.sleep(0.2)
+        self.token = (self.directory / "admin-token").read_text().strip()
+        return self
+
+    def deploy(self, name):
+        status, _ = call(self.base, "POST", "/deployments", {
+            "name": name, "deployment_type": "lxc", "framework": "auto",
+            "github_url": "https://github.com/paas-examples/static-site"}, token=self.token)
+        assert status == 201
+
+    def wait_running(self, name, timeout=240):
+        deadline = time.monotonic() + timeout
+        while True:
+            deployment = call(self.base, "GET", f"/deployments/{name}", token=self.token)[1]["deployment"]
+            if deployment["status"] in ("running", "failed"):
+                assert deployment["status"] == "running", deployment["error_message"]
+                return deployment
+            assert time.monotonic() < deadline, deployment
+            time.sleep(0.5)
+
+    def terminate(self):
+        """SIGTERM, as systemd or docker stop would send; the output it printed."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)
+        try:
+            output = self.process.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            raise
+        return output
+
+
+def test_two_simulations_run_side_by_side_and_each_stops_its_guests_when_it_ends(tmp_path):
+    first, second = Simulation(tmp_path / "one"), Simulation(tmp_path / "two")
+    try:
+        first.wait_ready()
+        second.wait_ready()
+        # A third in a directory that is in use is refused, plainly, and disturbs nothing.
+        third = Simulation(tmp_path / "one")
+        output = third.process.communicate(timeout=60)[0].decode()
+        assert third.process.returncode == 1, output
+        assert "another simulation runs from" in output and "Traceback" not in output
+        first.deploy("site")
+        second.deploy("site")
+        one, two = first.wait_running("site"), second.wait_running("site")
+        assert one["ip_address"] != two["ip_address"]
+        assert fetch(one["url"])[0] == 200 and fetch(two["url"])[0] == 200
+        assert "Simulation ended: stopped the apps of 1 simulated guest(s)" in first.terminate()
+        assert fetch(one["url"])[0] is None, "the first simulation's app outlived it"
+        assert fetch(two["url"])[0] == 200, "ending one simulation touched the other's guests"
+        second.terminate()
+        assert fetch(two["url"])[0] is None
+    finally:
+        for simulation in (first, second):
+            if simulation.process.poll() is None:
+                simulation.terminate()

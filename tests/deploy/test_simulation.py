@@ -12,6 +12,8 @@ import pytest
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.jobs.conftest import guests_of, wait_for
 
+pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
+
 SECRET = "s3cr3t-Value-42"
 
 
@@ -85,6 +87,7 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     assert wait_release(sclient, ident, 2)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello world from v2")
     assert releases(sclient, ident)[1]["status"] == "superseded"
+    assert releases(sclient, ident)[0]["commit_sha"] == second
 
     # A broken release is switched back: v2 keeps serving, the release says why.
     repos.commit("hello-flask", {"app.py": "raise SystemExit('broken on purpose')\n"})

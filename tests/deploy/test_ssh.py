@@ -23,6 +23,8 @@ from backend.deploy.transport import CommandTimeout, ServiceSpec, TransportError
 from backend.deploy.units import render_unit
 from tests.deploy.sshd import start_sshd
 
+pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
+
 REPO = Path(__file__).resolve().parents[2]
 APP_USER = "nobody"  # an account every Debian has, for the as_app_user paths
 

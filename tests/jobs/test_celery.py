@@ -12,6 +12,8 @@ import redis
 
 from tests.jobs.conftest import KEY, create, guests_of, make_app, status_chain, wait_for
 
+pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
+
 ROOT = Path(__file__).resolve().parents[2]
 BROKER = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -202,18 +202,43 @@ def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
         app.extensions["jobs"].shutdown()
 
 
-def test_without_proxmox_the_deployment_fails_with_a_clear_message(database_url, fake):
+def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
+    from backend.models import Deployment
     from tests.jobs.conftest import make_app
 
     app = make_app(database_url, fake, settings=None)
     app.config["PROXMOX_SETTINGS"] = None
     client = app.test_client()
     try:
-        failed = wait_for(client, create(client)["id"])
-        assert "Proxmox is not configured" in failed["error_message"]
+        response = client.post("/api/deployments", json={
+            "name": "no-cluster", "deployment_type": "lxc", "framework": "flask",
+            "github_url": "https://github.com/acme/no-cluster"})
+        assert response.status_code == 503
+        error = response.get_json()["error"]
+        assert error["code"] == "proxmox_not_configured"
+        assert "PROXMOX_HOST" in error["message"] and "guest" not in error["message"]
+        with app.app_context():
+            assert Deployment.count_all(include_deleted=True) == 0
         assert client.get("/api/nodes").status_code == 503
+        assert client.get("/health").get_json()["proxmox"] == "not_configured"
     finally:
         app.extensions["jobs"].shutdown()
+
+
+def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_a_guest(database_url, fake):
+    """Proxmox configured at create, gone by the time the job runs (the operator unset PROXMOX_HOST)."""
+    from tests.jobs.conftest import make_app
+
+    app = make_app(database_url, fake, backend="manual")
+    client = app.test_client()
+    ident = create(client)["id"]
+    app.config["PROXMOX_SETTINGS"] = None
+    app.extensions["jobs"].run_pending()
+    failed = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
+    assert failed["status"] == "failed"
+    assert "Proxmox is not configured" in failed["error_message"]
+    assert "guest" not in failed["error_message"] and "reconcile" not in failed["error_message"]
+    assert guests_of(fake) == []
 
 
 def test_new_resources_of_a_stopped_deployment_are_applied_to_its_guest(pclient, fake):

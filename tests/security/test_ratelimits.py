@@ -9,16 +9,17 @@ from tests.conftest import admin_token, deployment_payload, make_user
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def limited_app(database_url, **config):
-    settings = {"RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "1000 per minute", "RATELIMIT_CREATE": "3 per minute",
+def limited_app(database_url, proxmox, **config):
+    settings = {"PROXMOX_SETTINGS": proxmox,
+                "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "1000 per minute", "RATELIMIT_CREATE": "3 per minute",
                 "RATELIMIT_TOKENS": "2 per minute", "RATELIMIT_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}"}
     settings.update(config)
     return create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, **settings)
 
 
 @pytest.fixture
-def lapp(database_url):
-    app = limited_app(database_url)
+def lapp(database_url, unreachable_proxmox):
+    app = limited_app(database_url, unreachable_proxmox)
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -45,8 +46,8 @@ def test_each_user_has_their_own_counts(lapp):
     assert client.get("/api/tokens", token=bob).status_code == 200
 
 
-def test_requests_without_a_token_are_counted_per_address(database_url):
-    app = limited_app(database_url, RATELIMIT_DEFAULT="2 per minute")
+def test_requests_without_a_token_are_counted_per_address(database_url, unreachable_proxmox):
+    app = limited_app(database_url, unreachable_proxmox, RATELIMIT_DEFAULT="2 per minute")
     client = app.test_client()
     codes = [client.get("/api/deployments", token=None).status_code for _ in range(3)]
     assert codes == [401, 401, 429]
@@ -57,10 +58,11 @@ def test_requests_without_a_token_are_counted_per_address(database_url):
         db.engine.dispose()
 
 
-def test_two_api_processes_share_counts_through_redis(database_url):
+def test_two_api_processes_share_counts_through_redis(database_url, unreachable_proxmox):
     prefix = f"shared{uuid.uuid4().hex[:8]}"
-    first = limited_app(database_url, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix)
-    second = limited_app(database_url, RATELIMIT_STORAGE_URI=REDIS_URL, RATELIMIT_KEY_PREFIX=prefix)
+    shared = {"RATELIMIT_STORAGE_URI": REDIS_URL, "RATELIMIT_KEY_PREFIX": prefix}
+    first = limited_app(database_url, unreachable_proxmox, **shared)
+    second = limited_app(database_url, unreachable_proxmox, **shared)
     token = admin_token(first)
     second.extensions["test_admin_token"] = token
     one, two = first.test_client(), second.test_client()
@@ -78,8 +80,8 @@ def test_limits_are_off_in_the_test_configuration_unless_asked_for(app, client):
     assert all(client.get("/api/tokens").status_code == 200 for _ in range(30))
 
 
-def test_the_github_webhook_is_counted_per_deployment_not_per_sender(database_url):
-    app = limited_app(database_url, RATELIMIT_WEBHOOK="2 per minute")
+def test_the_github_webhook_is_counted_per_deployment_not_per_sender(database_url, unreachable_proxmox):
+    app = limited_app(database_url, unreachable_proxmox, RATELIMIT_WEBHOOK="2 per minute")
     client = app.test_client()
     first, second = uuid.uuid4(), uuid.uuid4()
     codes = [client.post(f"/api/webhooks/github/{first}", data=b"{}").status_code for _ in range(3)]

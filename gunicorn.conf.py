@@ -1,0 +1,31 @@
+"""gunicorn's settings, read by `gunicorn wsgi:app` from this folder (the compose api service and the Dockerfile).
+
+HOST and PORT say where to listen, as for `python app.py` (127.0.0.1:5000 unless set; the containers set
+HOST=0.0.0.0); WEB_CONCURRENCY how many workers (2). Each worker, once it is serving, starts the app's
+background jobs: the in-process pool with its recovery and sweeper, or, with Celery, only the sender.
+Several workers (and hosts) may run recovery at once: a job acts only under its deployment's lease.
+"""
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Log streams (Server-Sent Events) hold a request open; threads keep other requests answered meanwhile.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 60
+graceful_timeout = 30
+accesslog = "-"
+
+
+def post_worker_init(worker):
+    """The serving process starts the background jobs (never an import, never a CLI command)."""
+    jobs = getattr(worker.wsgi, "extensions", {}).get("jobs")
+    if jobs is not None:
+        jobs.start()
+
+
+def worker_exit(server, worker):
+    """Stop this worker's pool and sweeper, letting running jobs end (their lease hands them on otherwise)."""
+    jobs = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("jobs")
+    if jobs is not None:
+        jobs.shutdown(wait=False)
