@@ -1,8 +1,12 @@
 """Fail loudly when a test server that CI relies on (PostgreSQL, MariaDB, Redis) does not answer."""
 import os
 import sys
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from config import normalize_database_url
 
 failed = False
 for variable in ("TEST_POSTGRES_URL", "TEST_MYSQL_URL"):
@@ -11,7 +15,7 @@ for variable in ("TEST_POSTGRES_URL", "TEST_MYSQL_URL"):
         print(f"{variable} is not set", file=sys.stderr)
         failed = True
         continue
-    engine = create_engine(url, connect_args={"connect_timeout": 10})
+    engine = create_engine(normalize_database_url(url), connect_args={"connect_timeout": 10})
     try:
         with engine.connect() as conn:
             version = conn.execute(text("SELECT version()")).scalar()

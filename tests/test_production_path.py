@@ -246,3 +246,31 @@ def test_two_gunicorn_workers_never_run_a_job_twice(fresh_database, tmp_path):
     assert len(starts) == 10
     output = served.output()
     assert "Traceback" not in output
+
+
+BAD_URLS = {
+    "malformed": ("nonsense", "DATABASE_URL is not a database URL"),
+    "unknown-kind": ("oracle2://u:sekrit@127.0.0.1/db", "unknown database kind 'oracle2'"),
+    "missing-driver": ("postgresql+pg8000://u:sekrit@127.0.0.1/db", "its driver is not installed"),
+    "refused": ("postgresql://u:sekrit@127.0.0.1:1/db", "cannot use the database at DATABASE_URL="),
+    "refused-mysql": ("mysql://root:sekrit@127.0.0.1:1/db", "cannot use the database at DATABASE_URL="),
+}
+COMMANDS = {
+    "flask-db-upgrade": ["flask", "db", "upgrade"],
+    "manage-db-stats": [sys.executable, "manage_db.py", "stats"],
+    "python-app-py": [sys.executable, "app.py"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.parametrize("case", list(BAD_URLS))
+def test_a_database_url_that_cannot_work_is_one_line_naming_it_from_every_command(command, case, tmp_path):
+    url, words = BAD_URLS[case]
+    env = process_env(url, tmp_path, APP_ENV="development", PROXMOX_HOST="")
+    result = run(COMMANDS[command], env, timeout=60)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: ") and words in lines[-1], result.stderr[-2000:]
+    assert "DATABASE_URL" in lines[-1]
+    assert "Traceback" not in result.stderr and "No such command" not in result.stderr
+    assert "sekrit" not in result.stderr + result.stdout

@@ -375,11 +375,12 @@ def _why_unready(app, exc):
     return f"the database does not answer ({reason[0] if reason else exc.__class__.__name__})"
 
 
-def recover_when_ready(app, jobs, delay=RECOVERY_RETRY_SECONDS):
+def recover_when_ready(app, jobs, delay=None):
     """recover() now; when the database cannot be read yet (no schema, down), log one line and try again
     later (backing off to RECOVERY_RETRY_MAX_SECONDS) instead of failing the serving process."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 (see recover)
 
+    delay = delay or RECOVERY_RETRY_SECONDS
     try:
         return recover(app, jobs)
     except SQLAlchemyError as exc:

@@ -1,4 +1,5 @@
 """Jobs left mid-way are resumed, a second run carries on with the guest of the first, and reconcile."""
+import time
 import uuid
 
 import pytest
@@ -61,6 +62,57 @@ def test_starting_the_pool_resumes_every_unfinished_deployment(papp, fake):
     assert len(guests_of(fake)) == 3
     tagged = [g.vmid for g in fake.guests.values() if f"paas-{cut_after_create}" in str(g.config.get("tags"))]
     assert tagged == [150]
+
+
+def test_a_pool_started_before_the_schema_exists_says_so_in_one_line_and_resumes_once_it_does(
+        fake, tmp_path, caplog, monkeypatch):
+    """gunicorn may start before `flask db upgrade` has run: recovery waits for the tables, it does not crash."""
+    import logging
+
+    import backend.jobs as jobs_module
+    from tests.conftest import build_schema
+
+    monkeypatch.setattr(jobs_module, "RECOVERY_RETRY_SECONDS", 0.2)
+    url = f"sqlite:///{tmp_path / 'not-yet.db'}"
+    app = make_app(url, fake, backend="manual")
+    jobs = app.extensions["jobs"]
+    try:
+        with caplog.at_level(logging.WARNING, logger="backend.jobs"):
+            assert jobs.start() == {}
+        postponed = [r for r in caplog.records if r.getMessage().startswith("recovery postponed")]
+        assert len(postponed) == 1 and postponed[0].exc_info is None
+        assert "the database has no tables yet (run `flask db upgrade`)" in postponed[0].getMessage()
+        assert "\n" not in postponed[0].getMessage()
+
+        build_schema(url)
+        waiting = add_row(app, "waiting", S.PENDING)
+        deadline = time.monotonic() + 10
+        while ("provision", waiting) not in jobs.queue:
+            assert time.monotonic() < deadline, "recovery never came back once the schema existed"
+            time.sleep(0.05)
+        assert jobs.run_pending() == [S.RUNNING]
+    finally:
+        jobs.shutdown()
+
+
+def test_importing_wsgi_or_running_a_cli_command_starts_no_background_work(tmp_path):
+    """Only a serving process starts jobs: the Flask CLI and gunicorn import wsgi.py, and nothing may run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    # The job pool, its sweeper and recovery are the paas-* threads (Flask-Limiter's memory storage keeps a
+    # timer of its own, which is not background work of ours).
+    probe = ("import threading, wsgi; "
+             "print([t.name for t in threading.enumerate() if t.name.startswith(('paas-', 'heartbeat-'))])")
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'none.db'}", "APP_ENV": "development",
+           "ENV_ENCRYPTION_KEY": "2fcIRJ7s1l0EA_lXnNzOlYjcJIzBxMnh9rQ-TZxoZ6w=", "PROXMOX_HOST": ""}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+    assert not (tmp_path / "none.db").exists(), "importing wsgi.py connected to the database"
 
 
 def test_a_second_run_of_a_finished_job_changes_nothing(database_url, fake):
