@@ -111,6 +111,10 @@ def _serve(app, before_serving=None):
         app.extensions["jobs"].shutdown(wait=False)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _simulate(parser):
     """Serve with an in-process fake Proxmox; on exit (Ctrl-C, SIGTERM) every simulated guest's app stops."""
     import ipaddress  # noqa: PLC0415 - simulation-only imports
@@ -123,8 +127,9 @@ def _simulate(parser):
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         # Simulated guests run their builds as this user on this machine: never offer that to a network.
         parser.error(f"--simulate serves on loopback only; HOST is {host}")
-    # SIGTERM unwinds like Ctrl-C, so the cleanup below runs either way.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGTERM ends the server as Ctrl-C does (werkzeug stops serving on KeyboardInterrupt), so the cleanup
+    # below runs and main() returns to the os._exit that keeps running jobs from outliving it.
+    signal.signal(signal.SIGTERM, _interrupt)
     probe = create_app(SIMULATE=True)
     base = simulation_dir(probe)
     try:
@@ -153,8 +158,9 @@ def _simulate(parser):
 
         _serve(app, before_serving=announce_token)
     finally:
-        stopped = runtime.stop_guest_apps(base)
+        # The fake first: a job still running then fails at its next Proxmox call instead of going on.
         fake.stop()
+        stopped = runtime.stop_guest_apps(base)
         print(f" * Simulation ended: stopped the apps of {stopped} simulated guest(s)", flush=True)
         block_lock.close()
         dir_lock.close()

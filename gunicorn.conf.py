@@ -1,11 +1,17 @@
 """gunicorn's settings, read by `gunicorn wsgi:app` from this folder (the compose api service and the Dockerfile).
 
 HOST and PORT say where to listen, as for `python app.py` (127.0.0.1:5000 unless set; the containers set
-HOST=0.0.0.0); WEB_CONCURRENCY how many workers (2). Each worker, once it is serving, starts the app's
-background jobs: the in-process pool with its recovery and sweeper, or, with Celery, only the sender.
-Several workers (and hosts) may run recovery at once: a job acts only under its deployment's lease.
+HOST=0.0.0.0); WEB_CONCURRENCY how many workers (2); from the environment or .env, like every setting.
+Each worker, once it is serving, starts the in-process job pool with its recovery and sweeper; several
+workers (and hosts) may run recovery at once, as a job acts only under its deployment's lease. With
+Celery the worker recovers and sweeps, and the api only sends jobs: nothing is started here.
 """
 import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+load_dotenv(Path(__file__).resolve().parent / ".env")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -20,7 +26,7 @@ accesslog = "-"
 def post_worker_init(worker):
     """The serving process starts the background jobs (never an import, never a CLI command)."""
     jobs = getattr(worker.wsgi, "extensions", {}).get("jobs")
-    if jobs is not None:
+    if jobs is not None and jobs.name != "celery":
         jobs.start()
 
 

@@ -33,6 +33,13 @@ def _no_constants(name):
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("a number too large for a double (Infinity) is not JSON we take")
+    return value
+
+
 def _check_values(document):
     """Depth within MAX_DEPTH and every string encodable as UTF-8; iterative, so any input is safe."""
     stack = [(document, 1)]
@@ -54,7 +61,8 @@ def parse_json(raw):
     """The JSON document in raw (bytes or str); MalformedJson (400) for anything that is not strict JSON."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        document = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        document = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants,
+                              parse_float=_finite)
         _check_values(document)
     except (ValueError, RecursionError):  # UnicodeError and JSONDecodeError are ValueErrors
         raise MalformedJson(MESSAGE) from None

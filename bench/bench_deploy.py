@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: E402
-from backend.simulation.runtime import prepare_examples, settings_for  # noqa: E402
+from backend.simulation.runtime import address_pool, claim_block, prepare_examples, settings_for  # noqa: E402
 
 
 def answers(url):
@@ -68,8 +68,10 @@ def bare(repo_url, work):
 
 
 def platform(work, rewrites, fake, round_number):
+    block, block_lock = claim_block()  # an address block no running simulation holds
+    settings = settings_for(fake, ip_pool=address_pool(block))
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=f"sqlite:///{work / 'bench.db'}", JOBS_BACKEND="thread",
-                     PROXMOX_SETTINGS=settings_for(fake), SIMULATE=True, DEPLOY_APPS=True,
+                     PROXMOX_SETTINGS=settings, SIMULATE=True, DEPLOY_APPS=True,
                      SIMULATION_DIR=str(work / "sim"), GIT_URL_REWRITES=rewrites, GIT_ALLOW_PROTOCOL="https:file",
                      JOB_TIME_LIMIT=600, HEALTH_CHECK_TIMEOUT=60, LOG_LEVEL="WARNING")
     from flask_migrate import upgrade
@@ -96,6 +98,7 @@ def platform(work, rewrites, fake, round_number):
         return elapsed
     finally:
         app.extensions["jobs"].shutdown()
+        block_lock.close()
 
 
 def main(argv=None):

@@ -781,6 +781,7 @@ class SSHGuests:
             transport.close()
 
 
+@pytest.mark.slow
 def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, leaks, fernet_key, monkeypatch):
     from backend.deploy import deployer
 
@@ -839,9 +840,11 @@ def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, 
 # -- a real (simulated) deploy: values a build prints are masked ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fernet_key):
     from backend.deploy.local import LocalTransport
     from backend.simulation.runtime import settings_for
+    from tests.conftest import TEST_ADDRESS_POOL
     from tests.deploy.conftest import STATIC_SITE, Repos
 
     repos = Repos(tmp_path / "github")
@@ -849,7 +852,8 @@ def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fern
     plant_platform_secrets(leaks, fernet_key, None)
     with canary_fake() as fake:
         app = secret_app(database_url, fake, tmp_path, fernet_key,
-                         settings=settings_for(fake, token=PVE_TOKEN, timeout=5, task_timeout=20, ip_timeout=5),
+                         settings=settings_for(fake, token=PVE_TOKEN, timeout=5, task_timeout=20, ip_timeout=5,
+                                               ip_pool=TEST_ADDRESS_POOL),
                          SIMULATE=True, DEPLOY_APPS=True, SIMULATION_DIR=str(tmp_path / "simulation"),
                          GIT_URL_REWRITES={f"file://{repos.base}/": "https://github.com/"},
                          GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=120, HEALTH_CHECK_TIMEOUT=20,

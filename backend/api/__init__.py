@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, g, request
 from backend.api.auth import require_token
 from backend.api.errors import register_error_handlers
 from backend.api.spec import spec
-from backend.errors import DomainError
+from backend.errors import DomainError, ValidationFailed
 from backend.jsonbody import parse_json_object
 
 api_bp = Blueprint("api", __name__, url_prefix="/api")
@@ -19,6 +19,8 @@ REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # Routes that read their body themselves, after a check that must come first (the webhook's signature).
 READS_OWN_BODY = {"api.github_webhook"}
+# Routes whose body has no schema to declare (a map of variables), read from g.json_body.
+TAKES_FREE_FORM_BODY = {"api.patch_env"}
 BODY_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
@@ -31,19 +33,22 @@ def _declares_json(view):
 def parse_json_body():
     """Every body sent to the API must be a well-formed JSON object, sent as JSON (jsonbody's strict rules).
 
-    Routes that declare a body need one; on the others a body is refused unless it is empty, so that
-    nothing the client sent is silently ignored. The webhook checks its signature, then parses the same way.
+    Routes that declare a body need one; the others take none, or an empty object, so that nothing the
+    client sent is silently ignored. The webhook checks its signature, then parses the same way.
     """
     if request.method not in BODY_METHODS or request.endpoint in READS_OWN_BODY:
         return
     view = current_app.view_functions.get(request.endpoint)
+    declared = _declares_json(view)
     has_body = bool(request.content_length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    if not has_body and not _declares_json(view):
+    if not has_body and not declared:
         return
     if not request.is_json:
         raise DomainError("send the body as JSON (Content-Type: application/json)",
                           code="unsupported_media_type", status=415)
     g.json_body = parse_json_object(request.get_data(cache=True))
+    if g.json_body and not declared and request.endpoint not in TAKES_FREE_FORM_BODY:
+        raise ValidationFailed("this request takes no body", fields=dict.fromkeys(g.json_body, "unknown field"))
 
 
 def _assign_request_id():

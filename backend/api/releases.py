@@ -107,7 +107,7 @@ def patch_env(ident):
     A running deployment gets a new release with the new environment (202); otherwise the change
     waits for the next release (200).
     """
-    body = g.json_body  # parsed by api_bp's body guard (strict JSON object)
+    body = g.get("json_body")  # parsed by api_bp's body guard (a strict JSON object), when one was sent
     if not body:
         raise ValidationFailed("the body must be a JSON object of variables", fields={"body": "must be an object"})
     deployment = find(ident)

@@ -166,6 +166,7 @@ class ThreadJobs:
         self._idle = threading.Condition(self._lock)
         self._sweeper = None
         self.recovery_timer = None  # set while recovery waits for the database
+        self.stopped = False
 
     def _pool(self):
         with self._lock:
@@ -227,6 +228,7 @@ class ThreadJobs:
         return True
 
     def shutdown(self, wait=True):
+        self.stopped = True
         if self.recovery_timer is not None:
             self.recovery_timer.cancel()
         if self._sweeper is not None:
@@ -248,6 +250,7 @@ class ManualJobs:
         self.queue = []
         self.delayed = []  # (due on the monotonic clock, kind, deployment id)
         self.recovery_timer = None
+        self.stopped = False
 
     def submit(self, kind, deployment_id, delay=0.0):
         if delay and delay > 0:
@@ -280,6 +283,7 @@ class ManualJobs:
         return recover_when_ready(self.app, self)
 
     def shutdown(self, wait=True):
+        self.stopped = True
         if self.recovery_timer is not None:
             self.recovery_timer.cancel()
         self.queue.clear()
@@ -294,6 +298,7 @@ class CeleryJobs:
         self.app = app
         self.celery = celery
         self.recovery_timer = None
+        self.stopped = False
 
     def submit(self, kind, deployment_id, delay=0.0):
         if kind not in JOB_KINDS:
@@ -308,6 +313,7 @@ class CeleryJobs:
         return queued
 
     def shutdown(self, wait=True):
+        self.stopped = True
         if self.recovery_timer is not None:
             self.recovery_timer.cancel()
 
@@ -381,6 +387,8 @@ def recover_when_ready(app, jobs, delay=None):
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 (see recover)
 
     delay = delay or RECOVERY_RETRY_SECONDS
+    if getattr(jobs, "stopped", False):
+        return {}  # shut down meanwhile: a pending retry must not bring the pool back
     try:
         return recover(app, jobs)
     except SQLAlchemyError as exc:

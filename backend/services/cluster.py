@@ -18,7 +18,7 @@ _local = threading.local()
 NOT_CONFIGURED = "Proxmox is not configured: set PROXMOX_HOST and its credentials"
 # GET /health asks Proxmox at most this often (per process); the answer in between is the last one seen.
 HEALTH_TTL_SECONDS = 15
-_health = {"settings": None, "at": 0.0, "state": None}
+_health = {"settings": None, "at": 0.0, "state": None, "probing": False}
 _health_lock = threading.Lock()
 
 
@@ -28,22 +28,40 @@ def require_proxmox():
         raise ProxmoxNotConfigured(f"{NOT_CONFIGURED}; nothing was recorded")
 
 
+def _probe(settings, timeout):
+    """Ask the cluster for its version once; record "ok" or "unreachable" for settings."""
+    try:
+        ProxmoxClient(dataclasses.replace(settings, timeout=timeout, retries=0)).call("get", "version")
+        state = "ok"
+    except ProxmoxError:
+        state = "unreachable"
+    with _health_lock:
+        _health.update(settings=settings, at=time.monotonic(), state=state, probing=False)
+    return state
+
+
 def proxmox_health():
-    """"ok", "unreachable" (no answer, or the credentials refused) or "not_configured"; cached briefly."""
+    """"ok", "unreachable" (no answer, or the credentials refused) or "not_configured".
+
+    The first call asks the cluster; later ones answer from the last probe and, once it is older than
+    HEALTH_TTL_SECONDS, refresh it in the background: a slow cluster never holds a health check.
+    """
     settings = current_app.config.get("PROXMOX_SETTINGS")
     if settings is None:
         return "not_configured"
+    timeout = current_app.config["LIVE_STATUS_TIMEOUT"]
     with _health_lock:
-        fresh = _health["settings"] == settings and time.monotonic() - _health["at"] < HEALTH_TTL_SECONDS
-        if fresh:
-            return _health["state"]
-        try:
-            quick_client().call("get", "version")
-            state = "ok"
-        except ProxmoxError:
-            state = "unreachable"
-        _health.update(settings=settings, at=time.monotonic(), state=state)
-        return state
+        known = _health["settings"] == settings
+        stale = not known or time.monotonic() - _health["at"] >= HEALTH_TTL_SECONDS
+        refresh = known and stale and not _health["probing"]
+        if refresh:
+            _health["probing"] = True
+        state = _health["state"] if known else None
+    if state is None:
+        return _probe(settings, timeout)
+    if refresh:
+        threading.Thread(target=_probe, args=(settings, timeout), name="paas-health-probe", daemon=True).start()
+    return state
 
 
 def quick_client():

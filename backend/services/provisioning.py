@@ -402,8 +402,9 @@ def _fail(ctx, d, step, exc):
     cleanup_error = None
     ctx.deadline = max(ctx.deadline, time.monotonic() + CLEANUP_SECONDS)  # the cleanup gets its own time
     ctx.watch_deletion = False
-    current = load(d["id"])
+    current = d
     try:
+        current = load(d["id"])
         if ctx.client is not None or _may_have_guest(current):
             guest_hook("destroying", d)
             for guest in find_guests(ctx, current):

@@ -32,22 +32,29 @@ def address_pool(block):
     return f"127.77.{block}.10-127.77.{block}.250/16"
 
 
-ADDRESS_POOL = address_pool(0)
-
 
 class SimulationBusy(RuntimeError):
     """Another simulation holds what this one asked for."""
 
 
 def _locks_dir():
+    """One folder for every user's simulations (addresses are shared by all of them), sticky like /tmp."""
     path = Path(tempfile.gettempdir()) / "paas-simulation-locks"
-    path.mkdir(mode=0o1777, exist_ok=True)
+    try:
+        path.mkdir(exist_ok=True)
+        if path.stat().st_uid == os.getuid():
+            path.chmod(0o1777)  # mkdir's mode is cut by the umask
+    except OSError as exc:
+        raise SimulationBusy(f"cannot use the simulation lock folder {path}: {exc.strerror}") from None
     return path
 
 
 def _try_lock(path):
     """An open file holding an exclusive lock on path, or None when another process holds it."""
-    handle = open(path, "a+")  # kept open: the lock lasts as long as the file does
+    try:
+        handle = open(path, "a+")  # kept open: the lock lasts as long as the file does
+    except PermissionError:
+        return None  # another user's lock file: that block is theirs
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -89,9 +96,11 @@ def start_fake(task_seconds=0.2, **settings):
 
 
 def settings_for(fake, token="secret", **overrides):
+    """Settings that reach fake; guests get loopback addresses from overrides' ip_pool (address_pool(block):
+    a simulation claims its block, tests use theirs), or none without one."""
     values = {"host": fake.host, "port": fake.port, "user": "root@pam", "token_name": "paas",
               "token_value": token, "ca_bundle": fake.ca_bundle_path, "timeout": 10,
-              "vm_template_id": TEMPLATE_ID, "task_timeout": 120, "ip_timeout": 30, "ip_pool": ADDRESS_POOL,
+              "vm_template_id": TEMPLATE_ID, "task_timeout": 120, "ip_timeout": 30, "ip_pool": None,
               "loopback_guests": True, "ssh_public_key": None}
     values.update(overrides)
     return ProxmoxSettings(**values)

@@ -17,6 +17,7 @@ MALFORMED = {
     "duplicate-keys": b'{"name": "one", "name": "two"}',
     "nan": b'{"port": NaN}',
     "infinity": b'{"port": -Infinity}',
+    "overflowing-number": b'{"port": 1e999}',
     "invalid-utf8": b'{"name": "\xff\xfe"}',
     "lone-surrogate": b'{"name": "\\ud800"}',
     "utf16": '{"name": "x"}'.encode("utf-16"),
@@ -117,6 +118,40 @@ def test_a_body_that_is_not_an_object_is_422_and_one_not_sent_as_json_is_415(app
         form = client.open(path, method=method, data=b"name=x", content_type="application/x-www-form-urlencoded")
         assert form.status_code == 415, (method, rule.rule, form.status_code)
         error_of(form)
+
+
+def test_an_empty_body_is_never_a_5xx(app, client, target):
+    ident, _ = target
+    for method, rule in body_routes(app):
+        for content_type in ("application/json", None):
+            response = client.open(url_for_rule(rule, ident), method=method, data=b"", content_type=content_type)
+            assert response.status_code < 500, (method, rule.rule, content_type, response.status_code)
+            if response.status_code >= 400:
+                error_of(response)
+
+
+def test_a_route_that_takes_no_body_refuses_one_with_fields(app, client, target):
+    ident, _ = target
+    declared = {rule.endpoint for _, rule in body_routes(app)
+                if spec_declares_body(app, rule.endpoint)} | {"api.patch_env", "api.github_webhook"}
+    refused = 0
+    for method, rule in body_routes(app):
+        if rule.endpoint in declared:
+            continue
+        response = client.open(url_for_rule(rule, ident), method=method, json={"force": True})
+        assert response.status_code == 422, (method, rule.rule, response.status_code)
+        assert error_of(response)["fields"] == {"force": "unknown field"}
+        refused += 1
+    assert refused >= 5
+    # An empty object is no body at all.
+    assert client.post(f"/api/deployments/{ident}/webhook", json={}).status_code == 201
+
+
+def spec_declares_body(app, endpoint):
+    from backend.api.spec import spec
+
+    metadata = spec.get_function_metadata(app.view_functions[endpoint])
+    return metadata is not None and metadata.json is not None
 
 
 def test_an_unsigned_malformed_webhook_body_learns_nothing_but_401(client, target):
