@@ -32,13 +32,12 @@ def canonical(name):
 
 
 def pins(path):
-    """{canonical name: version} of every `name[extras]==version` in path and the files it includes (-r)."""
+    """{canonical name: version} of every `name[extras]==version` in path itself (an included file, -r, is
+    audited on its own: .ci/run names each file)."""
     found = {}
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if line.startswith(("-r ", "--requirement ")):
-            found.update(pins(Path(path).parent / line.split(None, 1)[1]))
-        elif "==" in line:
+        if "==" in line:
             name, version = line.split("==", 1)
             found[canonical(name.split("[", 1)[0])] = version.strip()
     return found
