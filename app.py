@@ -10,6 +10,7 @@ from backend.extensions import db, migrate
 from config import (
     BASE_DIR,
     ConfigurationError,
+    check_common,
     check_database_url,
     config_by_name,
     database_source,
@@ -63,6 +64,8 @@ def create_app(config_name=None, **overrides):
     check_database_url(app.config["SQLALCHEMY_DATABASE_URI"], database_source())
     if hasattr(config_class, "validate"):
         config_class.validate(app.config)
+    else:
+        check_common(app.config)
 
     configure_logging(app)
     db.init_app(app)

@@ -160,6 +160,13 @@ class Config:
     # Simulation mode (python app.py --simulate): a fake Proxmox in-process, guests as local sandboxes.
     SIMULATE = env_bool("SIMULATE", False)
     SIMULATION_DIR = os.environ.get("SIMULATION_DIR") or None  # default: instance/simulation
+    # What simulated guests are: sandboxes (directories on this machine, the default) or containers (real
+    # Debian guests with systemd and sshd, deployed over SSH as in production; needs root).
+    SIMULATION_GUESTS = os.environ.get("SIMULATION_GUESTS") or "sandboxes"
+    # Guests that reach package registries only through an HTTP(S) proxy: apt, pip, npm and git on the
+    # guest use it (hosts in GUEST_NO_PROXY, comma-separated, are reached directly).
+    GUEST_HTTP_PROXY = os.environ.get("GUEST_HTTP_PROXY") or None
+    GUEST_NO_PROXY = os.environ.get("GUEST_NO_PROXY") or None
     # Server-Sent Events log streams: how long one connection may stay open.
     LOG_STREAM_MAX_SECONDS = env_int("LOG_STREAM_MAX_SECONDS", 1800)
     # Per-user quotas (members; admins have none); an admin overrides them per user (PATCH /api/users/<id>).
@@ -236,6 +243,7 @@ class ProductionConfig(Config):
     @classmethod
     def validate(cls, app_config):
         """Refuse settings that are unsafe in production."""
+        check_common(app_config)
         if app_config.get("SECRET_KEY") in (None, "", DEFAULT_SECRET_KEY):
             raise RuntimeError(
                 "SECRET_KEY is not set: production refuses to start with the default key. "
@@ -247,6 +255,16 @@ class ProductionConfig(Config):
                 "certificate. Point PROXMOX_CA_BUNDLE at the cluster's CA (/etc/pve/pve-root-ca.pem), or set "
                 "PROXMOX_ALLOW_INSECURE=true to accept the risk explicitly."
             )
+
+
+def check_common(app_config):
+    """Settings every configuration must get right; ConfigurationError names the one that is wrong."""
+    if app_config.get("SIMULATION_GUESTS") not in ("sandboxes", "containers"):
+        raise ConfigurationError("SIMULATION_GUESTS is sandboxes or containers, "
+                                 f"not {app_config['SIMULATION_GUESTS']!r}")
+    proxy = app_config.get("GUEST_HTTP_PROXY")
+    if proxy and (not proxy.startswith(("http://", "https://")) or any(c.isspace() for c in proxy)):
+        raise ConfigurationError("GUEST_HTTP_PROXY is an http:// or https:// URL, e.g. http://10.0.0.1:3128")
 
 
 config_by_name = {

@@ -106,7 +106,7 @@ def init_app(app):
     if not app.config.get("DEPLOY_APPS", True):
         return
     app.extensions["deploy_app"] = deploy_app
-    if app.config.get("SIMULATE"):
+    if app.config.get("SIMULATE") and app.config.get("SIMULATION_GUESTS") != "containers":
         app.extensions["deploy_transport"] = _local_factory(app)
         app.extensions["guest_hooks"] = SandboxHooks(app)
         return

@@ -175,12 +175,15 @@ class Limits:
     releases_kept: int = 3
     git_protocols: str = "https"
     git_rewrites: tuple = ()  # (base, insteadOf prefix) pairs
+    http_proxy: str | None = None  # what apt, pip, npm and git on the guest go through (GUEST_HTTP_PROXY)
+    no_proxy: str | None = None
 
     @classmethod
     def from_config(cls, config):
         return cls(command_timeout=config["DEPLOY_COMMAND_TIMEOUT"], health_timeout=config["HEALTH_CHECK_TIMEOUT"],
                    releases_kept=max(1, config["RELEASES_KEPT"]), git_protocols=config["GIT_ALLOW_PROTOCOL"],
-                   git_rewrites=tuple(sorted((config.get("GIT_URL_REWRITES") or {}).items())))
+                   git_rewrites=tuple(sorted((config.get("GIT_URL_REWRITES") or {}).items())),
+                   http_proxy=config.get("GUEST_HTTP_PROXY") or None, no_proxy=config.get("GUEST_NO_PROXY") or None)
 
 
 class Deployer:
@@ -191,6 +194,7 @@ class Deployer:
         self.keep = limits.releases_kept
         self.git_protocols = limits.git_protocols
         self.git_rewrites = dict(limits.git_rewrites)
+        self.http_proxy, self.no_proxy = limits.http_proxy, limits.no_proxy
         root = transport.root
         self.root = root
         self.dir = f"{root}/releases/{work.version}"
@@ -233,17 +237,32 @@ class Deployer:
         path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
         env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
                "PORT": str(self.plan.port), "HOST": self.t.bind_host, "CI": "true", "HOME": self.dir,
-               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false"}
+               "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false", **self.proxy_env()}
         self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
+
+    def proxy_env(self):
+        """The variables that send pip, npm and git through the guests' proxy (none without one)."""
+        if not self.http_proxy:
+            return {}
+        names = ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "npm_config_proxy", "npm_config_https_proxy")
+        env = dict.fromkeys(names, self.http_proxy)
+        if self.no_proxy:
+            env.update(no_proxy=self.no_proxy, NO_PROXY=self.no_proxy, npm_config_noproxy=self.no_proxy)
+        return env
+
+    def apt_get(self, *args, label):
+        """apt-get on the guest, non-interactive, waiting for another apt's lock, through the proxy if any."""
+        proxy = ["-o", f"Acquire::http::Proxy={self.http_proxy}", "-o", f"Acquire::https::Proxy={self.http_proxy}"] \
+            if self.http_proxy else []
+        return self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-o", "DPkg::Lock::Timeout=300",
+                        *proxy, *args], label=label)
 
     # steps
 
     def prepare_guest(self):
         if getattr(self.t, "manages_system", False):
-            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-o", "DPkg::Lock::Timeout=300",
-                     "update"], label="apt-get update")
-            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=300",
-                     "install", "--no-install-recommends", "git", "ca-certificates"], label="install git")
+            self.apt_get("update", label="apt-get update")
+            self.apt_get("-y", "install", "--no-install-recommends", "git", "ca-certificates", label="install git")
             self.sh(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd --system --no-create-home '
                      '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.t.app_user, self.root],
                     label=f"app user {self.t.app_user}")
@@ -265,7 +284,7 @@ class Deployer:
         for i, (base, prefix) in enumerate(rewrites):
             env[f"GIT_CONFIG_KEY_{i}"] = f"url.{base}.insteadOf"
             env[f"GIT_CONFIG_VALUE_{i}"] = prefix
-        return env
+        return {**env, **self.proxy_env()}
 
     def fetch(self):
         work = self.work
@@ -317,9 +336,8 @@ class Deployer:
 
     def install_runtime(self):
         if getattr(self.t, "manages_system", False):
-            self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", "-o", "DPkg::Lock::Timeout=300",
-                     "install", "--no-install-recommends", *self.plan.packages],
-                    label=f"install {' '.join(self.plan.packages)}")
+            self.apt_get("-y", "install", "--no-install-recommends", *self.plan.packages,
+                         label=f"install {' '.join(self.plan.packages)}")
             return
         for command in self.plan.commands:
             result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)

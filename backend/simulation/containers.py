@@ -284,6 +284,7 @@ class ContainerHost:
 
     def _configure(self, guest, hostname, authorized_keys):
         root = guest.root
+        _trust_local_cas(root)
         (root / "etc" / "hostname").write_text(f"{hostname}\n")
         (root / "etc" / "hosts").write_text(f"127.0.0.1 localhost\n{guest.address} {hostname}\n")
         self.authorize(guest.name, "root", authorized_keys)
@@ -426,6 +427,32 @@ class ContainerHost:
         return found
 
 
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+
+
+def _trust_local_cas(root):
+    """Give the guest the certificate authorities this machine added to its own trust (a site whose egress
+    inspects TLS has one; its Proxmox templates carry it too), for apt, git, pip and npm alike.
+
+    Done per guest, not in the cached image: such a CA may change between runs.
+    """
+    extra = sorted(LOCAL_CAS.glob("*.crt")) if LOCAL_CAS.is_dir() else []
+    if not extra:
+        return
+    target = root / "usr" / "local" / "share" / "ca-certificates"
+    target.mkdir(parents=True, exist_ok=True)
+    pem = ""
+    for certificate in extra:
+        shutil.copy(certificate, target / certificate.name)
+        pem += certificate.read_text().strip() + "\n"
+    bundle = root / "etc" / "ssl" / "certs" / "ca-certificates.crt"
+    if bundle.exists():
+        bundle.write_text(bundle.read_text() + pem)
+    # pip (its own certifi bundle) and npm (node's built-in roots) read the system bundle only when told so.
+    (root / "etc" / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")
+    (root / "etc" / "npmrc").write_text("cafile=/etc/ssl/certs/ca-certificates.crt\n")
+
+
 def _cgroup_pids(name):
     pids = set()
     for root in CGROUP_ROOTS:
@@ -454,3 +481,57 @@ def _answers(address, port):
             return True
     except OSError:
         return False
+
+
+class ProxmoxGuests:
+    """The fake Proxmox's guests made real on a ContainerHost (FakeProxmox(guest_backend=ProxmoxGuests(host))).
+
+    An LXC create makes the container with the request's ssh-public-keys for root; a VM clone makes nothing
+    until its first start, when cloud-init would run: then its ciuser gets the sshkeys and sudo, and eth0
+    the ipconfig0 address. Power actions and deletes act on the container; the guest agent and the LXC
+    interfaces report its real address.
+    """
+
+    def __init__(self, host):
+        self.host = host
+
+    @staticmethod
+    def name(guest):
+        return f"g{guest.vmid}"
+
+    def create_lxc(self, guest, public_keys):
+        address = guest.static_ipv4()
+        self.host.create(self.name(guest), hostname=str(guest.config.get("hostname") or f"ct{guest.vmid}"),
+                         address=address[0] if address else None,
+                         authorized_keys=[k for k in str(public_keys).splitlines() if k.strip()])
+
+    def _cloud_init(self, guest):
+        from urllib.parse import unquote  # noqa: PLC0415 - only a VM's first start needs it
+
+        config = guest.config
+        keys = [k for k in unquote(str(config.get("sshkeys") or "")).splitlines() if k.strip()]
+        address = guest.static_ipv4()
+        self.host.create(self.name(guest), hostname=str(config.get("name") or f"vm{guest.vmid}"),
+                         address=address[0] if address else None,
+                         users={str(config.get("ciuser") or "debian"): keys})
+
+    def power(self, guest, action):
+        name = self.name(guest)
+        if name not in self.host.guests:
+            if guest.kind != "qemu":
+                raise ContainerError(f"CT {guest.vmid} has no container")
+            self._cloud_init(guest)
+        if action == "start":
+            self.host.boot(name)
+        elif action in ("stop", "shutdown"):
+            self.host.poweroff(name)
+        elif action == "reboot":
+            self.host.reboot(name)
+
+    def destroy(self, guest):
+        if self.name(guest) in self.host.guests:
+            self.host.destroy(self.name(guest))
+
+    def address(self, guest):
+        made = self.host.guests.get(self.name(guest))
+        return (made.address, made.prefix) if made is not None else None

@@ -28,6 +28,7 @@ import hashlib
 import http
 import itertools
 import json
+import logging
 import re
 import secrets
 import shutil
@@ -51,6 +52,7 @@ from backend.simulation.pve_schema import (
     split_list,
 )
 
+log = logging.getLogger(__name__)
 KIB, MIB, GIB = 1024, 1024 ** 2, 1024 ** 3
 API_PREFIX = "/api2/json"
 MAX_DELAY_SECONDS = 60.0
@@ -220,10 +222,13 @@ class Task:
     log: list = field(default_factory=list)
     on_end: object = None
     finished: bool = False
+    work_done: object = None  # a threading.Event while real work (a guest backend's) runs for this task
 
     @property
     def ends_at(self):
-        """Monotonic time at which the task stops."""
+        """Monotonic time at which the task stops (not before its real work, if it has any, is done)."""
+        if self.work_done is not None and not self.work_done.is_set():
+            return float("inf")
         return self.started + self.duration
 
     @property
@@ -340,8 +345,12 @@ class FakeProxmox:
     """A Proxmox VE cluster behind an HTTPS API on loopback, with fault injection."""
 
     def __init__(self, nodes=None, storages=None, users=None, tokens=None, task_seconds=0.05,
-                 agent_delay=0.0, version="9.1.3", schema=None, clustername="fake-cluster"):
-        """Configure the cluster; nodes and storages are Node/Storage objects or plain dicts."""
+                 agent_delay=0.0, version="9.1.3", schema=None, clustername="fake-cluster", guest_backend=None):
+        """Configure the cluster; nodes and storages are Node/Storage objects or plain dicts.
+
+        guest_backend: what makes the guests real (containers.ProxmoxGuests); None keeps them records only.
+        """
+        self.guest_backend = guest_backend
         self.nodes = {n.name: n for n in (self._as(Node, n) for n in (nodes or [Node("pve1")]))}
         self.storages = [self._as(Storage, s) for s in (storages or [
             Storage("local", type="dir", content="iso,vztmpl,backup,snippets", total=100 * GIB),
@@ -670,8 +679,12 @@ class FakeProxmox:
 
     # --- tasks ------------------------------------------------------------------------------------
 
-    def _start_task(self, node, kind, guest_id, user, log=(), error=None, on_end=None):
-        """Create a task and return its UPID; on_end(task) runs once it has stopped."""
+    def _start_task(self, node, kind, guest_id, user, log=(), error=None, on_end=None, work=None):
+        """Create a task and return its UPID; on_end(task) runs once it has stopped.
+
+        work (with a guest backend): a callable run in a thread of its own; the task lasts until it returns,
+        and fails with its error's words when it raises.
+        """
         now = time.monotonic()
         pid = next(self._pids)
         pstart = int(now * 100) & 0xFFFFFFFF  # process start in clock ticks, as /proc gives it
@@ -685,7 +698,22 @@ class FakeProxmox:
                     visible_at=now + self.task_visibility_delay, exitstatus=exitstatus, log=list(log),
                     on_end=on_end)
         self.tasks[upid] = task
+        if work is not None and task.succeeded:
+            task.work_done = threading.Event()
+            threading.Thread(target=self._run_work, args=(task, work), name=f"fake-{kind}-{guest_id}",
+                             daemon=True).start()
         return upid
+
+    @staticmethod
+    def _run_work(task, work):
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - the task fails with the backend's words, as Proxmox's would
+            log.warning("task %s failed: %s", task.upid, exc)
+            task.exitstatus = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
+        finally:
+            task.duration = max(task.duration, time.monotonic() - task.started)
+            task.work_done.set()
 
     def _advance(self):
         """Stop every task whose time has come, in order, and apply its effect."""
@@ -1005,7 +1033,10 @@ class FakeProxmox:
         ]}
 
     def _address(self, guest):
-        """(IPv4, prefix) of a running guest: its static address, else one from 10.10.0.0/24."""
+        """(IPv4, prefix) of a running guest: a real guest's own, its static address, else one from 10.10.0.0/24."""
+        real = self.guest_backend.address(guest) if self.guest_backend else None
+        if real:
+            return real
         static = guest.static_ipv4()
         if static:
             return static
@@ -1105,6 +1136,7 @@ class FakeProxmox:
         ostemplate = params.pop("ostemplate")
         storage = params.pop("storage", "local")
         start_after = params.pop("start", "0") in ("1", 1, True)
+        public_keys = params.get("ssh-public-keys") or ""
         for not_config in ("password", "ssh-public-keys", "force", "restore", "pool", "ignore-unpack-errors",
                            "unique", "ha-managed", "bwlimit"):
             params.pop(not_config, None)
@@ -1136,7 +1168,13 @@ class FakeProxmox:
         log = [f"extracting archive '{ostemplate}'", "Total bytes read: 524288000 (500MiB, 250MiB/s)",
                "Detected container architecture: amd64",
                "Creating SSH host key 'ssh_host_ed25519_key' - this may take some time ..."]
-        return self._start_task(node, "vzcreate", vmid, request.user, log=log, on_end=finish)
+        work = None
+        if self.guest_backend:
+            def work():
+                self.guest_backend.create_lxc(guest, public_keys)
+                if start_after:
+                    self.guest_backend.power(guest, "start")
+        return self._start_task(node, "vzcreate", vmid, request.user, log=log, on_end=finish, work=work)
 
     def clone_qemu(self, request):
         """POST /nodes/{node}/qemu/{vmid}/clone: a new VM locked 'clone' until its qmclone task ends."""
@@ -1318,8 +1356,9 @@ class FakeProxmox:
 
         verb = {"start": "starting", "stop": "stopping", "shutdown": "shutting down",
                 "reboot": "rebooting"}[action]
+        work = (lambda: self.guest_backend.power(guest, action)) if self.guest_backend else None
         return self._start_task(guest.node, f"{prefix}{action}", guest.vmid, request.user,
-                                log=[f"{verb} {guest.label} {guest.vmid}"], error=error, on_end=finish)
+                                log=[f"{verb} {guest.label} {guest.vmid}"], error=error, on_end=finish, work=work)
 
     def _delete(self, request, kind):
         """DELETE a guest: refused while running (lxc: unless force), removed when the task ends."""
@@ -1341,8 +1380,9 @@ class FakeProxmox:
         if str(params.get("purge", "0")) == "1":
             log.append(f"purging {guest.label} {guest.vmid} from related configurations..")
         prefix = "vz" if kind == "lxc" else "qm"
+        work = (lambda: self.guest_backend.destroy(guest)) if self.guest_backend else None
         return self._start_task(guest.node, f"{prefix}destroy", guest.vmid, request.user, log=log,
-                                on_end=finish)
+                                on_end=finish, work=work)
 
     def delete_lxc(self, request):
         """DELETE /nodes/{node}/lxc/{vmid}."""
