@@ -84,10 +84,14 @@ def main(argv=None):
     parser.add_argument("--simulate", action="store_true", default=env_bool("SIMULATE"),
                         help="run a fake Proxmox in-process; guests are local sandboxes on 127.77.x.y "
                              "(apps are really cloned, built and started on this machine)")
+    parser.add_argument("--guests", choices=("sandboxes", "containers"),
+                        default=os.environ.get("SIMULATION_GUESTS") or "sandboxes",
+                        help="with --simulate: sandboxes (the default), or containers: real Debian guests with "
+                             "systemd and sshd on a bridge, deployed over SSH as on Proxmox (needs root)")
     args = parser.parse_args(argv)
     try:
         if args.simulate:
-            _simulate(parser)
+            _simulate(parser, args.guests)
         else:
             _serve(create_app())
     except ConfigurationError as exc:
@@ -118,7 +122,7 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _simulate(parser):
+def _simulate(parser, guests="sandboxes"):
     """Serve with an in-process fake Proxmox; on exit (Ctrl-C, SIGTERM) every simulated guest's app stops."""
     import ipaddress  # noqa: PLC0415 - simulation-only imports
     import signal  # noqa: PLC0415
@@ -140,6 +144,8 @@ def _simulate(parser):
         block, block_lock = runtime.claim_block()
     except runtime.SimulationBusy as exc:
         parser.exit(1, f"Error: {exc}\n")
+    if guests == "containers":
+        return _simulate_containers(parser, base, block, (dir_lock, block_lock))
     fake, settings = runtime.start_fake(ip_pool=runtime.address_pool(block))
     try:
         # The fake cluster lives as long as this process: so do the simulated guests and, unless
@@ -167,6 +173,44 @@ def _simulate(parser):
         print(f" * Simulation ended: stopped the apps of {stopped} simulated guest(s)", flush=True)
         block_lock.close()
         dir_lock.close()
+
+
+def _simulate_containers(parser, base, block, locks):
+    """--simulate --guests=containers: real guests on a bridge of this run's block, removed when it ends."""
+    from backend.simulation import runtime  # noqa: PLC0415 - simulation-only imports
+    from backend.simulation.containers import ContainerError  # noqa: PLC0415
+    from backend.simulation.realguests import RealGuestCluster  # noqa: PLC0415
+
+    database = runtime.reset(base)
+    runtime.prepare_examples(base, BASE_DIR / "examples")  # the repositories; guests clone them over HTTP
+    cluster = RealGuestCluster(base / "containers", block, base / "examples", runtimes=False,
+                               serves_as=runtime.EXAMPLES_OWNER, task_seconds=0.2)
+    try:
+        print(" * Real guests: building or checking the guest image (the first time takes a minute or two)",
+              flush=True)
+        cluster.start()
+    except ContainerError as exc:
+        for lock in locks:
+            lock.close()
+        parser.exit(1, f"Error: {exc}\n")
+    try:
+        extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        app = create_app(**cluster.app_config(), **extra)
+        print(f" * Simulation mode with real guests: fake Proxmox at {cluster.fake.url}; guests are containers on "
+              f"{cluster.host.bridge} ({cluster.host.network}), reached over SSH;\n"
+              f" * packages through the proxy {cluster.proxy.url}; sample apps at "
+              f"{runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site", flush=True)
+
+        def announce_token(app):
+            token, path = runtime.admin_token(app, base)
+            print(f" * Admin API token (also in {path}):\n   export TOKEN={token}", flush=True)
+
+        _serve(app, before_serving=announce_token)
+    finally:
+        cluster.close()
+        print(" * Simulation ended: every real guest it made is removed", flush=True)
+        for lock in locks:
+            lock.close()
 
 
 if __name__ == "__main__":

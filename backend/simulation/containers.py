@@ -231,11 +231,21 @@ class ContainerHost:
         """Create the bridge (replacing one an earlier run of this block left behind)."""
         require_capabilities()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._sweep_stale()
         _run(["ip", "link", "del", self.bridge], check=False)
         _run(["ip", "link", "add", self.bridge, "type", "bridge"])
         _run(["ip", "addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge])
         _run(["ip", "link", "set", self.bridge, "up"])
         return self
+
+    def _sweep_stale(self):
+        """Remove what an earlier run in this work directory left (one killed before it could close)."""
+        for directory in sorted(p for p in self.workdir.iterdir() if p.is_dir()):
+            if NAME_RE.fullmatch(directory.name):
+                self.guests[directory.name] = Container(directory.name, "", 0, directory)
+                with contextlib.suppress(ContainerError, OSError, subprocess.SubprocessError):
+                    self.destroy(directory.name)
+                self.guests.pop(directory.name, None)
 
     def close(self):
         """Remove every guest, then the bridge and the work directory."""

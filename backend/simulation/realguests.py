@@ -32,7 +32,9 @@ class RealGuestCluster:
     until the deployer installs them with apt (through the proxy); True starts from an image that has them.
     """
 
-    def __init__(self, workdir, block, repos_dir, *, runtimes=True, task_seconds=0.05):
+    def __init__(self, workdir, block, repos_dir, *, runtimes=True, task_seconds=0.05,
+                 serves_as="https://github.com/"):
+        self.serves_as = serves_as  # the URL prefix the repositories under repos_dir stand for
         self.workdir = Path(workdir)
         self.block = block
         self.repos_dir = Path(repos_dir)
@@ -66,7 +68,7 @@ class RealGuestCluster:
         """The platform's settings for these guests: the deploy step over SSH, packages through the proxy."""
         return {"PROXMOX_SETTINGS": self.settings, "SIMULATE": True, "SIMULATION_GUESTS": "containers",
                 "GUEST_HTTP_PROXY": self.proxy.url, "GUEST_NO_PROXY": self.host.gateway,
-                "GIT_URL_REWRITES": {self.git.url: "https://github.com/"}, "GIT_ALLOW_PROTOCOL": "https:http"}
+                "GIT_URL_REWRITES": {self.git.url: self.serves_as}, "GIT_ALLOW_PROTOCOL": "https:http"}
 
     def close(self):
         for part in (self.fake, self.git, self.proxy):
