@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from backend.deploy import recipes
-from backend.deploy.transport import CommandTimeout, ServiceSpec, TransportError
+from backend.deploy.transport import CommandTimeout, HostKeyMismatch, ServiceSpec, TransportError
 from backend.deploy.units import render_env_file
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus, LogLine, Release
@@ -441,6 +441,8 @@ class Deployer:
             try:
                 self.t.run(["true"], timeout=30)
                 return
+            except HostKeyMismatch as exc:
+                raise AppError(f"the guest was refused: {exc}") from None
             except TransportError as exc:
                 if time.monotonic() >= deadline:
                     raise AppError(f"the guest did not answer: {exc}") from None

@@ -52,6 +52,7 @@ from backend.deploy.transport import (
     SERVICE_NAME,
     CommandResult,
     CommandTimeout,
+    HostKeyMismatch,
     LineSink,
     Transport,
     TransportError,
@@ -231,7 +232,7 @@ class SSHTransport(Transport):
             try:
                 self._pinned = parse_host_key_line(known_host_key)
             except ValueError as exc:
-                raise TransportError(f"the recorded host key of {host} is unusable ({exc}); refused") from None
+                raise HostKeyMismatch(f"the recorded host key of {host} is unusable ({exc}); refused") from None
         self._client = None
         self._lock = threading.Lock()
 
@@ -281,7 +282,7 @@ class SSHTransport(Transport):
         except paramiko.BadHostKeyException as exc:
             client.close()
             offered = exc.key
-            raise TransportError(
+            raise HostKeyMismatch(
                 f"host key of {self._where()} changed (it now offers {offered.get_name()} "
                 f"{offered.fingerprint}, not the recorded key); connection refused"
             ) from None

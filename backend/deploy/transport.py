@@ -19,6 +19,10 @@ class TransportError(Exception):
     """The guest could not be reached, or refused us (e.g. a changed host key)."""
 
 
+class HostKeyMismatch(TransportError):
+    """The guest offers another host key than the one recorded: someone else may answer there; never retried."""
+
+
 class CommandTimeout(TransportError):
     """A command ran past its time limit and was killed."""
 

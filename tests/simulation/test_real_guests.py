@@ -118,14 +118,190 @@ def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_rebo
     assert wait_for(client, created["id"], {"running"})["status"] == "running"
     assert serves(running["url"], "hello guests from v1"), "the app did not come back after the reboot"
 
-    # A new release, then delete: nothing of the guest remains on this machine.
+    # Releases: a new commit goes live; a crashing one is switched back; a rollback; an env change.
+    ident = created["id"]
     repos.commit("hello-real", flask_app("v2"))
-    assert client.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
-    assert wait_release(client, created["id"], 2, timeout=300)["status"] == "live"
+    assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+    assert wait_release(client, ident, 2, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v2")
+    repos.commit("hello-real", {"app.py": "raise SystemExit('broken on purpose')\n"})
+    assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+    broken = wait_release(client, ident, 3, timeout=300)
+    assert broken["status"] == "failed" and "broken on purpose" in broken["error_message"]
+    assert fetch(running["url"]) == (200, "hello guests from v2")
+    assert client.post(f"/api/deployments/{ident}/releases/1/rollback").status_code == 202
+    assert wait_release(client, ident, 4, timeout=300)["status"] == "live"
+    assert fetch(running["url"]) == (200, "hello guests from v1")
+    assert client.patch(f"/api/deployments/{ident}/env", json={"GREETING": "moon"}).status_code == 202
+    assert wait_release(client, ident, 5, timeout=300)["status"] == "live"
+    assert fetch(running["url"]) == (200, "hello moon from v1")
+
+    # Delete: nothing of the guest remains on this machine.
     vmid = running["vm_id"]
     assert client.delete(f"/api/deployments/{created['id']}").status_code == 202
     assert wait_for(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
     assert vmid not in guests_of(made.fake)
     assert made.host.leftovers([f"g{vmid}"]) == []
     assert subprocess.run(["ip", "link", "show", f"pv-g{vmid}"], capture_output=True).returncode != 0
+
+
+FASTAPI_APP = {
+    "requirements.txt": "fastapi\n",
+    "main.py": """
+        from fastapi import FastAPI
+        from fastapi.responses import PlainTextResponse
+
+        app = FastAPI()
+
+
+        @app.get("/", response_class=PlainTextResponse)
+        def index():
+            return "hello from fastapi"
+    """,
+}
+DJANGO_APP = {
+    "requirements.txt": "Django>=4.2,<6\n",
+    "manage.py": """
+        import os
+        import sys
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_conf.settings")
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(sys.argv)
+    """,
+    "site_conf/__init__.py": "",
+    "site_conf/settings.py": """
+        from pathlib import Path
+
+        BASE_DIR = Path(__file__).resolve().parent.parent
+        SECRET_KEY = "tests-only"
+        DEBUG = False
+        ALLOWED_HOSTS = ["*"]
+        ROOT_URLCONF = "site_conf.urls"
+        INSTALLED_APPS = ["django.contrib.staticfiles"]
+        MIDDLEWARE = []
+        DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+        STATIC_URL = "static/"
+        STATIC_ROOT = BASE_DIR / "staticfiles"
+    """,
+    "site_conf/urls.py": """
+        from django.http import HttpResponse
+        from django.urls import path
+
+        urlpatterns = [path("", lambda request: HttpResponse("hello from django"))]
+    """,
+    "site_conf/wsgi.py": """
+        import os
+
+        from django.core.wsgi import get_wsgi_application
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_conf.settings")
+        application = get_wsgi_application()
+    """,
+}
+
+
+def test_fastapi_django_express_and_a_static_site_each_run_on_a_guest_of_their_own(platform):
+    from tests.deploy.conftest import STATIC_SITE
+    from tests.deploy.test_simulation import EXPRESS_APP
+
+    app, repos, _ = platform
+    client = app.test_client()
+    samples = {"real-fastapi": (FASTAPI_APP, "fastapi", "hello from fastapi"),
+               "real-django": (DJANGO_APP, "django", "hello from django"),
+               "real-express": (EXPRESS_APP, "auto", "hello node from express"),
+               "real-static": (STATIC_SITE, "auto", None)}
+    made = {}
+    for name, (files, framework, _) in samples.items():
+        repos.make(name, files)
+        made[name] = create(client, name=name, framework=framework, github_url=repos.url(name),
+                            env={"GREETING": "node"})["id"]
+    for name, (_, _, text) in samples.items():
+        running = wait_for(client, made[name], {"running", "failed"}, timeout=400)
+        assert running["status"] == "running", (name, running["error_message"])
+        status, body = fetch(running["url"])
+        assert status == 200 and (text in body if text else "static site v1" in body), (name, body[:200])
+    for ident in made.values():
+        client.delete(f"/api/deployments/{ident}")
+    for ident in made.values():
+        assert wait_for(client, ident, {"deleted"}, timeout=120)["status"] == "deleted"
+
+
+def test_a_guest_whose_host_key_changes_is_refused(platform):
+    app, repos, _ = platform
+    repos.make("real-pinned", flask_app("v1"))
+    client = app.test_client()
+    created = create(client, name="real-pinned", github_url=repos.url("real-pinned"))
+    running = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    assert running["status"] == "running", running["error_message"]
+    # Someone else answers at the guest's address now: a new host key.
+    status, _ = on_guest(app, running["ip_address"], "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A -q "
+                                                     "&& systemctl restart ssh")
+    assert status == 0
+    assert client.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
+    refused = wait_release(client, created["id"], 2, timeout=120)
+    assert refused["status"] == "failed" and "host key" in refused["error_message"].lower()
+    assert fetch(running["url"]) == (200, "hello nobody from v1")  # the app it had keeps serving
+    client.delete(f"/api/deployments/{created['id']}")
+    wait_for(client, created["id"], {"deleted"}, timeout=120)
+
+
+def test_a_guest_that_never_answers_ssh_fails_plainly_and_leaves_no_guest(platform, monkeypatch):
+    from backend.deploy import deployer
+
+    app, repos, made = platform
+    monkeypatch.setattr(deployer, "REACHABLE_SECONDS", 5)
+    backend = made.fake.guest_backend
+    create_lxc = backend.create_lxc
+
+    def without_sshd(guest, keys):
+        create_lxc(guest, keys)
+        (made.host.guests[backend.name(guest)].root / "etc/systemd/system/ssh.service").symlink_to("/dev/null")
+
+    monkeypatch.setattr(backend, "create_lxc", without_sshd)
+    monkeypatch.setattr(made.host, "boot", lambda name, timeout=60: boot_without_waiting(made.host, name))
+    repos.make("real-silent", flask_app("v1"))
+    client = app.test_client()
+    created = create(client, name="real-silent", github_url=repos.url("real-silent"))
+    failed = wait_for(client, created["id"], {"running", "failed"}, timeout=120)
+    assert failed["status"] == "failed" and "did not answer" in failed["error_message"]
+    assert guests_of(made.fake) == [] and made.host.guests == {}
+
+
+def boot_without_waiting(host, name):
+    """ContainerHost.boot, but returning once systemd runs (this guest's sshd never will)."""
+    import backend.simulation.containers as containers
+
+    real_answers = containers._answers
+    containers._answers = lambda address, port: True
+    try:
+        return type(host).boot(host, name)
+    finally:
+        containers._answers = real_answers
+
+
+def test_a_build_that_runs_out_of_time_fails_and_leaves_no_guest(platform):
+    app, repos, made = platform
+    app.config["DEPLOY_COMMAND_TIMEOUT"] = 5
+    repos.make("real-slow", flask_app("v1"))
+    client = app.test_client()
+    created = create(client, name="real-slow", github_url=repos.url("real-slow"), build_command="sleep 60")
+    failed = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    assert failed["status"] == "failed" and "ran past its 5 s limit" in failed["error_message"], failed["error_message"]
+    assert guests_of(made.fake) == [] and made.host.guests == {}
+
+
+def test_a_vm_deploys_as_its_cloud_init_user_with_sudo(platform):
+    app, repos, made = platform
+    repos.make("real-vm", flask_app("v1"))
+    client = app.test_client()
+    created = create(client, name="real-vm", deployment_type="vm", github_url=repos.url("real-vm"))
+    running = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    assert running["status"] == "running", running["error_message"]
+    assert fetch(running["url"]) == (200, "hello nobody from v1")
+    status, output = on_guest(app, running["ip_address"], "sudo -n systemctl is-active paas-app", user="paas")
+    assert (status, output.strip()) == (0, "active")
+    client.delete(f"/api/deployments/{created['id']}")
+    assert wait_for(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
+    assert made.host.guests == {}
