@@ -134,6 +134,13 @@ def _simulate(parser, guests="sandboxes"):
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         # Simulated guests run their builds as this user on this machine: never offer that to a network.
         parser.error(f"--simulate serves on loopback only; HOST is {host}")
+    if guests == "containers":
+        from backend.simulation.containers import ContainerError, require_capabilities  # noqa: PLC0415
+
+        try:
+            require_capabilities()  # before anything is made: a plain refusal, nothing to undo
+        except ContainerError as exc:
+            parser.exit(1, f"Error: {exc}\n")
     # SIGTERM ends the server as Ctrl-C does (werkzeug stops serving on KeyboardInterrupt), so the cleanup
     # below runs and main() returns to the os._exit that keeps running jobs from outliving it.
     signal.signal(signal.SIGTERM, _interrupt)

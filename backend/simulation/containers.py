@@ -278,6 +278,9 @@ class ContainerHost:
         address = address or self.free_address()
         if ipaddress.ip_address(address) not in self.network:
             raise ContainerError(f"{address} is not on {self.bridge} ({self.network})")
+        holder = next((g.name for g in self.guests.values() if g.address == address), None)
+        if holder is not None:
+            raise ContainerError(f"{address} is in use by guest {holder}")
         guest = Container(name, address, self.network.prefixlen, self.workdir / name, users=dict(users or {}))
         for part in ("upper", "work", "root"):
             (guest.directory / part).mkdir(parents=True, exist_ok=True)

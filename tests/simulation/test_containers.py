@@ -13,7 +13,7 @@ from backend.simulation import containers
 from backend.simulation.containers import ContainerError, ContainerHost, GuestImage, require_capabilities
 from tests.conftest import worker_number
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-guests")]
 
 IMAGE_CACHE = os.environ.get("SIMULATION_IMAGE_CACHE", "/var/cache/paas-simulation/images")
 

@@ -15,7 +15,9 @@ from tests.deploy.test_simulation import fetch, wait_release
 from tests.jobs.conftest import guests_of, make_app, wait_for
 from tests.simulation.test_containers import capable
 
-pytestmark = pytest.mark.slow
+# One worker runs every real-guest test, one after another: two clusters booting and building at once on a
+# 2-core machine make SSH time out.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-guests")]
 
 
 @pytest.fixture(params=["sqlite"])
@@ -49,10 +51,16 @@ def platform(cluster, database_url, tmp_path):
     made, repos = cluster
     app = make_app(database_url, made.fake, settings=made.settings, **made.app_config(), DEPLOY_APPS=True,
                    SSH_KEY_PATH=str(tmp_path / "ssh" / "id_ed25519"), JOB_TIME_LIMIT=600, HEALTH_CHECK_TIMEOUT=60,
-                   DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30)
+                   DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30, SSH_CONNECT_TIMEOUT=60)
     yield app, repos, made
     app.extensions["jobs"].wait_idle(120)
     app.extensions["jobs"].shutdown()
+    # Each test starts from an empty cluster (its database hands out the same addresses again), even when it
+    # failed half-way and left a guest behind.
+    for name in list(made.host.guests):
+        made.host.destroy(name)
+    for vmid in guests_of(made.fake):
+        del made.fake.guests[vmid]
     made.fake.assert_no_violations()
 
 
