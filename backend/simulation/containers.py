@@ -39,7 +39,7 @@ BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "ca-certif
 # A second image with the runtimes preinstalled keeps a test suite from installing them once per guest.
 RUNTIME_PACKAGES = ("python3", "python3-venv", "git", "nodejs", "npm")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
-NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,10}")  # short: interface names are at most 15 characters
+NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,8}")  # short: "pv<block>-<name>" is an interface name (15 at most)
 
 
 class ContainerError(RuntimeError):
@@ -185,6 +185,7 @@ class Container:
     address: str
     prefix: int
     directory: Path
+    block: int
     process: object = None
     users: dict = field(default_factory=dict)
 
@@ -194,11 +195,12 @@ class Container:
 
     @property
     def netns(self):
-        return f"paas-{self.name}"
+        """Also the name of its cgroups: machine-wide names, so they carry the host's block."""
+        return machine_name(self.block, self.name)
 
     @property
     def host_veth(self):
-        return f"pv-{self.name}"[:15]
+        return f"pv{self.block}-{self.name}"
 
     @property
     def running(self):
@@ -242,7 +244,7 @@ class ContainerHost:
         """Remove what an earlier run in this work directory left (one killed before it could close)."""
         for directory in sorted(p for p in self.workdir.iterdir() if p.is_dir()):
             if NAME_RE.fullmatch(directory.name):
-                self.guests[directory.name] = Container(directory.name, "", 0, directory)
+                self.guests[directory.name] = Container(directory.name, "", 0, directory, self.block)
                 with contextlib.suppress(ContainerError, OSError, subprocess.SubprocessError):
                     self.destroy(directory.name)
                 self.guests.pop(directory.name, None)
@@ -281,7 +283,8 @@ class ContainerHost:
         holder = next((g.name for g in self.guests.values() if g.address == address), None)
         if holder is not None:
             raise ContainerError(f"{address} is in use by guest {holder}")
-        guest = Container(name, address, self.network.prefixlen, self.workdir / name, users=dict(users or {}))
+        guest = Container(name, address, self.network.prefixlen, self.workdir / name, self.block,
+                          users=dict(users or {}))
         for part in ("upper", "work", "root"):
             (guest.directory / part).mkdir(parents=True, exist_ok=True)
         _run(["mount", "-t", "overlay", "overlay", "-o",
@@ -329,7 +332,7 @@ class ContainerHost:
         if guest.running:
             return guest
         self._network_up(guest)
-        cgroups = [root / f"paas-{name}" for root in CGROUP_ROOTS if root.is_dir()]
+        cgroups = [root / guest.netns for root in CGROUP_ROOTS if root.is_dir()]
         for cgroup in cgroups:
             cgroup.mkdir(exist_ok=True)
         # Into a cgroup of its own before exec (systemd-nspawn asks for that without a machine manager),
@@ -339,7 +342,7 @@ class ContainerHost:
                 *[str(c) for c in cgroups],
                 "systemd-nspawn", "--boot", "--register=no", "--keep-unit", "--quiet",
                 f"--network-namespace-path=/run/netns/{guest.netns}", "--resolv-conf=off", "--timezone=off",
-                "--console=passive", f"--machine=paas-{name}", "-D", str(guest.root)]
+                "--console=passive", f"--machine={guest.netns}", "-D", str(guest.root)]
         output = open(guest.directory / "console.log", "ab")  # the child holds its own copy
         try:
             guest.process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT,  # nosec B603
@@ -396,7 +399,7 @@ class ContainerHost:
         _run(["ip", "link", "del", guest.host_veth], check=False)
         _run(["ip", "netns", "del", guest.netns], check=False)
         for root in CGROUP_ROOTS:
-            _remove_cgroup(root / f"paas-{name}")
+            _remove_cgroup(root / guest.netns)
         shutil.rmtree(guest.directory, ignore_errors=True)
         del self.guests[name]
 
@@ -404,7 +407,7 @@ class ContainerHost:
         """SIGKILL whatever still runs in the guest's cgroups, and wait (bounded) until they are empty."""
         deadline = time.monotonic() + 10
         while True:
-            pids = _cgroup_pids(name)
+            pids = _cgroup_pids(machine_name(self.block, name))
             if not pids:
                 return
             for pid in pids:
@@ -426,17 +429,18 @@ class ContainerHost:
         found = []
         mounts = Path("/proc/self/mounts").read_text()
         for name in names:
-            if _cgroup_pids(name):
+            machine = machine_name(self.block, name)
+            if _cgroup_pids(machine):
                 found.append(f"processes of {name}")
             if str(self.workdir / name) in mounts:
                 found.append(f"a mount of {name}")
-            if Path(f"/run/netns/paas-{name}").exists():
+            if Path(f"/run/netns/{machine}").exists():
                 found.append(f"the network namespace of {name}")
-            if _run(["ip", "link", "show", f"pv-{name}"[:15]], check=False).returncode == 0:
+            if _run(["ip", "link", "show", f"pv{self.block}-{name}"], check=False).returncode == 0:
                 found.append(f"the veth of {name}")
             for root in CGROUP_ROOTS:
-                if (root / f"paas-{name}").exists():
-                    found.append(f"the cgroup {root / f'paas-{name}'}")
+                if (root / machine).exists():
+                    found.append(f"the cgroup {root / machine}")
         return found
 
 
@@ -466,10 +470,15 @@ def _trust_local_cas(root):
     (root / "etc" / "npmrc").write_text("cafile=/etc/ssl/certs/ca-certificates.crt\n")
 
 
-def _cgroup_pids(name):
+def machine_name(block, name):
+    """The machine-wide name of a guest's network namespace and cgroups: hosts of other blocks have theirs."""
+    return f"paas{block}-{name}"
+
+
+def _cgroup_pids(machine):
     pids = set()
     for root in CGROUP_ROOTS:
-        base = root / f"paas-{name}"
+        base = root / machine
         if base.is_dir():
             for procs in base.rglob("cgroup.procs"):
                 with contextlib.suppress(OSError):

@@ -13,9 +13,20 @@ from backend.simulation import containers
 from backend.simulation.containers import ContainerError, ContainerHost, GuestImage, require_capabilities
 from tests.conftest import worker_number
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-guests")]
+pytestmark = pytest.mark.slow
 
 IMAGE_CACHE = os.environ.get("SIMULATION_IMAGE_CACHE", "/var/cache/paas-simulation/images")
+# Address blocks (bridges paasbrN, 10.77.N.0/24) of the real-guest tests, eight test workers each, apart from
+# the simulations' (0-127) and the sandbox tests' (128-199): a host started on a block replaces its bridge.
+HOST_BLOCKS = range(200, 208)
+FIRST_BLOCKS = range(208, 216)
+SECOND_BLOCKS = range(216, 224)
+CLUSTER_BLOCKS = range(224, 232)  # tests/simulation/test_real_guests.py
+
+
+def block(blocks):
+    """This test worker's block in a range of blocks."""
+    return blocks[worker_number() % len(blocks)]
 
 
 def capable():
@@ -37,8 +48,7 @@ def image_root():
 
 @pytest.fixture
 def host(image_root, tmp_path):
-    # Blocks 200 and up: apart from the simulations' (0-127) and the sandbox tests' (128-199).
-    with ContainerHost(tmp_path / "guests", image_root, 200 + worker_number() % 24) as made:
+    with ContainerHost(tmp_path / "guests", image_root, block(HOST_BLOCKS)) as made:
         yield made
         names = list(made.guests)
     assert made.leftovers(names) == []
@@ -102,7 +112,7 @@ def test_the_disk_and_enabled_units_survive_a_power_cycle_and_a_reboot(host, key
                     "&& echo kept > /srv/data")
     assert status == 0
     host.poweroff("cycle")
-    assert not guest.running and containers._cgroup_pids("cycle") == set()
+    assert not guest.running and containers._cgroup_pids(containers.machine_name(host.block, "cycle")) == set()
     host.boot("cycle")
     assert ssh(guest.address, keys["platform"], "cat /srv/data; systemctl is-active paas-app")[1].split() == \
         ["kept", "active"]
@@ -121,9 +131,8 @@ def test_destroy_leaves_no_process_mount_namespace_veth_or_cgroup(host, keys):
 
 
 def test_two_hosts_side_by_side_keep_their_own_bridges_and_guests(image_root, tmp_path, keys):
-    base = 224 + worker_number() % 16
-    with ContainerHost(tmp_path / "a", image_root, base) as first:
-        with ContainerHost(tmp_path / "b", image_root, (base + 16) % 256) as second:
+    with ContainerHost(tmp_path / "a", image_root, block(FIRST_BLOCKS)) as first:
+        with ContainerHost(tmp_path / "b", image_root, block(SECOND_BLOCKS)) as second:
             one = first.create("one", hostname="one", authorized_keys=[public(keys["platform"])])
             two = second.create("two", hostname="two", authorized_keys=[public(keys["platform"])])
             first.boot("one")

@@ -9,15 +9,12 @@ import paramiko
 import pytest
 
 from backend.simulation.realguests import RealGuestCluster
-from tests.conftest import worker_number
 from tests.deploy.conftest import Repos, flask_app
 from tests.deploy.test_simulation import fetch, wait_release
 from tests.jobs.conftest import guests_of, make_app, wait_for
-from tests.simulation.test_containers import capable
+from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable
 
-# One worker runs every real-guest test, one after another: two clusters booting and building at once on a
-# 2-core machine make SSH time out.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-guests")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(params=["sqlite"])
@@ -40,7 +37,7 @@ def start_cluster(tmp_path_factory, block, runtimes):
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Guests from the image with the runtimes preinstalled (python3, git, node)."""
-    made, repos = start_cluster(tmp_path_factory, 224 + worker_number() % 8, runtimes=True)
+    made, repos = start_cluster(tmp_path_factory, block(CLUSTER_BLOCKS), runtimes=True)
     yield made, repos
     made.close()
     assert made.host.leftovers() == []
@@ -150,7 +147,7 @@ def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_rebo
     assert wait_for(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
     assert vmid not in guests_of(made.fake)
     assert made.host.leftovers([f"g{vmid}"]) == []
-    assert subprocess.run(["ip", "link", "show", f"pv-g{vmid}"], capture_output=True).returncode != 0
+    assert subprocess.run(["ip", "link", "show", f"pv{made.host.block}-g{vmid}"], capture_output=True).returncode != 0
 
 
 FASTAPI_APP = {

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from backend.simulation.containers import machine_name
 from tests.deploy.test_simulate_command import Simulation, call
 from tests.deploy.test_simulation import fetch
 from tests.simulation.test_containers import capable
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("real-guests")]
+pytestmark = pytest.mark.slow
 
 
 class ContainerSimulation(Simulation):
@@ -47,11 +48,12 @@ def test_the_simulation_deploys_onto_a_real_guest_and_removes_it_when_it_ends(tm
         output = simulation.terminate()
     assert "every real guest it made is removed" in output, output[-2000:]
     # Nothing is asked of the guest's address now: with its bridge gone, it would be routed off this machine.
-    bridge = "paasbr" + deployment["url"].split("//")[1].split(".")[2]
-    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0
-    assert not Path(f"/run/netns/paas-{guest}").exists()
-    assert guest not in Path("/proc/self/mounts").read_text()
-    assert subprocess.run(["pgrep", "-f", f"paas-{guest}"], capture_output=True).returncode == 1
+    block = int(deployment["url"].split("//")[1].split(".")[2])
+    assert subprocess.run(["ip", "link", "show", f"paasbr{block}"], capture_output=True).returncode != 0
+    machine = machine_name(block, guest)
+    assert not Path(f"/run/netns/{machine}").exists()
+    assert str(tmp_path) not in Path("/proc/self/mounts").read_text()
+    assert subprocess.run(["pgrep", "-f", "--", f"machine={machine}"], capture_output=True).returncode == 1
 
 
 def test_without_root_the_containers_simulation_says_so_plainly_before_doing_anything(tmp_path, monkeypatch,
