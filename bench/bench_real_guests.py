@@ -4,8 +4,8 @@
 
 Both sides run in the same run, interleaved, on the same image, bridge, proxy and git server:
 - deploy: POST /api/deployments of a Flask sample until `running` (the fake Proxmox's create and start, SSH,
-  apt-get update, the app user, git clone, venv, pip through the proxy, the unit, the health check), beside the
-  same steps typed by hand over SSH into a bare container booted directly;
+  apt-get update and install, the app user, git clone, venv, pip through the proxy, the unit, the health check),
+  beside the same steps typed by hand over SSH into a bare container booted directly;
 - boot: from the create request to sshd answering, beside a bare container's create and boot.
 Prints medians and the ratios (targets: deploy <= 1.2x the hand-run steps). It passes or fails nothing.
 """
@@ -78,6 +78,9 @@ def by_hand(cluster, key, public, number):
     env = f"https_proxy={proxy} http_proxy={proxy} no_proxy={host.gateway}"
     steps = [
         f"apt-get -q -o Acquire::http::Proxy={proxy} update",
+        # What a person on a fresh Debian guest types too (here they are in the image already: apt checks).
+        f"DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Acquire::http::Proxy={proxy} install "
+        "--no-install-recommends git ca-certificates python3 python3-venv",
         "useradd --system --home-dir /srv/app app && mkdir -p /srv/app && chown app /srv/app",
         f"cd /srv/app && {env} runuser -u app -- git clone -q --depth 1 {cluster.git.url}acme/bench src",
         "cd /srv/app/src && runuser -u app -- python3 -m venv .venv",
@@ -97,22 +100,23 @@ def by_hand(cluster, key, public, number):
         host.destroy(guest.name)
 
 
-def platform(app, number):
+def platform(app, token, number):
     client = app.test_client()
+    auth = {"Authorization": f"Bearer {token}"}
     started = time.perf_counter()
-    response = client.post("/api/deployments", json={
+    response = client.post("/api/deployments", headers=auth, json={
         "name": f"bench-{number}", "deployment_type": "lxc", "framework": "flask",
         "github_url": "https://github.com/acme/bench"})
     ident = response.get_json()["deployment"]["id"]
     while True:
-        deployment = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
+        deployment = client.get(f"/api/deployments/{ident}", headers=auth).get_json()["deployment"]
         if deployment["status"] in ("running", "failed"):
             break
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     if deployment["status"] != "running":
         raise RuntimeError(deployment["error_message"])
-    client.delete(f"/api/deployments/{ident}")
+    client.delete(f"/api/deployments/{ident}", headers=auth)
     return elapsed
 
 
@@ -164,12 +168,15 @@ def main():
                              **cluster.app_config())
             from flask_migrate import upgrade
 
+            from backend.services import accounts
+
             with app.app_context():
                 upgrade()
+                token, _ = accounts.issue_token(accounts.create_user("bench", "admin"), "bench")
             results = {"platform": [], "by hand": [], "boot via proxmox": [], "bare boot": []}
             for number in range(args.repeat):
                 results["by hand"].append(by_hand(cluster, key, public, number))
-                results["platform"].append(platform(app, number))
+                results["platform"].append(platform(app, token, number))
                 results["bare boot"].append(bare_boot(cluster, number))
                 results["boot via proxmox"].append(boot_through_proxmox(cluster, number))
             app.extensions["jobs"].wait_idle(120)

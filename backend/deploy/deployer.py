@@ -195,6 +195,7 @@ class Deployer:
         self.git_protocols = limits.git_protocols
         self.git_rewrites = dict(limits.git_rewrites)
         self.http_proxy, self.no_proxy = limits.http_proxy, limits.no_proxy
+        self.apt_updated = False
         root = transport.root
         self.root = root
         self.dir = f"{root}/releases/{work.version}"
@@ -257,12 +258,27 @@ class Deployer:
         return self.sh(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-o", "DPkg::Lock::Timeout=300",
                         *proxy, *args], label=label)
 
+    def ensure_packages(self, packages, label):
+        """apt-get install what of packages the guest lacks (after one apt-get update); nothing when it has
+        them all, as a template with the runtimes or a guest's second release does."""
+        lines = self.sh(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Abbrev}\\n", "--", *packages],
+                        quiet=True, check=False)
+        installed = {words[0] for words in (line.split() for line in lines)
+                     if len(words) >= 2 and words[1].startswith("ii")}
+        missing = [package for package in packages if package not in installed]
+        if not missing:
+            self.log(f"{' '.join(packages)}: installed already")
+            return
+        if not self.apt_updated:
+            self.apt_get("update", label="apt-get update")
+            self.apt_updated = True
+        self.apt_get("-y", "install", "--no-install-recommends", *missing, label=label)
+
     # steps
 
     def prepare_guest(self):
         if getattr(self.t, "manages_system", False):
-            self.apt_get("update", label="apt-get update")
-            self.apt_get("-y", "install", "--no-install-recommends", "git", "ca-certificates", label="install git")
+            self.ensure_packages(("git", "ca-certificates"), label="install git")
             self.sh(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd --system --no-create-home '
                      '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.t.app_user, self.root],
                     label=f"app user {self.t.app_user}")
@@ -336,8 +352,7 @@ class Deployer:
 
     def install_runtime(self):
         if getattr(self.t, "manages_system", False):
-            self.apt_get("-y", "install", "--no-install-recommends", *self.plan.packages,
-                         label=f"install {' '.join(self.plan.packages)}")
+            self.ensure_packages(tuple(self.plan.packages), label=f"install {' '.join(self.plan.packages)}")
             return
         for command in self.plan.commands:
             result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)
