@@ -9,10 +9,11 @@ url.<base>.insteadOf, as the sandbox guests reach them through file://. A reposi
 import logging
 import os
 import subprocess  # nosec B404 - git http-backend with an argument list
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from backend.simulation.serving import BackgroundServer
 
 log = logging.getLogger(__name__)
 SERVICES = ("git-upload-pack",)  # fetch and clone; git-receive-pack (push) is refused
@@ -68,32 +69,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-class GitServer:
+class GitServer(BackgroundServer):
     """Serve the repositories under base on (address, port); start() and stop(), or use as a context manager."""
 
+    thread_name = "paas-git-server"
+
     def __init__(self, base, address, port=0):
-        self.server = ThreadingHTTPServer((address, port), _Handler)
-        self.server.daemon_threads = True
+        super().__init__(ThreadingHTTPServer((address, port), _Handler))
         self.server.base = str(Path(base).resolve())
-        self.thread = None
 
     @property
     def url(self):
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/"
-
-    def start(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="paas-git-server", daemon=True)
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+        return super().url + "/"

@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from backend.simulation.serving import BackgroundServer
+
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 120  # a tunnel with no traffic for this long is closed
@@ -147,42 +149,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = _forward  # noqa: N815 - http.server's naming
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-
-class RegistryProxy:
+class RegistryProxy(BackgroundServer):
     """The proxy on (address, port); start() and stop(), or use as a context manager."""
 
+    thread_name = "paas-registry-proxy"
+
     def __init__(self, address, port=0, allowed=None):
-        self.server = _Server((address, port), _Handler)
+        super().__init__(ThreadingHTTPServer((address, port), _Handler))
         self.server.allowed = {h.lower() for h in (registry_hosts() if allowed is None else allowed)}
         self.server.refused = []
         self.server.stopping = threading.Event()
-        self.thread = None
-
-    @property
-    def url(self):
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def refused(self):
         return list(self.server.refused)
 
-    def start(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
-                                       name="paas-registry-proxy", daemon=True)
-        self.thread.start()
-        return self
-
     def stop(self):
-        self.server.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info):
-        self.stop()
+        self.server.stopping.set()  # open tunnels end at their next look
+        super().stop()

@@ -5,14 +5,13 @@ import os
 import subprocess
 import time
 
-import paramiko
 import pytest
 
 from backend.simulation.realguests import RealGuestCluster
 from tests.deploy.conftest import Repos, flask_app
 from tests.deploy.test_simulation import fetch, wait_release
 from tests.jobs.conftest import guests_of, make_app, wait_for
-from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable
+from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
 
@@ -67,15 +66,7 @@ def on_guest(app, address, command, user="root"):
     from backend.deploy.keys import load_or_create_keypair
 
     pkey, _ = load_or_create_keypair(key_path(app))
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # nosec B507 - the test's own guest
-    client.connect(address, username=user, pkey=pkey, timeout=10, allow_agent=False, look_for_keys=False)
-    try:
-        _, stdout, _ = client.exec_command(command, timeout=60)  # nosec B601 - the test's own commands
-        output = stdout.read().decode()
-        return stdout.channel.recv_exit_status(), output
-    finally:
-        client.close()
+    return ssh(address, pkey, command, user=user)
 
 
 def serves(url, text, timeout=60):
