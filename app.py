@@ -118,6 +118,15 @@ def _serve(app, before_serving=None):
         app.extensions["jobs"].shutdown(wait=False)
 
 
+def _announce_token(app, base):
+    """A fresh admin token for this simulation, printed and written beside it."""
+    from backend.simulation.runtime import admin_token  # noqa: PLC0415 - simulation-only import
+
+    token, path = admin_token(app, base)
+    print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
+          " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -167,12 +176,7 @@ def _simulate(parser, guests="sandboxes"):
               f" * sample apps at {runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site",
               flush=True)
 
-        def announce_token(app):
-            token, path = runtime.admin_token(app, base)
-            print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
-                  " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
-
-        _serve(app, before_serving=announce_token)
+        _serve(app, before_serving=lambda app: _announce_token(app, base))
     finally:
         # The fake first: a job still running then fails at its next Proxmox call instead of going on.
         fake.stop()
@@ -208,11 +212,7 @@ def _simulate_containers(parser, base, block, locks):
               f" * packages through the proxy {cluster.proxy.url}; sample apps at "
               f"{runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site", flush=True)
 
-        def announce_token(app):
-            token, path = runtime.admin_token(app, base)
-            print(f" * Admin API token (also in {path}):\n   export TOKEN={token}", flush=True)
-
-        _serve(app, before_serving=announce_token)
+        _serve(app, before_serving=lambda app: _announce_token(app, base))
     finally:
         cluster.close()
         print(" * Simulation ended: every real guest it made is removed", flush=True)

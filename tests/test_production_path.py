@@ -9,7 +9,6 @@ import json
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from tests.conftest import ENGINE_URLS, ensure_database
+from tests.deploy.test_simulate_command import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -65,12 +65,6 @@ def _drop_database(url):
             conn.execute(text(f"DROP DATABASE IF EXISTS {quoted}" + (" WITH (FORCE)" if postgres else "")))
     finally:
         engine.dispose()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def process_env(database_url, tmp_path, **extra):
