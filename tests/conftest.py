@@ -20,7 +20,7 @@ from werkzeug.datastructures import Headers
 
 from app import create_app, db
 from backend.proxmox.settings import ProxmoxSettings
-from backend.simulation.runtime import TEST_BLOCKS, address_pool
+from backend.simulation.runtime import TEST_BLOCKS, address_pool, claim_block
 from config import normalize_database_url
 
 ADMIN_NAME = "test-admin"
@@ -46,8 +46,11 @@ ENGINE_URLS = {
     "postgresql": worker_database_url(os.environ.get("TEST_POSTGRES_URL")),
     "mysql": worker_database_url(os.environ.get("TEST_MYSQL_URL")),
 }
-# Simulated guests of this test worker: a block apart from every running simulation and other workers.
-TEST_ADDRESS_POOL = address_pool(TEST_BLOCKS[worker_number() % len(TEST_BLOCKS)])
+# Simulated guests of this test worker: a block apart from every running simulation, from the other
+# workers and from any other test run on this machine (claimed by lock, held while the worker lives).
+# Blocks from 200 up belong to the real-guest tests, which pick theirs by name.
+_BLOCK, _BLOCK_LOCK = claim_block(range(TEST_BLOCKS.start, 200))
+TEST_ADDRESS_POOL = address_pool(_BLOCK)
 
 
 def ensure_database(url):
