@@ -5,8 +5,9 @@ import sys
 
 from flask import Flask, g, has_request_context
 
-from backend import api, deploy, jobs
+from backend import api, bootstrap
 from backend.extensions import db, migrate
+from backend.platform import platform_of
 from config import (
     BASE_DIR,
     ConfigurationError,
@@ -18,6 +19,7 @@ from config import (
     env_bool,
     env_int,
     normalize_database_url,
+    proxmox_settings_from_env,
     unreachable_database,
 )
 
@@ -53,6 +55,8 @@ def create_app(config_name=None, **overrides):
     app.config.from_object(config_class)
     app.config["CONFIG_NAME"] = config_name
     app.config.update(overrides)
+    if "PROXMOX_SETTINGS" not in app.config:
+        app.config["PROXMOX_SETTINGS"] = proxmox_settings_from_env()
     app.json.sort_keys = False
     # Werkzeug would answer /api//deployments with an HTML redirect that bypasses the error shape.
     app.url_map.merge_slashes = False
@@ -70,8 +74,7 @@ def create_app(config_name=None, **overrides):
     configure_logging(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
-    jobs.init_app(app)
-    deploy.init_app(app)
+    bootstrap.init_app(app)
     api.init_app(app)
     return app
 
@@ -110,12 +113,12 @@ def _serve(app, before_serving=None):
             raise unreachable_database(exc, app.config["SQLALCHEMY_DATABASE_URI"], database_source()) from None
     if before_serving:
         before_serving(app)
-    app.extensions["jobs"].start()
+    platform_of(app).jobs.start()
     try:
         app.run(host=os.environ.get("HOST", "127.0.0.1"), port=env_int("PORT", 5000), threaded=True,
                 use_reloader=False)
     finally:
-        app.extensions["jobs"].shutdown(wait=False)
+        platform_of(app).jobs.shutdown(wait=False)
 
 
 def _announce_token(app, base):
@@ -136,7 +139,7 @@ def _simulate(parser, guests="sandboxes"):
     import ipaddress  # noqa: PLC0415 - simulation-only imports
     import signal  # noqa: PLC0415
 
-    from backend.deploy import simulation_dir  # noqa: PLC0415
+    from backend.bootstrap import simulation_dir  # noqa: PLC0415
     from backend.simulation import runtime  # noqa: PLC0415
 
     host = os.environ.get("HOST", "127.0.0.1")
@@ -168,10 +171,10 @@ def _simulate(parser, guests="sandboxes"):
         # DATABASE_URL names one, the database that records them.
         database = runtime.reset(base)
         extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
-        app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, **extra)
-        app.config["GIT_URL_REWRITES"] = {**app.config["GIT_URL_REWRITES"],
-                                          **runtime.prepare_examples(base, BASE_DIR / "examples")}
-        app.config["GIT_ALLOW_PROTOCOL"] = "https:file"
+        # The sample apps are local repositories that guests clone by their GitHub-like URLs.
+        examples = runtime.prepare_examples(base, BASE_DIR / "examples")
+        app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, GIT_URL_REWRITES=examples,
+                         GIT_ALLOW_PROTOCOL="https:file", **extra)
         print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.{block}.x;\n"
               f" * sample apps at {runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site",
               flush=True)

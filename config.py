@@ -6,6 +6,8 @@ from urllib.parse import quote
 import click
 from dotenv import load_dotenv
 
+from backend.proxmox.settings import ProxmoxSettings
+
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
 
@@ -255,6 +257,14 @@ class ProductionConfig(Config):
                 "certificate. Point PROXMOX_CA_BUNDLE at the cluster's CA (/etc/pve/pve-root-ca.pem), or set "
                 "PROXMOX_ALLOW_INSECURE=true to accept the risk explicitly."
             )
+
+
+def proxmox_settings_from_env():
+    """The cluster's settings from the PROXMOX_* variables (None without PROXMOX_HOST): read here, once."""
+    try:
+        return ProxmoxSettings.from_env(os.environ)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def check_common(app_config):

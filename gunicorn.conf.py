@@ -11,6 +11,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from backend.platform import EXTENSION
+
 load_dotenv(Path(__file__).resolve().parent / ".env")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
@@ -23,15 +25,22 @@ graceful_timeout = 30
 accesslog = "-"
 
 
+def _jobs(worker):
+    """The job backend of the app this worker serves (None before it is loaded)."""
+    app = getattr(worker, "wsgi", None)
+    platform = getattr(app, "extensions", {}).get(EXTENSION)
+    return platform.jobs if platform is not None else None
+
+
 def post_worker_init(worker):
     """The serving process starts the background jobs (never an import, never a CLI command)."""
-    jobs = getattr(worker.wsgi, "extensions", {}).get("jobs")
+    jobs = _jobs(worker)
     if jobs is not None and jobs.name != "celery":
         jobs.start()
 
 
 def worker_exit(server, worker):
     """Stop this worker's pool and sweeper, letting running jobs end (their lease hands them on otherwise)."""
-    jobs = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("jobs")
+    jobs = _jobs(worker)
     if jobs is not None:
         jobs.shutdown(wait=False)

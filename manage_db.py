@@ -18,8 +18,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from app import create_app
 from backend.errors import DomainError
-from backend.jobs import ThreadJobs
-from backend.jobs import recover as queue_unfinished
+from backend.jobs.backends import ThreadJobs
+from backend.jobs.recovery import recover as queue_unfinished
 from backend.proxmox.errors import ProxmoxError
 from backend.services import accounts, audit
 from backend.services import backup as backup_service

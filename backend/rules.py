@@ -4,6 +4,7 @@ They live outside the API so that every sink (the Proxmox client, the deploy ste
 re-check a value it is about to use, not only the HTTP edge.
 """
 import re
+import shlex
 import uuid
 
 from backend.frameworks import FRAMEWORKS
@@ -90,8 +91,6 @@ HEALTH_PATH_RE = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/?-]{0,254}")
 
 def check_command(value):
     """A build or start command: one line that splits into words (it is never given to a shell)."""
-    import shlex  # noqa: PLC0415
-
     if len(value) > MAX_COMMAND:
         raise ValueError(f"must be at most {MAX_COMMAND} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):

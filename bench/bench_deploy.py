@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
+from backend.platform import platform_of  # noqa: E402
 from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: E402
 from backend.simulation.runtime import address_pool, claim_block, prepare_examples, settings_for  # noqa: E402
 
@@ -94,10 +95,10 @@ def platform(work, rewrites, fake, round_number):
         if deployment["status"] != "running":
             raise RuntimeError(deployment["error_message"])
         client.delete(f"/api/deployments/{ident}")
-        app.extensions["jobs"].wait_idle(60)
+        platform_of(app).jobs.wait_idle(60)
         return elapsed
     finally:
-        app.extensions["jobs"].shutdown()
+        platform_of(app).jobs.shutdown()
         block_lock.close()
 
 

@@ -52,6 +52,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from app import create_app, db  # noqa: E402
+from backend.platform import platform_of  # noqa: E402
 from backend.proxmox.client import ProxmoxClient  # noqa: E402
 from backend.proxmox.settings import ProxmoxSettings  # noqa: E402
 
@@ -183,7 +184,7 @@ def burst(url, workers, deployments, task_seconds, warmup, nodelay):
     try:
         app = create_app("testing", SQLALCHEMY_DATABASE_URI=url, JOBS_BACKEND="thread", JOB_WORKERS=workers,
                          JOB_TIME_LIMIT=600, PROXMOX_SETTINGS=fake.settings(), LOG_LEVEL="WARNING")
-        jobs = app.extensions["jobs"]
+        jobs = platform_of(app).jobs
         client = app.test_client()
         # Warm the request path (routing, validation, the pool's first connection) outside the window.
         assert client.get("/health").status_code == 200

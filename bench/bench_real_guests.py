@@ -23,6 +23,7 @@ import paramiko
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import create_app
+from backend.platform import platform_of
 from backend.simulation.containers import _answers
 from backend.simulation.realguests import RealGuestCluster
 from backend.simulation.runtime import claim_block
@@ -179,8 +180,8 @@ def main():
                 results["platform"].append(platform(app, token, number))
                 results["bare boot"].append(bare_boot(cluster, number))
                 results["boot via proxmox"].append(boot_through_proxmox(cluster, number))
-            app.extensions["jobs"].wait_idle(120)
-            app.extensions["jobs"].shutdown()
+            platform_of(app).jobs.wait_idle(120)
+            platform_of(app).jobs.shutdown()
     lock.close()
     median = {name: statistics.median(values) for name, values in results.items()}
     for name, values in results.items():

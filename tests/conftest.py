@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.datastructures import Headers
 
 from app import create_app, db
+from backend.platform import platform_of
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.runtime import TEST_BLOCKS, address_pool, claim_block
 from config import normalize_database_url
@@ -258,7 +259,7 @@ def run_jobs(app):
     from backend.extensions import db
 
     def run():
-        results = app.extensions["jobs"].run_pending()
+        results = platform_of(app).jobs.run_pending()
         db.session.rollback()
         return results
     return run

@@ -44,6 +44,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 
 from app import create_app
+from backend.platform import platform_of
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
@@ -277,7 +278,7 @@ def secret_app(database_url, fake, tmp_path, fernet_key, *, settings=None, **con
 
 
 def stop_jobs(app):
-    jobs = app.extensions["jobs"]
+    jobs = platform_of(app).jobs
     idle = jobs.wait_idle(WAIT)
     jobs.shutdown()
     return idle
@@ -296,7 +297,7 @@ def fake_received(leaks, fake):
 def wait_settled(app, client, ident, statuses=FINAL):
     """The deployment reached one of statuses and no job is left running."""
     deployment = wait_for(client, ident, statuses, timeout=WAIT)
-    assert app.extensions["jobs"].wait_idle(WAIT), (
+    assert platform_of(app).jobs.wait_idle(WAIT), (
         deployment, client.get(f"/api/deployments/{ident}/deliveries").get_json(),
         client.get(f"/api/deployments/{ident}/events").get_json()["events"][-5:])
     return client.get(f"/api/deployments/{ident}").get_json()["deployment"]
@@ -508,7 +509,7 @@ def test_no_secret_leaks_while_proxmox_answers(database_url, tmp_path, leaks, fe
             assert wait_settled(app, client, vm["id"], {"stopped"})["status"] == "stopped"
             assert client.patch(f"/api/deployments/{vm['id']}",
                                 json={"resources": {"cores": 2, "memory": 2048, "disk": 20}}).status_code == 200
-            assert app.extensions["jobs"].wait_idle(WAIT)
+            assert platform_of(app).jobs.wait_idle(WAIT)
             assert client.patch(f"/api/deployments/{vm['id']}/env", json={"API_KEY": ENV_PATCH}).status_code == 200
             assert client.post(f"/api/deployments/{vm['id']}/actions/start").status_code == 202
             assert wait_settled(app, client, vm["id"], {"running"})["status"] == "running"
@@ -586,7 +587,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             fake.fail_task("vzshutdown", "command 'lxc-stop --timeout 60' failed: exit code 1")
             fake.fail_task("vzstop", "command 'lxc-stop' failed: exit code 1")
             assert client.post(f"/api/deployments/{running['id']}/actions/stop").status_code == 202
-            assert app.extensions["jobs"].wait_idle(WAIT)
+            assert platform_of(app).jobs.wait_idle(WAIT)
             after = client.get(f"/api/deployments/{running['id']}").get_json()["deployment"]
             assert after["status"] == "running" and "lxc-stop" in after["error_message"]
             fake.fail_next(None, r"/status/current$", status=401, reason="permission denied - invalid PVE ticket")
@@ -605,7 +606,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             fake.fail_next("DELETE", rf"/lxc/{vmid}$", status=500, reason="can't lock file '/var/lock/qemu-server/"
                            f"lock-{vmid}.conf' - got timeout", times=10)
             assert client.delete(f"/api/deployments/{doomed['id']}").status_code == 202
-            assert app.extensions["jobs"].wait_idle(WAIT)
+            assert platform_of(app).jobs.wait_idle(WAIT)
             fake.reset_faults()
             failed = read_everything(client, doomed["id"])
             assert failed["status"] == "failed" and "got timeout" in failed["error_message"]
@@ -621,7 +622,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             read_the_lists(client, proxmox_up=False)
             read_everything(client, running["id"])
             assert client.post(f"/api/deployments/{running['id']}/actions/restart").status_code == 202
-            assert app.extensions["jobs"].wait_idle(WAIT)
+            assert platform_of(app).jobs.wait_idle(WAIT)
             after = client.get(f"/api/deployments/{running['id']}").get_json()["deployment"]
             assert "cannot reach Proxmox" in after["error_message"]
             read_everything(client, running["id"])
@@ -688,7 +689,7 @@ def test_proxmox_credentials_never_leak(case, database_url, tmp_path, leaks, fer
             read_everything(client, deployment["id"])
             read_the_lists(client, proxmox_up=expected == "running")
             assert client.delete(f"/api/deployments/{deployment['id']}").status_code in (200, 202)
-            assert app.extensions["jobs"].wait_idle(WAIT)
+            assert platform_of(app).jobs.wait_idle(WAIT)
             read_everything(client, deployment["id"])
         finally:
             assert stop_jobs(app)
@@ -794,11 +795,11 @@ def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, 
         # The platform made its key pair on start: private, and the public half goes into the guests.
         assert key_path.stat().st_mode & 0o777 == 0o600
         public = (tmp_path / "ssh" / "id_ed25519.pub").read_text().strip()
-        assert app.config["PROXMOX_SETTINGS"].ssh_public_key == public
+        assert platform_of(app).proxmox_settings.ssh_public_key == public
         plant_platform_secrets(leaks, fernet_key, key_path)
         plant_suite_tokens(leaks, app)
         guests = SSHGuests(["127.0.0.10", "127.0.0.11"], public)
-        app.config["SSH_PORT"] = guests.port
+        platform_of(app).transports.port = guests.port  # the guests listen once the key is known
         client = recording_client(app, leaks)
         try:
             lxc = create(client, name="ssh-lxc", env={"API_KEY": ENV_CREATE})
@@ -833,7 +834,7 @@ def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, 
         fake_received(leaks, fake)
     leaks.add("commands the guests were sent", "\n".join(guests.commands))
     names = {record.name for record in leaks.caplog.records}
-    assert {"paramiko.transport", "backend.services.provisioning"} <= names
+    assert {"paramiko.transport", "backend.services.teardown"} <= names
     leaks.assert_clean()
 
 
@@ -919,7 +920,7 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
     Nothing else may carry them, and the job's failure names the error's class only.
     """
     from backend.api import meta
-    from backend.services import provisioning
+    from backend.services import provisioning, teardown
 
     plant_platform_secrets(leaks, fernet_key, None)
     message = f"bug holding {PVE_TOKEN} and {fernet_key} and {ENV_CREATE}"
@@ -945,9 +946,9 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
             read_everything(client, broken["id"])
 
             # Failing before any guest was asked for, a broken cleanup has nothing to speak of.
-            hook = provisioning.guest_hook
-            monkeypatch.setattr(provisioning, "guest_hook",
-                                lambda event, d: explode() if event == "destroying" else hook(event, d))
+            hook = teardown.tell_guest_hooks
+            monkeypatch.setattr(teardown, "tell_guest_hooks", lambda ctx, event, deployment: explode()
+                                if event == "destroying" else hook(ctx, event, deployment))
             no_guest = create(client, name="no-guest", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, no_guest["id"])
             assert failed["error_message"] == "placement failed: internal error (RuntimeError)"

@@ -19,10 +19,10 @@ from backend.api.schemas import (
 )
 from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
-from backend.jobs import get_jobs
+from backend.platform import platform_of
 from backend.services import cluster, history
 from backend.services import deployments as service
-from backend.services.provisioning import ACTIONS
+from backend.services.actions import ACTIONS
 
 log = logging.getLogger(__name__)
 TAGS = ["deployments"]
@@ -31,7 +31,7 @@ TAGS = ["deployments"]
 def _envelope(deployment, live=False):
     body = deployment.to_dict()
     if live:
-        body["live"] = cluster.live_status(deployment)
+        body["live"] = cluster.live_status(deployment, platform_of().proxmox)
     return {"success": True, "deployment": body}
 
 
@@ -43,7 +43,7 @@ def find(ident):
 def enqueue(kind, deployment):
     """Hand the job over; a queue that cannot take it fails the deployment instead of stranding it."""
     try:
-        get_jobs().submit(kind, deployment.id)
+        platform_of().jobs.submit(kind, deployment.id)
     except Exception as exc:  # noqa: BLE001 - the broker's failure modes are many
         log.error("could not queue %s of %s: %s", kind, deployment.id, exc.__class__.__name__)
         if kind == "provision":
@@ -152,5 +152,5 @@ def deployment_events(ident, query: EventQuery):
 def deployment_history(ident, query: HistoryQuery):
     """The history as readable text (text/plain), with each Proxmox task's own log under its line."""
     deployment = find(ident)
-    text = history.readable_log(deployment.id, with_tasks=query.tasks)
+    text = history.readable_log(deployment.id, platform_of().proxmox, with_tasks=query.tasks)
     return text, 200, {"Content-Type": "text/plain; charset=utf-8"}

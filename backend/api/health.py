@@ -4,6 +4,7 @@ from spectree import Response
 
 from backend.api.schemas import HealthOut
 from backend.api.spec import spec
+from backend.platform import platform_of
 from backend.services.cluster import proxmox_health
 from backend.services.database import database_is_reachable
 
@@ -15,7 +16,7 @@ health_bp = Blueprint("health", __name__)
 def health():
     """200 when the database answers, 503 when it does not; `proxmox` says whether the cluster is configured
     and answers (a cluster that is down does not make the API unhealthy: reads and queued work go on)."""
-    proxmox = proxmox_health()
+    proxmox = proxmox_health(platform_of().proxmox)
     if not database_is_reachable():
         return {"status": "unavailable", "database": "unreachable", "proxmox": proxmox}, 503
     return {"status": "ok", "database": "ok", "proxmox": proxmox}

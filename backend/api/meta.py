@@ -9,6 +9,7 @@ from backend.api.spec import openapi_document as document_with_common_answers
 from backend.api.spec import spec
 from backend.errors import DomainError
 from backend.frameworks import FRAMEWORKS
+from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
 from backend.services import cluster
 from backend.services.deployments import deployment_stats
@@ -33,7 +34,7 @@ def frameworks():
 def nodes():
     """The cluster's nodes with their status and free memory and disk."""
     try:
-        return {"success": True, "nodes": cluster.nodes()}
+        return {"success": True, "nodes": cluster.nodes(platform_of().proxmox)}
     except ProxmoxError as exc:
         raise DomainError(cluster.public_message(exc), code="proxmox_unavailable", status=503) from None
 

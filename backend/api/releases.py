@@ -24,6 +24,7 @@ from backend.api.spec import spec
 from backend.errors import NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import LogLine, Release
+from backend.platform import platform_of
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 
@@ -153,7 +154,7 @@ def build_log_text(ident, query: BuildLogQuery):
 def app_log(ident, query: RuntimeLogQuery):
     """The app's own recent output (its journal on a real guest), as text/plain."""
     deployment = find(ident)
-    lines = runtime_log(deployment, query.lines)
+    lines = runtime_log(deployment, query.lines, platform_of().transports)
     return "".join(f"{line}\n" for line in lines), 200, {"Content-Type": "text/plain; charset=utf-8"}
 
 

@@ -17,150 +17,55 @@ import http.client
 import logging
 import shlex
 import time
-from dataclasses import dataclass
-
-from flask import current_app
-from sqlalchemy import select
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from backend.deploy import recipes
-from backend.deploy.transport import CommandTimeout, HostKeyMismatch, ServiceSpec, TransportError
+from backend.deploy.control import Interrupted, RunControl
+from backend.deploy.transport import APP_SERVICE, CommandTimeout, HostKeyMismatch, ServiceSpec, TransportError
 from backend.deploy.units import render_env_file
-from backend.extensions import db
-from backend.models import Deployment, DeploymentStatus, LogLine, Release
-from backend.models.types import utcnow
 from backend.rules import check_branch, check_commit, check_github_url
-from backend.services import envvars, lifecycle
-from backend.services.provisioning import AppError, Cancelled, JobTimeout, LeaseLost
-from backend.services.releases import new_release
 
 log = logging.getLogger(__name__)
-S = DeploymentStatus
-SERVICE = "paas-app"
-LOG_FLUSH_SECONDS = 0.25
-LOG_FLUSH_LINES = 100
-MAX_LINE = 4000
 ERROR_TAIL_LINES = 15
 ROLLBACK_SECONDS = 120  # on top of the health check's time: switching back must not starve
 REACHABLE_SECONDS = 180  # a new guest's sshd may take a while to answer
 
 
-# -- the persisted, streamed log -------------------------------------------------------------------
+class DeployFailed(Exception):
+    """The release failed (a build, a health check, the guest), worded for the app's owner."""
 
 
-class LogWriter:
-    """Appends a release's output to log_lines in small batches, secrets masked, each batch committed."""
-
-    def __init__(self, deployment_id, version, redact):
-        self.deployment_id, self.version, self.redact = deployment_id, version, redact
-        self.buffer = []
-        self.flushed = time.monotonic()
-
-    def __call__(self, line, stream="out"):
-        self.buffer.append(LogLine(deployment_id=self.deployment_id, release_version=self.version,
-                                   created_at=utcnow(), stream=stream, line=self.redact(line)[:MAX_LINE]))
-        if len(self.buffer) >= LOG_FLUSH_LINES or time.monotonic() - self.flushed >= LOG_FLUSH_SECONDS:
-            self.flush()
-
-    def step(self, text):
-        self(f"==> {text}", stream="step")
-
-    def flush(self):
-        self.flushed = time.monotonic()
-        if not self.buffer:
-            return
-        batch, self.buffer = self.buffer, []
-        try:
-            db.session.add_all(batch)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            log.exception("could not store %d log lines of %s", len(batch), self.deployment_id)
-        finally:
-            db.session.remove()
+class KeptPrevious(DeployFailed):
+    """The release failed; the previous one was switched back in and answers."""
 
 
-# -- releases in the database ----------------------------------------------------------------------
+class ReleaseLog(Protocol):
+    """Where a release's output goes, line by line (the caller stores it)."""
+
+    def __call__(self, line: str, stream: str = "out") -> None: ...
+
+    def step(self, text: str) -> None: ...
+
+    def redact(self, line: str) -> str: ...
 
 
-def _in_tx(fn):
-    try:
-        result = fn(db.session)
-        db.session.commit()
-        return result
-    except BaseException:
-        db.session.rollback()
-        raise
-    finally:
-        db.session.remove()
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What one release run needs to know, read by the caller before it starts."""
 
-
-@dataclass
-class Work:
-    """What one release run needs to know, read once (no session held while it runs)."""
-
-    deployment_id: object
+    deployment_id: str  # for the server log only
     name: str
     github_url: str
-    ip: str
-    live_release: int | None
-    release_id: object
+    address: str
     version: int
     branch: str
     commit: str | None
-    config: dict
-    env: dict
-
-
-def take_release(deployment_id):
-    """The release to run now: the newest queued or building one (older queued ones are cancelled);
-    a new one from the deployment's settings when none waits (first deploy, or recovery)."""
-    def pick(session):
-        deployment = session.get(Deployment, deployment_id)
-        waiting = session.scalars(select(Release).where(Release.deployment_id == deployment_id,
-                                                        Release.status.in_(("queued", "building")))
-                                  .order_by(Release.version.desc())).all()
-        if waiting:
-            release, older = waiting[0], waiting[1:]
-            for other in older:
-                other.status, other.finished_at = "cancelled", utcnow()
-                other.error_message = f"replaced by release {release.version}"
-        else:
-            release = new_release(deployment, "create" if deployment.live_release is None else "redeploy")
-            session.add(release)
-        release.status, release.started_at = "building", utcnow()
-        session.flush()
-        return Work(deployment.id, deployment.name, deployment.github_url, deployment.ip_address,
-                    deployment.live_release, release.id, release.version, release.branch,
-                    release.requested_commit, dict(release.config or {}), envvars.decrypt(release.env_encrypted))
-    return _in_tx(pick)
-
-
-def _finish(work, status, *, error=None, commit_sha=None, config=None, port=None):
-    def change(session):
-        release = session.get(Release, work.release_id)
-        release.status, release.finished_at = status, utcnow()
-        release.error_message = error
-        if commit_sha:
-            release.commit_sha = commit_sha
-        if config:
-            release.config = {**(release.config or {}), **config}
-        if status == "live":
-            for previous in session.scalars(select(Release).where(Release.deployment_id == work.deployment_id,
-                                                                  Release.status == "live",
-                                                                  Release.id != work.release_id)):
-                previous.status = "superseded"
-            deployment = session.get(Deployment, work.deployment_id)
-            deployment.live_release = work.version
-            deployment.served_port = port
-    _in_tx(change)
-
-
-def _record_progress(work, **fields):
-    def change(session):
-        release = session.get(Release, work.release_id)
-        for key, value in fields.items():
-            setattr(release, key, value)
-    _in_tx(change)
+    config: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    live_release: int | None = None  # the version serving now, if any
+    live_port: int | None = None  # where it serves, and the path its health check asked for
+    live_health_path: str | None = None
 
 
 # -- running one release ---------------------------------------------------------------------------
@@ -168,7 +73,7 @@ def _record_progress(work, **fields):
 
 @dataclass(frozen=True)
 class Limits:
-    """The deploy settings a Deployer works with (read from the app's configuration by the hook)."""
+    """The deploy settings a Deployer works with (the composition root reads them from the configuration)."""
 
     command_timeout: float = 900
     health_timeout: float = 60
@@ -178,17 +83,18 @@ class Limits:
     http_proxy: str | None = None  # what apt, pip, npm and git on the guest go through (GUEST_HTTP_PROXY)
     no_proxy: str | None = None
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(command_timeout=config["DEPLOY_COMMAND_TIMEOUT"], health_timeout=config["HEALTH_CHECK_TIMEOUT"],
-                   releases_kept=max(1, config["RELEASES_KEPT"]), git_protocols=config["GIT_ALLOW_PROTOCOL"],
-                   git_rewrites=tuple(sorted((config.get("GIT_URL_REWRITES") or {}).items())),
-                   http_proxy=config.get("GUEST_HTTP_PROXY") or None, no_proxy=config.get("GUEST_NO_PROXY") or None)
-
 
 class Deployer:
-    def __init__(self, ctx, transport, work, writer, limits=Limits()):
-        self.ctx, self.t, self.work, self.log = ctx, transport, work, writer
+    """Runs one release on a guest through a transport: build beside the live release, switch, check.
+
+    It reports through its callbacks only: release_log takes the output, on_progress(**fields) the
+    commit and settings as soon as they are known; control bounds it in time and stops it.
+    """
+
+    def __init__(self, transport, release: ReleaseSpec, release_log: ReleaseLog, control: RunControl,
+                 limits=Limits(), on_progress=None):
+        self.transport, self.release, self.log, self.control = transport, release, release_log, control
+        self.on_progress = on_progress or (lambda **fields: None)
         self.command_timeout = limits.command_timeout
         self.health_timeout = limits.health_timeout
         self.keep = limits.releases_kept
@@ -198,34 +104,35 @@ class Deployer:
         self.apt_updated = False
         root = transport.root
         self.root = root
-        self.dir = f"{root}/releases/{work.version}"
+        self.dir = f"{root}/releases/{release.version}"
         self.src = f"{self.dir}/src"
         self.current = f"{root}/current"
 
     # commands
 
     def _timeout(self):
-        left = self.ctx.deadline - time.monotonic()
+        left = self.control.seconds_left()
         if left <= 1:
-            raise JobTimeout(f"the job ran out of its {self.ctx.time_limit} s time limit")
+            raise TimeoutError(f"the job ran out of its {self.control.time_limit} s time limit")
         return min(self.command_timeout, left)
 
     def sh(self, argv, *, label=None, cwd=None, env=None, quiet=False, as_app_user=False, check=True):
         """Run a command on the guest, its output in the release log (or collected, when quiet)."""
-        self.ctx.checkpoint()
+        self.control.checkpoint()
         lines = []
         on_line = lines.append if quiet else self.log
         if label:
             self.log.step(label)
         try:
-            result = self.t.run(list(argv), cwd=cwd, env=env, timeout=self._timeout(), on_line=on_line,
+            result = self.transport.run(list(argv), cwd=cwd, env=env, timeout=self._timeout(), on_line=on_line,
                                 as_app_user=as_app_user)
         except CommandTimeout as exc:
-            raise AppError(f"{label or argv[0]}: {exc}{self._tail_text(exc.tail)}") from None
+            raise DeployFailed(f"{label or argv[0]}: {exc}{self._tail_text(exc.tail)}") from None
         except TransportError as exc:
-            raise AppError(f"{label or argv[0]}: {exc}") from None
+            raise DeployFailed(f"{label or argv[0]}: {exc}") from None
         if check and not result.ok:
-            raise AppError(f"{label or argv[0]} exited with status {result.exit_code}{self._tail_text(result.tail)}")
+            raise DeployFailed(f"{label or argv[0]} exited with status {result.exit_code}"
+                               f"{self._tail_text(result.tail)}")
         return lines if quiet else result
 
     def _tail_text(self, tail):
@@ -237,7 +144,7 @@ class Deployer:
         wrapped = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build", f"{self.dir}/env.sh", *argv)
         path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
         env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
-               "PORT": str(self.plan.port), "HOST": self.t.bind_host, "CI": "true", "HOME": self.dir,
+               "PORT": str(self.plan.port), "HOST": self.transport.bind_host, "CI": "true", "HOME": self.dir,
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false", **self.proxy_env()}
         self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
 
@@ -277,16 +184,17 @@ class Deployer:
     # steps
 
     def prepare_guest(self):
-        if getattr(self.t, "manages_system", False):
+        if getattr(self.transport, "manages_system", False):
             self.ensure_packages(("git", "ca-certificates"), label="install git")
             self.sh(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd --system --no-create-home '
-                     '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.t.app_user, self.root],
-                    label=f"app user {self.t.app_user}")
+                     '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.transport.app_user,
+                     self.root],
+                    label=f"app user {self.transport.app_user}")
         self.sh(["mkdir", "-p", "--", f"{self.root}/releases"], quiet=True)
         previous = self.previous_target()
-        if previous and self.current_target() == f"releases/{self.work.version}":
+        if previous and self.current_target() == f"releases/{self.release.version}":
             # A run of this release died after switching to it: the live one serves again while it rebuilds.
-            self.log.step(f"switch back to {previous} while release {self.work.version} is rebuilt")
+            self.log.step(f"switch back to {previous} while release {self.release.version} is rebuilt")
             self.switch_to(previous)
             self.restart()
         self.sh(["rm", "-rf", "--", self.dir], quiet=True)
@@ -303,28 +211,28 @@ class Deployer:
         return {**env, **self.proxy_env()}
 
     def fetch(self):
-        work = self.work
+        release = self.release
         # The values were checked at the API; a sink checks again what it is about to use.
-        check_github_url(work.github_url)
-        check_branch(work.branch)
-        if work.commit is not None:
-            check_commit(work.commit)
-        argv = ["git", "clone", "--no-recurse-submodules", "--single-branch", "--branch", work.branch]
-        if work.commit is None:
+        check_github_url(release.github_url)
+        check_branch(release.branch)
+        if release.commit is not None:
+            check_commit(release.commit)
+        argv = ["git", "clone", "--no-recurse-submodules", "--single-branch", "--branch", release.branch]
+        if release.commit is None:
             argv += ["--depth", "1"]
-        argv += ["--", work.github_url, self.src]
-        self.sh(argv, label=f"git clone {work.github_url} (branch {work.branch})", env=self.git_env())
-        if work.commit is not None:
+        argv += ["--", release.github_url, self.src]
+        self.sh(argv, label=f"git clone {release.github_url} (branch {release.branch})", env=self.git_env())
+        if release.commit is not None:
             self.sh(["git", "-C", self.src, "-c", "advice.detachedHead=false", "checkout", "--detach",
-                     work.commit, "--"], label=f"check out {work.commit}", env=self.git_env())
+                     release.commit, "--"], label=f"check out {release.commit}", env=self.git_env())
         sha = self.sh(["git", "-C", self.src, "rev-parse", "HEAD"], quiet=True, env=self.git_env())
         sha = next((line.strip() for line in sha if line.strip()), "")
         if len(sha) != 40:
-            raise AppError("git did not report the commit it checked out")
+            raise DeployFailed("git did not report the commit it checked out")
         self.log(f"commit {sha}")
         # The history is not needed to run the app, and a static site must not serve it.
         self.sh(["rm", "-rf", "--", f"{self.src}/.git"], quiet=True)
-        _record_progress(self.work, commit_sha=sha)
+        self.on_progress(commit_sha=sha)
         return sha
 
     def read_repo(self):
@@ -339,44 +247,45 @@ class Deployer:
         return recipes.Repo(files, texts)
 
     def make_plan(self, repo):
-        config = self.work.config
+        config = self.release.config
         try:
-            self.plan = recipes.plan_for(config.get("framework") or "auto", repo, host=self.t.bind_host,
+            self.plan = recipes.plan_for(config.get("framework") or "auto", repo, host=self.transport.bind_host,
                                          port=config.get("port"), build_command=config.get("build_command"),
                                          start_command=config.get("start_command"),
                                          health_check_path=config.get("health_check_path"))
         except recipes.RecipeError as exc:
-            raise AppError(str(exc)) from None
+            raise DeployFailed(str(exc)) from None
         self.log(f"framework {self.plan.framework}, port {self.plan.port}, start: {self.plan.config()['start']}")
         return self.plan
 
     def install_runtime(self):
-        if getattr(self.t, "manages_system", False):
+        if getattr(self.transport, "manages_system", False):
             self.ensure_packages(tuple(self.plan.packages), label=f"install {' '.join(self.plan.packages)}")
             return
         for command in self.plan.commands:
             result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)
             if not result:
-                raise AppError(f"{command} is not installed on this machine; the {self.plan.runtime} runtime needs it")
+                raise DeployFailed(f"{command} is not installed on this machine; "
+                                   f"the {self.plan.runtime} runtime needs it")
 
     def write_files(self):
-        env = dict(self.work.env)
-        self.t.upload(f"{self.dir}/app.env", render_env_file(env), mode=0o600)
+        env = dict(self.release.env)
+        self.transport.upload(f"{self.dir}/app.env", render_env_file(env), mode=0o600)
         script = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
-        self.t.upload(f"{self.dir}/env.sh", script.encode(), mode=0o600)
+        self.transport.upload(f"{self.dir}/env.sh", script.encode(), mode=0o600)
         path_dirs = "".join(f"{shlex.quote(f'{self.src}/{d}')}:" for d in self.plan.path_dirs)
         start = (
             "#!/bin/sh\n"
-            f"# Written by the platform: release {self.work.version} of {self.work.name}.\n"
+            f"# Written by the platform: release {self.release.version} of {self.release.name}.\n"
             f"cd {shlex.quote(self.src)} || exit 1\n"
             f'PATH={path_dirs}"$PATH"\n'
-            f"PORT={self.plan.port}\nHOST={shlex.quote(self.t.bind_host)}\n"
+            f"PORT={self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
             "export PATH PORT HOST\n"
             f"exec {shlex.join(self.plan.start)}\n"
         )
-        self.t.upload(f"{self.dir}/start", start.encode(), mode=0o755)
-        if getattr(self.t, "manages_system", False):
-            user = self.t.app_user
+        self.transport.upload(f"{self.dir}/start", start.encode(), mode=0o755)
+        if getattr(self.transport, "manages_system", False):
+            user = self.transport.app_user
             self.sh(["chown", "-R", "--", f"{user}:{user}", self.dir], quiet=True)
 
     def build(self):
@@ -384,16 +293,16 @@ class Deployer:
             self.in_release(step.argv, step.label)
 
     def service_spec(self):
-        return ServiceSpec(name=SERVICE, description=f"{self.work.name} (deployed by the PaaS)",
+        return ServiceSpec(name=APP_SERVICE, description=f"{self.release.name} (deployed by the PaaS)",
                            working_directory=f"{self.current}/src", exec_start=(f"{self.current}/start",),
-                           environment_file=f"{self.current}/app.env", user=self.t.app_user)
+                           environment_file=f"{self.current}/app.env", user=self.transport.app_user)
 
     def previous_target(self):
         """The directory of the release that served before this one, when it is still on the guest."""
-        live = self.work.live_release
-        if live is None or live == self.work.version:
+        live = self.release.live_release
+        if live is None or live == self.release.version:
             return None
-        result = self.t.run(["test", "-d", f"{self.root}/releases/{live}/src"], timeout=self._timeout())
+        result = self.transport.run(["test", "-d", f"{self.root}/releases/{live}/src"], timeout=self._timeout())
         return f"releases/{live}" if result.ok else None
 
     def current_target(self):
@@ -407,14 +316,14 @@ class Deployer:
 
     def restart(self):
         try:
-            self.t.install_service(self.service_spec())
-            self.t.restart_service(SERVICE)
+            self.transport.install_service(self.service_spec())
+            self.transport.restart_service(APP_SERVICE)
         except TransportError as exc:
-            raise AppError(f"the service did not start: {exc}") from None
+            raise DeployFailed(f"the service did not start: {exc}") from None
 
     def health_check(self):
         """GET http://ip:port/path until it answers 2xx/3xx, within the time limit."""
-        host, port, path = self.work.ip, self.plan.port, self.plan.health_check_path
+        host, port, path = self.release.address, self.plan.port, self.plan.health_check_path
         self.log.step(f"health check: GET http://{host}:{port}{path}")
         started = time.monotonic()
         deadline = started + self.health_timeout
@@ -427,24 +336,24 @@ class Deployer:
             last = f"answered {status}" if isinstance(status, int) else status
             if time.monotonic() >= deadline:
                 break
-            if self.t.service_running(SERVICE) is False:
+            if self.transport.service_running(APP_SERVICE) is False:
                 last = "gave no answer: the app exited"
                 break
-            self.ctx.sleep(0.2)
+            self.control.sleep(0.2)
         tail = []
         try:
-            tail = self.t.service_log(SERVICE, lines=ERROR_TAIL_LINES)
+            tail = self.transport.service_log(APP_SERVICE, lines=ERROR_TAIL_LINES)
         except TransportError:
             pass
         for line in tail:
             self.log(line, stream="app")
-        raise AppError(f"health check failed: GET {path} on port {port} {last} within {self.health_timeout} s"
+        raise DeployFailed(f"health check failed: GET {path} on port {port} {last} within {self.health_timeout} s"
                        f"{self._tail_text(tail)}")
 
     def prune(self, keep_also):
         listing = self.sh(["ls", "-1", "--", f"{self.root}/releases"], quiet=True, check=False)
         versions = sorted((int(n) for n in listing if n.strip().isdigit()), reverse=True)
-        keep = set(versions[:self.keep]) | {self.work.version} | set(keep_also)
+        keep = set(versions[:self.keep]) | {self.release.version} | set(keep_also)
         for version in versions:
             if version not in keep:
                 self.sh(["rm", "-rf", "--", f"{self.root}/releases/{version}"], quiet=True, check=False)
@@ -454,34 +363,34 @@ class Deployer:
         deadline = time.monotonic() + REACHABLE_SECONDS
         while True:
             try:
-                self.t.run(["true"], timeout=30)
+                self.transport.run(["true"], timeout=30)
                 return
             except HostKeyMismatch as exc:
-                raise AppError(f"the guest was refused: {exc}") from None
+                raise DeployFailed(f"the guest was refused: {exc}") from None
             except TransportError as exc:
                 if time.monotonic() >= deadline:
-                    raise AppError(f"the guest did not answer: {exc}") from None
-                self.ctx.sleep(2)
+                    raise DeployFailed(f"the guest did not answer: {exc}") from None
+                self.control.sleep(2)
 
     def run(self):
-        """Build, switch, check; switch back on failure. Returns the plan that went live."""
-        self.log.step(f"release {self.work.version}: {self.work.github_url} branch {self.work.branch}"
-                      + (f" at {self.work.commit}" if self.work.commit else ""))
+        """Build, switch, check; switch back on failure. Returns the commit that went live."""
+        self.log.step(f"release {self.release.version}: {self.release.github_url} branch {self.release.branch}"
+                      + (f" at {self.release.commit}" if self.release.commit else ""))
         self.wait_reachable()
         self.prepare_guest()
         sha = self.fetch()
         self.make_plan(self.read_repo())
-        _record_progress(self.work, config={**self.work.config, **self.plan.config()})
+        self.on_progress(config={**self.release.config, **self.plan.config()})
         self.install_runtime()
         self.write_files()
         self.build()
         previous = self.previous_target()
-        self.log.step(f"switch to release {self.work.version}")
-        self.switch_to(f"releases/{self.work.version}")
+        self.log.step(f"switch to release {self.release.version}")
+        self.switch_to(f"releases/{self.release.version}")
         try:
             self.restart()
             self.health_check()
-        except (Cancelled, LeaseLost):
+        except Interrupted:
             raise
         except Exception as exc:
             if previous is None:
@@ -494,43 +403,27 @@ class Deployer:
 
     def roll_back(self, previous, exc):
         """The new release failed its check: put the previous one back and make sure it answers."""
-        self.ctx.deadline = max(self.ctx.deadline, time.monotonic() + self.health_timeout + ROLLBACK_SECONDS)
-        if not isinstance(exc, (AppError, JobTimeout)):
-            log.exception("release %s of %s", self.work.version, self.work.deployment_id)
-            exc = AppError(f"internal error ({exc.__class__.__name__})")
+        self.control.extend(self.health_timeout + ROLLBACK_SECONDS)
+        if not isinstance(exc, (DeployFailed, TimeoutError)):
+            log.exception("release %s of %s", self.release.version, self.release.deployment_id)
+            exc = DeployFailed(f"internal error ({exc.__class__.__name__})")
         self.log(str(exc), stream="error")
         self.log.step(f"switch back to {previous}")
         self.switch_to(previous)
         try:
             self.restart()
             self.health_check_previous()
-        except (AppError, JobTimeout) as again:
-            raise AppError(f"{exc}; switching back to the previous release failed too: {again}",
-                           keep_guest=True) from None
+        except (DeployFailed, TimeoutError) as again:
+            raise DeployFailed(f"{exc}; switching back to the previous release failed too: {again}") from None
         raise KeptPrevious(str(exc))
 
     def health_check_previous(self):
-        port, path = _live_endpoint(self.work.deployment_id, self.work.live_release)
-        plan, self.plan = self.plan, recipes.Plan(**{**self.plan.__dict__, "port": port or self.plan.port,
-                                                     "health_check_path": path or "/"})
+        plan, self.plan = self.plan, replace(self.plan, port=self.release.live_port or self.plan.port,
+                                             health_check_path=self.release.live_health_path or "/")
         try:
             self.health_check()
         finally:
             self.plan = plan
-
-
-class KeptPrevious(Exception):
-    """The release failed; the previous one was switched back in and answers."""
-
-
-def _live_endpoint(deployment_id, version):
-    """(port, health check path) of the release that served."""
-    def read(session):
-        release = session.scalars(select(Release).where(Release.deployment_id == deployment_id,
-                                                        Release.version == version)).first()
-        config = (release.config or {}) if release else {}
-        return session.get(Deployment, deployment_id).served_port, config.get("health_check_path")
-    return _in_tx(read)
 
 
 def probe(host, port, path, timeout=2.0):
@@ -543,57 +436,3 @@ def probe(host, port, path, timeout=2.0):
         return f"gave no answer ({exc.__class__.__name__})"
     finally:
         connection.close()
-
-
-# -- the hook provisioning calls ---------------------------------------------------------------------
-
-
-def deploy_app(ctx, d):
-    """Run the waiting release (or a new one) on the deployment's guest; raise AppError when it fails
-    and nothing serves. A failed release whose predecessor was switched back in returns normally.
-
-    When a release served before, no failure of this one (build, transport, time limit, a bug) may
-    cost the guest: the error is raised with keep_guest, and provisioning leaves the guest alone.
-    """
-    served_before = _in_tx(lambda session: session.get(Deployment, ctx.deployment_id).live_release) is not None
-    work = writer = transport = None
-    try:
-        work = take_release(ctx.deployment_id)
-        writer = LogWriter(work.deployment_id, work.version, envvars.redactor(work.env))
-        lifecycle.record(work.deployment_id, "step", f"release {work.version} started")
-        transport = current_app.extensions["deploy_transport"](d)
-        deployer = Deployer(ctx, transport, work, writer, Limits.from_config(current_app.config))
-        sha = deployer.run()
-    except KeptPrevious as exc:
-        writer.flush()
-        _finish(work, "failed", error=str(exc))
-        lifecycle.record(work.deployment_id, "error",
-                         f"release {work.version} failed and release {work.live_release} still serves: {exc}")
-        return
-    except LeaseLost:
-        raise  # another run owns the deployment now: touch nothing
-    except Cancelled:
-        if writer is not None:
-            writer.flush()
-            _finish(work, "cancelled", error="the deployment was deleted")
-        raise
-    except Exception as exc:
-        worded = isinstance(exc, (AppError, JobTimeout, envvars.SecretsUnavailable, TransportError))
-        message = str(exc) if worded else f"internal error ({exc.__class__.__name__})"
-        if not worded:
-            log.exception("release of %s", ctx.deployment_id)
-        if writer is not None:
-            writer(message, stream="error")
-            writer.flush()
-        if work is not None:
-            _finish(work, "failed", error=message)
-        if served_before or (work is not None and work.live_release is not None):
-            raise AppError(message, keep_guest=True) from None
-        raise AppError(message) from None
-    finally:
-        if transport is not None:
-            transport.close()
-    writer(f"release {work.version} is live at http://{work.ip}:{deployer.plan.port}", stream="step")
-    writer.flush()
-    _finish(work, "live", commit_sha=sha, config=deployer.plan.config(), port=deployer.plan.port)
-    lifecycle.record(work.deployment_id, "step", f"release {work.version} ({sha[:12]}) is live")

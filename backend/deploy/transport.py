@@ -10,6 +10,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+APP_SERVICE = "paas-app"  # the service (a systemd unit on a real guest) an app runs as
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TAIL_LINES = 40

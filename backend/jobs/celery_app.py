@@ -7,12 +7,14 @@ import logging
 
 from celery import signals
 
+from app import create_app
+from backend.extensions import db
+from backend.platform import platform_of
+
 log = logging.getLogger(__name__)
 
 
 def _worker_app():
-    from app import create_app  # noqa: PLC0415
-
     flask_app = create_app(JOBS_BACKEND="celery")
     if not flask_app.config.get("CELERY_BROKER_URL"):
         raise RuntimeError("CELERY_BROKER_URL is not set: the Celery worker needs a broker (e.g. redis://localhost:6379/0)")
@@ -20,14 +22,12 @@ def _worker_app():
 
 
 flask_app = _worker_app()
-celery = flask_app.extensions["jobs"].celery
+celery = platform_of(flask_app).jobs.celery
 
 
 @signals.worker_process_init.connect
 def _fresh_connections(**kwargs):
     """A forked pool process must not share the parent's database connections."""
-    from backend.extensions import db  # noqa: PLC0415
-
     with flask_app.app_context():
         db.engine.dispose(close=False)
 
@@ -35,5 +35,5 @@ def _fresh_connections(**kwargs):
 @signals.worker_ready.connect
 def _recover_on_start(sender=None, **kwargs):
     """Deployments a dead worker left in provisioning or deleting get a job again."""
-    queued = flask_app.extensions["jobs"].start()
+    queued = platform_of(flask_app).jobs.start()
     log.info("worker ready; recovery queued %d deployment(s)", len(queued))

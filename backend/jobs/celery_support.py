@@ -9,6 +9,8 @@ import logging
 
 from celery import Celery
 
+from backend.jobs.runner import MAX_RESCHEDULES, Retry, execute
+
 log = logging.getLogger(__name__)
 
 
@@ -33,8 +35,6 @@ def make_celery(app):
 
     @celery.task(name="paas.run_job", bind=True, max_retries=None)
     def run_job(task, kind, deployment_id):
-        from backend.jobs import MAX_RESCHEDULES, Retry, execute  # noqa: PLC0415
-
         try:
             status = execute(app, kind, deployment_id)
             return status.value if status is not None else None

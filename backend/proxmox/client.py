@@ -93,6 +93,11 @@ class ProxmoxClient:
         self._sleep = sleep
         self._clock = clock
 
+    @property
+    def connection(self):
+        """The proxmoxer handle once connected (None before): another client of the same thread may reuse it."""
+        return self._api
+
     # -- transport -----------------------------------------------------------------
 
     @property

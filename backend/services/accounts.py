@@ -12,6 +12,7 @@ from backend.extensions import db
 from backend.models import ApiToken, Deployment, User
 from backend.models.types import utcnow
 from backend.models.user import QUOTA_KEYS, ROLES, hash_token
+from backend.services.transactions import commit
 
 log = logging.getLogger(__name__)
 USERNAME_RE = re.compile(r"[a-z][a-z0-9_.-]{1,62}[a-z0-9]")
@@ -22,14 +23,6 @@ PREFIX_LENGTH = 12
 TOUCH_INTERVAL = timedelta(seconds=60)
 DEFAULT_QUOTAS = {"deployments": 10, "cores": 16, "memory": 32768, "disk": 500}
 QUOTA_UNITS = {"deployments": "", "cores": "", "memory": " MB", "disk": " GB"}
-
-
-def _commit():
-    try:
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        raise
 
 
 def create_user(username, role="member", quotas=None, allow_private_targets=False):
@@ -46,7 +39,7 @@ def create_user(username, role="member", quotas=None, allow_private_targets=Fals
         setattr(user, f"max_{key}", value)
     db.session.add(user)
     try:
-        _commit()
+        commit()
     except IntegrityError:
         raise Conflict(f"a user named {username!r} already exists", fields={"username": "already taken"}) from None
     return user
@@ -83,7 +76,7 @@ def update_user(user, changes):
         _revoke_all(user)
     elif changes.get("disabled") is False:
         user.disabled_at = None
-    _commit()
+    commit()
     return user
 
 
@@ -112,7 +105,7 @@ def issue_token(user, name, expires_in_days=None):
     row = ApiToken(user_id=user.id, name=name, prefix=token[:PREFIX_LENGTH], token_hash=hash_token(token),
                    expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None)
     db.session.add(row)
-    _commit()
+    commit()
     return token, row
 
 
@@ -155,7 +148,7 @@ def revoke_token(row):
     """Revoke (idempotent): the token stops working at once."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        _commit()
+        commit()
     return row
 
 

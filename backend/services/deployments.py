@@ -7,8 +7,6 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from backend.errors import ConcurrentUpdate, InvalidState, NameTaken, NotFound, ValidationFailed
 from backend.extensions import db
@@ -16,8 +14,10 @@ from backend.models import Deployment, DeploymentStatus
 from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
 from backend.services import accounts, envvars
+from backend.services.actions import ACTIONS
 from backend.services.cluster import require_proxmox
 from backend.services.lifecycle import add_event, change_status
+from backend.services.transactions import commit
 
 RESOURCE_LIMITS = {
     "lxc": {"cores": (1, 8), "memory": (256, 16384), "disk": (5, 200)},
@@ -48,21 +48,11 @@ def resolve_resources(deployment_type, requested, current=None):
     return merged
 
 
-def _commit(deployment=None):
-    """Commit, turning the database's own guards into domain errors."""
-    try:
-        db.session.commit()
-    except IntegrityError as exc:
-        db.session.rollback()
-        if deployment is not None and Deployment.get_by_name(deployment.name) is not None:
-            raise NameTaken(
-                f"a deployment named {deployment.name!r} already exists",
-                fields={"name": "already taken"},
-            ) from exc
-        raise
-    except StaleDataError as exc:
-        db.session.rollback()
-        raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
+def _name_taken(deployment):
+    """The conflict a unique-constraint refusal means when the deployment's name is taken meanwhile."""
+    if Deployment.get_by_name(deployment.name) is not None:
+        return NameTaken(f"a deployment named {deployment.name!r} already exists", fields={"name": "already taken"})
+    return None
 
 
 APP_SETTINGS = ("build_command", "start_command", "port", "health_check_path")
@@ -111,7 +101,7 @@ def create_deployment(data, owner, quota_defaults=None):
     )
     db.session.add(deployment)
     add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
-    _commit(deployment)
+    commit(conflict=lambda: _name_taken(deployment))
     return deployment
 
 
@@ -166,7 +156,7 @@ def update_deployment(deployment, changes, actor=None, quota_defaults=None):
         setattr(deployment, key, changes[key])
     if settings:
         add_event(deployment, "action", f"{', '.join(settings)} changed; used by the next release")
-    _commit()
+    commit()
     return deployment, resize_guest
 
 
@@ -181,7 +171,7 @@ def request_delete(deployment):
     if deployment.status is not DeploymentStatus.DELETING:
         change_status(deployment, DeploymentStatus.DELETING, "delete requested")
         try:
-            _commit()
+            commit()
         except ConcurrentUpdate:
             # A job moved it meanwhile: decide again on the fresh row.
             db.session.refresh(deployment)
@@ -191,8 +181,6 @@ def request_delete(deployment):
 
 def request_action(deployment, action):
     """Check that a power action applies now and record the request; a job carries it out."""
-    from backend.services.provisioning import ACTIONS  # noqa: PLC0415
-
     require_proxmox()
     allowed, _ = ACTIONS[action]
     if deployment.status not in allowed:
@@ -204,7 +192,7 @@ def request_action(deployment, action):
     if deployment.vm_id is None:
         raise InvalidState(f"the deployment has no guest to {action}")
     add_event(deployment, "action", f"{action} requested")
-    _commit()
+    commit()
     return deployment
 
 
@@ -213,7 +201,7 @@ def fail_unqueued(deployment, reason):
     db.session.refresh(deployment)
     if deployment.status is DeploymentStatus.PENDING:
         change_status(deployment, DeploymentStatus.FAILED, f"could not queue the job: {reason}")
-        _commit()
+        commit()
 
 
 # -- listing -----------------------------------------------------------------

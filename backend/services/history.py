@@ -20,7 +20,7 @@ def log_page(deployment_id, after=None, release=None, limit=500):
     return page_of(LogLine.page(deployment_id, after=after, release=release, limit=limit + 1), limit)
 
 
-def readable_log(deployment_id, with_tasks=True):
+def readable_log(deployment_id, proxmox, with_tasks=True):
     """One line per event; under a Proxmox task's line, that task's own log (when Proxmox answers)."""
     lines = []
     for event in DeploymentEvent.for_deployment(deployment_id):
@@ -31,7 +31,7 @@ def readable_log(deployment_id, with_tasks=True):
         if event.upid and with_tasks:
             lines.append(f"    task {event.upid}")
             try:
-                lines.extend(f"    | {line}" for line in cluster.task_log(event.upid))
+                lines.extend(f"    | {line}" for line in cluster.task_log(event.upid, proxmox))
             except ProxmoxError as exc:
                 lines.append(f"    (task log unavailable: {cluster.public_message(exc)})")
     return "\n".join(lines) + "\n"

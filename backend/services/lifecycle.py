@@ -14,6 +14,7 @@ from backend.extensions import db
 from backend.models import Deployment, DeploymentEvent, DeploymentStatus
 from backend.models.types import utcnow
 from backend.services import notifications
+from backend.services.transactions import transaction
 
 log = logging.getLogger(__name__)
 
@@ -45,35 +46,24 @@ def apply(deployment_id, change, attempts=5):
     change may raise to abort (nothing is written). Returns change's result. The session is
     released afterwards, so no connection is held while the caller waits on Proxmox.
     """
-    try:
-        for attempt in range(attempts):
-            deployment = db.session.get(Deployment, deployment_id, populate_existing=True)
-            if deployment is None:
-                raise LookupError(f"deployment {deployment_id} does not exist")
-            try:
-                result = change(deployment)
-                db.session.commit()
-                return result
-            except StaleDataError:
-                db.session.rollback()
-                log.info("deployment %s changed meanwhile; retrying (%d)", deployment_id, attempt + 1)
-            except BaseException:
-                db.session.rollback()
-                raise
-        raise RuntimeError(f"deployment {deployment_id} kept changing; gave up after {attempts} attempts")
-    finally:
-        db.session.remove()
+    for attempt in range(attempts):
+        try:
+            with transaction() as session:
+                deployment = session.get(Deployment, deployment_id, populate_existing=True)
+                if deployment is None:
+                    raise LookupError(f"deployment {deployment_id} does not exist")
+                return change(deployment)
+        except StaleDataError:
+            log.info("deployment %s changed meanwhile; retrying (%d)", deployment_id, attempt + 1)
+    raise RuntimeError(f"deployment {deployment_id} kept changing; gave up after {attempts} attempts")
 
 
 def record(deployment_id, kind, message, upid=None):
     """Append one event on its own (a step, a Proxmox task, an action)."""
-    try:
-        deployment = db.session.get(Deployment, deployment_id)
+    with transaction() as session:
+        deployment = session.get(Deployment, deployment_id)
         if deployment is not None:
             add_event(deployment, kind, message, upid=upid)
-            db.session.commit()
-    finally:
-        db.session.remove()
 
 
 def claim_vmid(deployment_id, node, vmid):
@@ -93,12 +83,8 @@ def claim_vmid(deployment_id, node, vmid):
 
 def _update_one(stmt):
     """Run an UPDATE of one deployment row and commit; True when it changed the row."""
-    try:
-        changed = db.session.execute(stmt).rowcount == 1
-        db.session.commit()
-        return changed
-    finally:
-        db.session.remove()
+    with transaction() as session:
+        return session.execute(stmt).rowcount == 1
 
 
 def take_lease(deployment_id, owner, seconds):

@@ -1,29 +1,25 @@
 """The app's runtime log, read from its guest on request."""
-from flask import current_app
-
-from backend.deploy.transport import TransportError
+from backend.deploy.transport import APP_SERVICE, TransportError
 from backend.errors import DomainError, InvalidState
-from backend.models import DeploymentStatus
+from backend.models import DeploymentStatus, Release
 from backend.services import envvars
+from backend.services.guests import guest_target
 
-S = DeploymentStatus
+READABLE = (DeploymentStatus.RUNNING, DeploymentStatus.DEPLOYING, DeploymentStatus.FAILED, DeploymentStatus.STOPPED)
 
 
-def runtime_log(deployment, lines):
-    """The last `lines` lines the app wrote (the journal of its unit on a real guest)."""
-    from backend.deploy.deployer import SERVICE  # noqa: PLC0415
-
-    opener = current_app.extensions.get("deploy_transport")
-    if opener is None or deployment.status not in (S.RUNNING, S.DEPLOYING, S.FAILED, S.STOPPED):
+def runtime_log(deployment, lines, transports):
+    """The last `lines` lines the app wrote (the journal of its unit on a real guest), read through
+    transports (the platform's factory; None when the platform does not deploy apps)."""
+    if transports is None or deployment.status not in READABLE:
         raise InvalidState(f"there is no app log to read while the deployment is {deployment.status.value}")
     if deployment.vm_id is None or deployment.live_release is None:
         raise InvalidState("no release of this deployment has served yet")
     redact = envvars.redactor(_environment_values(deployment))
-    snapshot = {"id": deployment.id, "kind": deployment.guest_kind, "vm_id": deployment.vm_id}
     try:
-        transport = opener(snapshot)
+        transport = transports.open(guest_target(deployment))
         try:
-            return [redact(line) for line in transport.service_log(SERVICE, lines=lines)]
+            return [redact(line) for line in transport.service_log(APP_SERVICE, lines=lines)]
         finally:
             transport.close()
     except TransportError as exc:
@@ -33,8 +29,6 @@ def runtime_log(deployment, lines):
 def _environment_values(deployment):
     """Every value of the environment now and of each recorded release (the app's log spans releases),
     so that they are masked in its output as in the build log."""
-    from backend.models import Release  # noqa: PLC0415
-
     tokens = [deployment.env_encrypted, *(r.env_encrypted for r in Release.for_deployment(deployment.id))]
     values = set()
     for token in tokens:

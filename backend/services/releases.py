@@ -5,8 +5,9 @@ from backend.models import DeploymentStatus, Release
 from backend.models.types import utcnow
 from backend.services import envvars
 from backend.services.cluster import require_proxmox
-from backend.services.deployments import APP_SETTINGS, _commit
+from backend.services.deployments import APP_SETTINGS
 from backend.services.lifecycle import add_event, change_status
+from backend.services.transactions import commit
 
 S = DeploymentStatus
 
@@ -46,7 +47,7 @@ def _start(deployment, release, message):
             fields={"status": deployment.status.value},
         )
     db.session.add(release)
-    _commit()
+    commit()
     return "provision"
 
 
@@ -99,5 +100,5 @@ def update_env(deployment, changes):
                               commit=live.commit_sha if live else None)
         return release, _start(deployment, release, f"environment changed ({keys}); release {release.version}")
     add_event(deployment, "action", f"environment changed ({keys}); used by the next release")
-    _commit()
+    commit()
     return None, None

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from app import db
 from backend.models import Deployment, DeploymentStatus, GithubDelivery
+from backend.platform import platform_of
 from backend.services.webhooks import BAD_SIGNATURE
 from tests.conftest import make_user
 
@@ -203,7 +204,7 @@ def test_a_signed_push_queues_a_release_of_the_pushed_commit(app, client, hooked
     assert release["branch"] == "main"
     assert release["requested_commit"] == COMMIT
     assert status_of(client, ident) == "deploying"
-    assert ("provision", uuid.UUID(ident)) in app.extensions["jobs"].queue
+    assert ("provision", uuid.UUID(ident)) in platform_of(app).jobs.queue
 
 
 def test_the_webhook_needs_no_bearer_token_and_ignores_a_bad_one(client, hooked):

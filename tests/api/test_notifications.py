@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from app import db
 from backend.models import Deployment, DeploymentStatus, Notification
+from backend.platform import platform_of
 from backend.services import lifecycle
 from tests.conftest import deployment_payload, make_user
 
@@ -333,7 +334,7 @@ def test_a_target_that_always_fails_is_given_up_after_the_maximum_attempts(app, 
     time.sleep(0.3)
     run_jobs()
     assert len(receiver.requests) == 3
-    assert app.extensions["jobs"].delayed == []
+    assert platform_of(app).jobs.delayed == []
 
 
 def test_a_redirect_is_not_followed_and_counts_as_a_failure(app, client, run_jobs, receiver):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.platform import platform_of
 from backend.simulation.runtime import settings_for
 from tests.conftest import TEST_ADDRESS_POOL
 from tests.jobs.conftest import make_app
@@ -100,8 +101,8 @@ def sim(database_url, fake, repos, tmp_path):
                    GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=300, HEALTH_CHECK_TIMEOUT=20,
                    DEPLOY_COMMAND_TIMEOUT=240)
     yield app
-    app.extensions["jobs"].wait_idle(60)
-    app.extensions["jobs"].shutdown()
+    platform_of(app).jobs.wait_idle(60)
+    platform_of(app).jobs.shutdown()
     # Nothing the test started may outlive it: stop every sandbox's app.
     from backend.deploy.local import LocalTransport
 

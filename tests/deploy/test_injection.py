@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from backend.deploy.deployer import Deployer, LogWriter, Work
+from backend.deploy.deployer import Deployer, ReleaseSpec
 from backend.deploy.local import LocalTransport
 from backend.models import Deployment
-from backend.services.provisioning import JobContext
+from backend.services.job_context import JobContext
+from backend.services.release_runs import ReleaseLogWriter
 from tests.conftest import deployment_payload
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.deploy.test_simulation import build_log, create, fetch, releases
@@ -65,12 +66,14 @@ def test_redeploy_and_rollback_refuse_payloads(client):
 def test_the_deployer_checks_again_before_running_git(app, tmp_path):
     """A value that slipped past the API (a database edited by hand) still never reaches git."""
     transport = LocalTransport(tmp_path / "guest", bind_host="127.0.0.1")
-    ctx = JobContext(uuid.uuid4(), None, time_limit=60, watch_deletion=False)
+    control = JobContext(uuid.uuid4(), time_limit=60, watch_deletion=False)
     for url, branch, commit in [("--upload-pack=touch /tmp/paas-pwned", "main", None),
                                 ("https://github.com/acme/x", "--upload-pack=touch", None),
                                 ("https://github.com/acme/x", "main", "$(touch /tmp/paas-pwned)")]:
-        work = Work(uuid.uuid4(), "x", url, "127.0.0.1", None, uuid.uuid4(), 1, branch, commit, {}, {})
-        deployer = Deployer(ctx, transport, work, LogWriter(work.deployment_id, 1, lambda line: line))
+        release = ReleaseSpec(deployment_id=str(uuid.uuid4()), name="x", github_url=url, address="127.0.0.1",
+                              version=1, branch=branch, commit=commit)
+        deployer = Deployer(transport, release, ReleaseLogWriter(release.deployment_id, 1, lambda line: line),
+                            control)
         deployer.sh(["mkdir", "-p", deployer.dir])
         with pytest.raises(ValueError):
             deployer.fetch()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.platform import platform_of
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.jobs.conftest import guests_of, wait_for
 
@@ -161,7 +162,7 @@ def test_a_failing_first_release_fails_with_its_log_and_leaves_nothing(sclient, 
     assert "compiling the assets" in failed["error_message"]
     [release] = releases(sclient, created["id"])
     assert release["status"] == "failed"
-    sim.extensions["jobs"].wait_idle(30)
+    platform_of(sim).jobs.wait_idle(30)
     assert guests_of(fake) == []
     assert not (Path(sim.config["SIMULATION_DIR"]) / "guests" / created["id"]).exists()
 
@@ -236,7 +237,7 @@ def test_express_app_with_npm_dependencies(sclient, repos):
     assert release["config"]["framework"] == "express" and release["config"]["start"] == "npm start"
 
 
-def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(sclient, sim, repos, fake):
+def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(sclient, sim, repos, fake, monkeypatch):
     """Not only failed builds: an unreachable guest or a bug in a later release never costs the guest."""
     from backend.deploy.transport import TransportError
 
@@ -244,17 +245,18 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
     created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
     running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert running["status"] == "running", running["error_message"]
-    opener = sim.extensions["deploy_transport"]
+    transports = platform_of(sim).transports
+    opener = transports.open
 
-    def broken(d):
-        transport = opener(d)
+    def broken(target):
+        transport = opener(target)
 
         def upload(*args, **kwargs):
             raise TransportError("connection reset by the guest")
         transport.upload = upload
         return transport
 
-    sim.extensions["deploy_transport"] = broken
+    monkeypatch.setattr(transports, "open", broken)
     assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
     failed = wait_release(sclient, created["id"], 2)
     assert failed["status"] == "failed" and "connection reset" in failed["error_message"]
@@ -263,18 +265,18 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
 
     # A bug (any exception) while switching in: the previous release comes back.
-    def buggy(d):
-        transport = opener(d)
+    def buggy(target):
+        transport = opener(target)
 
         def restart_service(name):
             raise RuntimeError("a bug")
         transport.restart_service = restart_service
         return transport
 
-    sim.extensions["deploy_transport"] = buggy
+    monkeypatch.setattr(transports, "open", buggy)
     assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
     assert wait_release(sclient, created["id"], 3)["status"] == "failed"
-    sim.extensions["deploy_transport"] = opener
+    monkeypatch.setattr(transports, "open", opener)
     assert guests_of(fake) == [running["vm_id"]]
 
     # Delete: nothing is left marked live.

@@ -4,6 +4,7 @@ import time
 import pytest
 
 from app import create_app
+from backend.platform import platform_of
 from backend.proxmox.settings import ProxmoxSettings
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform"
@@ -31,8 +32,8 @@ def papp(database_url, fake):
     """The app with in-process jobs (no app context pushed: each request and job has its own)."""
     app = make_app(database_url, fake)
     yield app
-    app.extensions["jobs"].wait_idle(30)
-    app.extensions["jobs"].shutdown()
+    platform_of(app).jobs.wait_idle(30)
+    platform_of(app).jobs.shutdown()
     fake.assert_no_violations()
 
 

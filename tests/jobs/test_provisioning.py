@@ -3,6 +3,7 @@ import time
 
 import pytest
 
+from backend.platform import platform_of
 from tests.jobs.conftest import create, events, guests_of, status_chain, wait_for
 
 
@@ -115,7 +116,7 @@ def test_twenty_concurrent_creates_with_a_stuck_nextid_get_distinct_vmids(databa
     fake.nextid_fixed = 100
     try:
         ids = [create(client, name=f"app-{n:02d}")["id"] for n in range(20)]
-        assert app.extensions["jobs"].wait_idle(120)
+        assert platform_of(app).jobs.wait_idle(120)
         finals = [wait_for(client, ident) for ident in ids]
         assert [d["status"] for d in finals] == ["running"] * 20, [d["error_message"] for d in finals]
         vmids = [d["vm_id"] for d in finals]
@@ -123,7 +124,7 @@ def test_twenty_concurrent_creates_with_a_stuck_nextid_get_distinct_vmids(databa
         assert guests_of(fake) == sorted(vmids)
         fake.assert_no_violations()
     finally:
-        app.extensions["jobs"].shutdown()
+        platform_of(app).jobs.shutdown()
 
 
 @pytest.mark.parametrize("deployment_type,task", [("lxc", "vzcreate"), ("vm", "qmclone")])
@@ -139,7 +140,7 @@ def test_a_delete_during_provisioning_wins(pclient, papp, fake, deployment_type,
     response = pclient.delete(f"/api/deployments/{created['id']}")
     assert response.status_code == 202
     assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
-    assert papp.extensions["jobs"].wait_idle(30)  # every job has ended: none can bring the guest back
+    assert platform_of(papp).jobs.wait_idle(30)  # every job has ended: none can bring the guest back
     assert guests_of(fake) == []
     assert wait_for(pclient, created["id"])["status"] == "deleted"
 
@@ -153,7 +154,7 @@ def test_a_delete_while_the_create_fails_ends_deleted(pclient, papp, fake):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     pclient.delete(f"/api/deployments/{created['id']}")
-    assert papp.extensions["jobs"].wait_idle(30)
+    assert platform_of(papp).jobs.wait_idle(30)
     assert wait_for(pclient, created["id"])["status"] == "deleted"
     assert guests_of(fake) == []
 
@@ -164,7 +165,7 @@ def test_a_failing_destroy_ends_failed_and_a_second_delete_finishes(pclient, pap
     fake.fail_next("DELETE", rf"/lxc/{vmid}$", status=500,
                    reason=f"can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout", times=20)
     pclient.delete(f"/api/deployments/{created['id']}")
-    assert papp.extensions["jobs"].wait_idle(60)
+    assert platform_of(papp).jobs.wait_idle(60)
     failed = wait_for(pclient, created["id"])
     assert failed["status"] == "failed", failed
     assert failed["error_message"].startswith("delete failed: can't lock file") and "delete it again" in \
@@ -198,8 +199,8 @@ def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
         assert failed["status"] == "failed" and "time limit" in failed["error_message"]
         assert guests_of(fake) == []
     finally:
-        app.extensions["jobs"].wait_idle(30)
-        app.extensions["jobs"].shutdown()
+        platform_of(app).jobs.wait_idle(30)
+        platform_of(app).jobs.shutdown()
 
 
 def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
@@ -207,7 +208,7 @@ def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
     from tests.jobs.conftest import make_app
 
     app = make_app(database_url, fake, settings=None)
-    app.config["PROXMOX_SETTINGS"] = None
+    app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
     client = app.test_client()
     try:
         response = client.post("/api/deployments", json={
@@ -222,7 +223,7 @@ def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
         assert client.get("/api/nodes").status_code == 503
         assert client.get("/health").get_json()["proxmox"] == "not_configured"
     finally:
-        app.extensions["jobs"].shutdown()
+        platform_of(app).jobs.shutdown()
 
 
 def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_a_guest(database_url, fake):
@@ -232,8 +233,8 @@ def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_
     app = make_app(database_url, fake, backend="manual")
     client = app.test_client()
     ident = create(client)["id"]
-    app.config["PROXMOX_SETTINGS"] = None
-    app.extensions["jobs"].run_pending()
+    app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
+    platform_of(app).jobs.run_pending()
     failed = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
     assert failed["status"] == "failed"
     assert "Proxmox is not configured" in failed["error_message"]

@@ -6,8 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from backend.extensions import db
-from backend.jobs import Retry, execute
+from backend.jobs.runner import Retry, execute
 from backend.models import Deployment, DeploymentStatus
+from backend.platform import platform_of
 from backend.services import lifecycle
 from manage_db import cli
 from tests.jobs.conftest import create, guests_of, make_app, wait_for
@@ -47,10 +48,10 @@ def test_starting_the_pool_resumes_every_unfinished_deployment(papp, fake):
     add_lxc(fake, 160, "leaving", being_deleted, status="running")
     done = add_row(papp, "done", S.RUNNING)
 
-    queued = papp.extensions["jobs"].start()
+    queued = platform_of(papp).jobs.start()
     assert set(queued) == {str(fresh), str(cut_before_create), str(cut_after_create), str(being_deleted)}
     assert str(done) not in queued
-    assert papp.extensions["jobs"].wait_idle(60)
+    assert platform_of(papp).jobs.wait_idle(60)
 
     client = papp.test_client()
     assert wait_for(client, str(fresh))["status"] == "running"
@@ -69,13 +70,13 @@ def test_a_pool_started_before_the_schema_exists_says_so_in_one_line_and_resumes
     """gunicorn may start before `flask db upgrade` has run: recovery waits for the tables, it does not crash."""
     import logging
 
-    import backend.jobs as jobs_module
+    import backend.jobs.recovery as jobs_module
     from tests.conftest import build_schema
 
     monkeypatch.setattr(jobs_module, "RECOVERY_RETRY_SECONDS", 0.2)
     url = f"sqlite:///{tmp_path / 'not-yet.db'}"
     app = make_app(url, fake, backend="manual")
-    jobs = app.extensions["jobs"]
+    jobs = platform_of(app).jobs
     try:
         with caplog.at_level(logging.WARNING, logger="backend.jobs"):
             assert jobs.start() == {}
@@ -119,7 +120,7 @@ def test_a_second_run_of_a_finished_job_changes_nothing(database_url, fake):
     app = make_app(database_url, fake, backend="manual")
     client = app.test_client()
     created = create(client)
-    assert app.extensions["jobs"].run_pending() == [S.RUNNING]
+    assert platform_of(app).jobs.run_pending() == [S.RUNNING]
     before = wait_for(client, created["id"])
     assert execute(app, "provision", created["id"]) is S.RUNNING
     after = wait_for(client, created["id"])
@@ -148,7 +149,7 @@ def test_reconcile_reports_then_fixes_orphans_and_vanished_guests(database_url, 
     client = app.test_client()
     kept = create(client, name="kept")
     vanished = create(client, name="vanished")
-    app.extensions["jobs"].run_pending()
+    platform_of(app).jobs.run_pending()
     kept, vanished = wait_for(client, kept["id"]), wait_for(client, vanished["id"])
     del fake.guests[vanished["vm_id"]]  # destroyed behind the platform's back
     stranger = uuid.uuid4()

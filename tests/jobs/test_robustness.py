@@ -5,9 +5,11 @@ from datetime import timedelta
 from click.testing import CliRunner
 
 from backend.extensions import db
-from backend.jobs import ManualJobs, recover
+from backend.jobs.backends import ManualJobs
+from backend.jobs.recovery import recover
 from backend.models import Deployment, DeploymentStatus
 from backend.models.types import utcnow
+from backend.platform import platform_of
 from backend.services import lifecycle
 from manage_db import cli
 from tests.jobs.conftest import create, guests_of, make_app, settings_for, wait_for
@@ -21,7 +23,7 @@ def test_the_static_pool_gives_each_concurrent_deployment_its_own_address(databa
     client = app.test_client()
     try:
         ids = [create(client, name=f"pool-{n}")["id"] for n in range(8)]
-        assert app.extensions["jobs"].wait_idle(120)
+        assert platform_of(app).jobs.wait_idle(120)
         finals = [wait_for(client, ident) for ident in ids]
         assert [d["status"] for d in finals] == ["running"] * 8, [d["error_message"] for d in finals]
         addresses = sorted(d["ip_address"] for d in finals)
@@ -38,8 +40,8 @@ def test_the_static_pool_gives_each_concurrent_deployment_its_own_address(databa
         assert again["status"] == "running" and again["ip_address"] == finals[0]["ip_address"]
         fake.assert_no_violations()
     finally:
-        app.extensions["jobs"].wait_idle(30)
-        app.extensions["jobs"].shutdown()
+        platform_of(app).jobs.wait_idle(30)
+        platform_of(app).jobs.shutdown()
 
 
 class BrokenQueue(ManualJobs):
@@ -50,7 +52,7 @@ class BrokenQueue(ManualJobs):
 def test_when_the_queue_is_down_nothing_is_promised(database_url, fake):
     app = make_app(database_url, fake, backend="manual")
     client = app.test_client()
-    app.extensions["jobs"] = BrokenQueue(app)
+    platform_of(app).jobs = BrokenQueue(app)
     created = client.post("/api/deployments", json={"name": "lonely", "deployment_type": "lxc",
                                                      "framework": "flask",
                                                      "github_url": "https://github.com/acme/lonely"})
@@ -61,9 +63,9 @@ def test_when_the_queue_is_down_nothing_is_promised(database_url, fake):
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "queue_unavailable"
     # Recorded all the same: the sweep or the next worker start finishes it.
     assert wait_for(client, deployment["id"], {"deleting"})["status"] == "deleting"
-    app.extensions["jobs"] = ManualJobs(app)
-    assert recover(app, app.extensions["jobs"]) == {deployment["id"]: "destroy"}
-    app.extensions["jobs"].run_pending()
+    platform_of(app).jobs = ManualJobs(app)
+    assert recover(app, platform_of(app).jobs) == {deployment["id"]: "destroy"}
+    platform_of(app).jobs.run_pending()
     assert wait_for(client, deployment["id"])["status"] == "deleted"
 
 
@@ -84,20 +86,20 @@ def test_the_sweep_requeues_only_stale_unheld_deployments(database_url, fake):
     app = make_app(database_url, fake, backend="manual")
     client = app.test_client()
     stale, fresh, held = (uuid.UUID(create(client, name=n)["id"]) for n in ("stale", "fresh", "held"))
-    app.extensions["jobs"].queue.clear()  # as if the messages were lost
+    platform_of(app).jobs.queue.clear()  # as if the messages were lost
     with app.app_context():
         for ident in (stale, held):
             db.session.get(Deployment, ident).updated_at = utcnow() - timedelta(minutes=10)
         db.session.commit()
         lifecycle.take_lease(held, "someone", 60)
-    assert recover(app, app.extensions["jobs"], stale_after=300) == {str(stale): "provision"}
+    assert recover(app, platform_of(app).jobs, stale_after=300) == {str(stale): "provision"}
 
 
 def test_reconcile_reports_the_guest_a_failed_cleanup_left(database_url, fake):
     app = make_app(database_url, fake, backend="manual")
     client = app.test_client()
     created = create(client)
-    app.extensions["jobs"].run_pending()
+    platform_of(app).jobs.run_pending()
     vmid = wait_for(client, created["id"])["vm_id"]
     with app.app_context():  # what _fail leaves when the destroy itself failed
         lifecycle.apply(uuid.UUID(created["id"]),

@@ -6,6 +6,7 @@ import pytest
 
 from app import db
 from backend.models import AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, Release
+from backend.platform import platform_of
 from tests.conftest import deployment_payload, make_user
 
 # A body each route accepts, so that a 404 is the ownership check and not a validation error.
@@ -67,7 +68,7 @@ def two_members(app, client):
         db.session.remove()
     db.session.rollback()  # the test's own session: end its snapshot (MariaDB's repeatable read)
     assert client.post(f"/api/deployments/{deployment_id}/actions/redeploy", json={}, token=alice).status_code == 202
-    app.extensions["jobs"].queue.clear()
+    platform_of(app).jobs.queue.clear()
     return {"alice": alice, "bob": bob, "id": deployment_id, "name": "alice-app"}
 
 
@@ -85,7 +86,7 @@ def test_every_deployment_route_answers_404_to_another_member_and_changes_nothin
             assert body["error"]["code"] == "not_found"
             assert "s3cret" not in response.get_data(as_text=True)
     assert snapshot(app, Deployment.get_by_id(two_members["id"]).id) == before
-    assert app.extensions["jobs"].queue == []
+    assert platform_of(app).jobs.queue == []
 
 
 def test_the_owner_and_admins_reach_the_same_routes(app, client, two_members):

@@ -1,12 +1,14 @@
 """The production deploy path end to end on real guests: the fake Proxmox creates Debian containers with
 systemd and sshd, and the platform deploys into them over SSH (apt through the guests' proxy, the
 unprivileged user, the systemd unit, the health check across the bridge), as it would on Proxmox."""
+import dataclasses
 import os
 import subprocess
 import time
 
 import pytest
 
+from backend.platform import platform_of
 from backend.simulation.realguests import RealGuestCluster
 from tests.deploy.conftest import Repos, flask_app
 from tests.deploy.test_simulation import fetch, wait_release
@@ -49,8 +51,8 @@ def platform(cluster, database_url, tmp_path):
                    SSH_KEY_PATH=str(tmp_path / "ssh" / "id_ed25519"), JOB_TIME_LIMIT=600, HEALTH_CHECK_TIMEOUT=60,
                    DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30, SSH_CONNECT_TIMEOUT=60)
     yield app, repos, made
-    app.extensions["jobs"].wait_idle(120)
-    app.extensions["jobs"].shutdown()
+    platform_of(app).jobs.wait_idle(120)
+    platform_of(app).jobs.shutdown()
     # Each test starts from an empty cluster (its database hands out the same addresses again), even when it
     # failed half-way and left a guest behind.
     for name in list(made.host.guests):
@@ -62,7 +64,7 @@ def platform(cluster, database_url, tmp_path):
 
 def on_guest(app, address, command, user="root"):
     """(status, output) of command on a guest, with the platform's own key."""
-    from backend.deploy import key_path
+    from backend.bootstrap import key_path
     from backend.deploy.keys import load_or_create_keypair
 
     pkey, _ = load_or_create_keypair(key_path(app))
@@ -279,7 +281,8 @@ def boot_without_waiting(host, name):
 
 def test_a_build_that_runs_out_of_time_fails_and_leaves_no_guest(platform):
     app, repos, made = platform
-    app.config["DEPLOY_COMMAND_TIMEOUT"] = 5
+    collaborators = platform_of(app)
+    collaborators.deploy_limits = dataclasses.replace(collaborators.deploy_limits, command_timeout=5)
     repos.make("real-slow", flask_app("v1"))
     client = app.test_client()
     created = create(client, name="real-slow", github_url=repos.url("real-slow"), build_command="sleep 60")

@@ -1,0 +1,58 @@
+"""The composition root: the one place that builds the platform's collaborators from the configuration.
+
+create_app() calls init_app(); entry points (api/, jobs/, manage_db.py) take the result with
+backend.platform.platform_of(app) and hand its parts to the services as arguments. Nothing else names a concrete
+adapter (which transport reaches guests, which job backend runs jobs, how Proxmox clients are kept).
+"""
+import dataclasses
+from pathlib import Path
+
+from backend.deploy.deployer import Limits
+from backend.deploy.guests import NoGuestHooks, SandboxHooks, SandboxTransports, SSHTransports
+from backend.jobs.backends import build_jobs
+from backend.jobs.outbox import listen_for_notifications
+from backend.platform import EXTENSION, Platform, ProxmoxClients
+
+
+def simulation_dir(app):
+    return Path(app.config.get("SIMULATION_DIR") or Path(app.instance_path) / "simulation")
+
+
+def key_path(app):
+    """The platform's SSH private key (made on first use; its .pub goes into every guest)."""
+    return Path(app.config.get("SSH_KEY_PATH") or Path(app.instance_path) / "ssh" / "id_ed25519")
+
+
+def deploy_limits(config):
+    return Limits(command_timeout=config["DEPLOY_COMMAND_TIMEOUT"], health_timeout=config["HEALTH_CHECK_TIMEOUT"],
+                  releases_kept=max(1, config["RELEASES_KEPT"]), git_protocols=config["GIT_ALLOW_PROTOCOL"],
+                  git_rewrites=tuple(sorted((config.get("GIT_URL_REWRITES") or {}).items())),
+                  http_proxy=config.get("GUEST_HTTP_PROXY") or None, no_proxy=config.get("GUEST_NO_PROXY") or None)
+
+
+def build_platform(app):
+    """The collaborators app's configuration asks for (the job backend is added by init_app)."""
+    config = app.config
+    settings = config.get("PROXMOX_SETTINGS")
+    transports, hooks = None, NoGuestHooks()
+    if config.get("DEPLOY_APPS", True):
+        if config.get("SIMULATE") and config.get("SIMULATION_GUESTS") != "containers":
+            transports = SandboxTransports(simulation_dir(app) / "guests")
+            hooks = SandboxHooks(transports)
+        else:
+            transports = SSHTransports(key_path(app), port=config.get("SSH_PORT", 22),
+                                       connect_timeout=config["SSH_CONNECT_TIMEOUT"],
+                                       vm_user=settings.ci_user if settings else "paas")
+            if settings is not None:
+                # Guests get the platform's public key (and the administrator's, when PROXMOX_SSH_PUBLIC_KEY has one).
+                keys = [key for key in (settings.ssh_public_key, transports.public_key()) if key]
+                settings = dataclasses.replace(settings, ssh_public_key="\n".join(dict.fromkeys(keys)))
+    proxmox = ProxmoxClients(settings, config["LIVE_STATUS_TIMEOUT"]) if settings is not None else None
+    return Platform(proxmox=proxmox, transports=transports, guest_hooks=hooks, deploy_limits=deploy_limits(config))
+
+
+def init_app(app):
+    platform = build_platform(app)
+    platform.jobs = build_jobs(app)
+    app.extensions[EXTENSION] = platform
+    listen_for_notifications()

@@ -1,0 +1,118 @@
+"""Resuming what was left mid-way: at start (recovery) and every JOB_SWEEP_SECONDS (the sweeper)."""
+import logging
+import threading
+from datetime import timedelta
+
+from sqlalchemy import inspect, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.extensions import db
+from backend.models import Deployment, DeploymentStatus
+from backend.models.types import utcnow
+from backend.services import notifications
+
+log = logging.getLogger(__name__)
+
+RESUMABLE = {
+    DeploymentStatus.PENDING: "provision",
+    DeploymentStatus.PROVISIONING: "provision",
+    DeploymentStatus.DEPLOYING: "provision",
+    DeploymentStatus.DELETING: "destroy",
+}
+
+
+def recover(app, jobs, stale_after=None):
+    """Queue a job for every deployment left mid-way (pending, provisioning, deploying, deleting).
+
+    With stale_after (seconds), only those no job holds and nothing changed for that long: the
+    periodic sweep, for jobs whose message was lost. Safe to call from several processes at once:
+    each job takes the lease before it acts, and a second run finds the guest by its tag.
+    Returns {deployment id: job kind}.
+    """
+    with app.app_context():
+        stmt = select(Deployment.id, Deployment.status).where(Deployment.status.in_(list(RESUMABLE)))
+        if stale_after is not None:
+            now = utcnow()
+            stmt = stmt.where(or_(Deployment.job_lease_until.is_(None), Deployment.job_lease_until < now),
+                              Deployment.updated_at < now - timedelta(seconds=stale_after))
+        try:
+            rows = db.session.execute(stmt).all()
+        finally:
+            db.session.remove()
+    queued = {}
+    for deployment_id, status in rows:
+        kind = RESUMABLE[status]
+        jobs.submit(kind, deployment_id)
+        queued[str(deployment_id)] = kind
+    with app.app_context():
+        try:
+            waiting = notifications.pending_deployments(overdue_by=stale_after)
+        finally:
+            db.session.remove()
+    for deployment_id in waiting:
+        jobs.submit("notify", deployment_id)
+    if queued:
+        log.info("recovery queued %d unfinished deployment(s)", len(queued))
+    return queued
+
+
+RECOVERY_RETRY_SECONDS = 5
+RECOVERY_RETRY_MAX_SECONDS = 300
+
+
+def _why_unready(app, exc):
+    """One line on why the database cannot be read yet."""
+    try:
+        with app.app_context():
+            if not inspect(db.engine).has_table("deployments"):
+                return "the database has no tables yet (run `flask db upgrade`)"
+    except Exception:  # noqa: BLE001 - the database itself is what fails; say so below
+        pass
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"the database does not answer ({reason[0] if reason else exc.__class__.__name__})"
+
+
+def recover_when_ready(app, jobs, delay=None):
+    """recover() now; when the database cannot be read yet (no schema, down), log one line and try again
+    later (backing off to RECOVERY_RETRY_MAX_SECONDS) instead of failing the serving process."""
+    delay = delay or RECOVERY_RETRY_SECONDS
+    if getattr(jobs, "stopped", False):
+        return {}  # shut down meanwhile: a pending retry must not bring the pool back
+    try:
+        return recover(app, jobs)
+    except SQLAlchemyError as exc:
+        log.warning("recovery postponed: %s; trying again in %d s", _why_unready(app, exc), delay)
+    timer = threading.Timer(delay, recover_when_ready,
+                            args=(app, jobs, min(delay * 2, RECOVERY_RETRY_MAX_SECONDS)))
+    timer.name, timer.daemon = "paas-job-recovery", True
+    jobs.recovery_timer = timer
+    timer.start()
+    return {}
+
+
+class Sweeper(threading.Thread):
+    """Every JOB_SWEEP_SECONDS, queue jobs for deployments mid-way that no job holds (a lost message)."""
+
+    def __init__(self, app, jobs):
+        super().__init__(name="paas-job-sweeper", daemon=True)
+        self.app, self.jobs = app, jobs
+        self.interval = app.config["JOB_SWEEP_SECONDS"]
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.wait(self.interval):
+            try:
+                recover(self.app, self.jobs, stale_after=self.interval)
+            except Exception:
+                log.warning("job sweep failed", exc_info=True)
+
+    def stop(self):
+        self.stopping.set()
+
+
+def start_sweeper(app, jobs):
+    if app.config.get("JOB_SWEEP_SECONDS"):
+        sweeper = Sweeper(app, jobs)
+        sweeper.start()
+        return sweeper
+    return None

@@ -1,0 +1,53 @@
+"""The unit of work: the one way services and jobs commit.
+
+- A request's service changes rows in the request's session and calls commit(): the database's own
+  guards (a unique constraint, a racing update caught by the version counter) become domain errors.
+- A job's step runs in transaction(): a fresh look at the rows, one commit or a rollback, and the
+  connection handed back at once, so that no session is held while the job waits on Proxmox or a guest.
+"""
+from contextlib import contextmanager
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from backend.errors import ConcurrentUpdate
+from backend.extensions import db
+
+
+def commit(conflict=None):
+    """Commit the session; roll back and raise a domain error when the database refuses.
+
+    conflict(): the error for a unique-constraint violation (None, or no conflict given: the
+    IntegrityError itself); a racing update of a versioned row raises ConcurrentUpdate.
+    """
+    try:
+        db.session.commit()
+    except IntegrityError as exc:
+        db.session.rollback()
+        error = conflict() if conflict is not None else None
+        if error is not None:
+            raise error from exc
+        raise
+    except StaleDataError as exc:
+        db.session.rollback()
+        raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
+
+
+@contextmanager
+def transaction():
+    """A block of work that commits at its end or rolls back on any exception; the session is released
+    afterwards either way (what the block loaded must not be used after it)."""
+    try:
+        yield db.session
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        db.session.remove()
+
+
+def run_in_transaction(work):
+    """work(session) in a transaction(); returns what it returns."""
+    with transaction() as session:
+        return work(session)
