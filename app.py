@@ -104,7 +104,7 @@ def main(argv=None):
 def _serve(app, before_serving=None):
     """Upgrade the schema, start the background jobs and serve until interrupted."""
     from flask_migrate import upgrade  # noqa: PLC0415 - only the serving path migrates
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415 - as above
 
     with app.app_context():
         try:
@@ -137,17 +137,17 @@ def _interrupt(signum, frame):
 def _simulate(parser, guests="sandboxes"):
     """Serve with an in-process fake Proxmox; on exit (Ctrl-C, SIGTERM) every simulated guest's app stops."""
     import ipaddress  # noqa: PLC0415 - simulation-only imports
-    import signal  # noqa: PLC0415
+    import signal  # noqa: PLC0415 - simulation only
 
-    from backend.bootstrap import simulation_dir  # noqa: PLC0415
-    from backend.simulation import runtime  # noqa: PLC0415
+    from backend.bootstrap import simulation_dir  # noqa: PLC0415 - simulation only
+    from backend.simulation import runtime  # noqa: PLC0415 - simulation only
 
     host = os.environ.get("HOST", "127.0.0.1")
     if host != "localhost" and not ipaddress.ip_address(host).is_loopback:
         # Simulated guests run their builds as this user on this machine: never offer that to a network.
         parser.error(f"--simulate serves on loopback only; HOST is {host}")
     if guests == "containers":
-        from backend.simulation.containers import ContainerError, require_capabilities  # noqa: PLC0415
+        from backend.simulation.containers import ContainerError, require_capabilities  # noqa: PLC0415 - containers only
 
         try:
             require_capabilities()  # before anything is made: a plain refusal, nothing to undo
@@ -192,8 +192,8 @@ def _simulate(parser, guests="sandboxes"):
 def _simulate_containers(parser, base, block, locks):
     """--simulate --guests=containers: real guests on a bridge of this run's block, removed when it ends."""
     from backend.simulation import runtime  # noqa: PLC0415 - simulation-only imports
-    from backend.simulation.containers import ContainerError  # noqa: PLC0415
-    from backend.simulation.realguests import RealGuestCluster  # noqa: PLC0415
+    from backend.simulation.containers import ContainerError  # noqa: PLC0415 - simulation only
+    from backend.simulation.realguests import RealGuestCluster  # noqa: PLC0415 - simulation only
 
     database = runtime.reset(base)
     runtime.prepare_examples(base, BASE_DIR / "examples")  # the repositories; guests clone them over HTTP

@@ -76,7 +76,7 @@ def check_database_url(url, source="DATABASE_URL"):
     Checks the form, the dialect and that its driver imports; reaching the server is the caller's test.
     """
     from sqlalchemy.engine import make_url  # noqa: PLC0415 (config.py is read before anything heavy)
-    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError  # noqa: PLC0415 - as above
 
     try:
         parsed = make_url(url)
@@ -99,7 +99,7 @@ def check_database_url(url, source="DATABASE_URL"):
 
 def unreachable_database(exc, url, source="DATABASE_URL"):
     """The ConfigurationError for a database that refused or did not answer: one line, no password."""
-    from sqlalchemy.engine import make_url  # noqa: PLC0415
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - config.py is read before anything heavy
 
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     shown = make_url(url).render_as_string(hide_password=True)

@@ -64,13 +64,13 @@ def _echo_request_id(response):
 def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
     # Here, not at the top: the route modules import api_bp from this module and register on it.
-    from backend.api import deployments, meta, ratelimit, releases, users, webhooks  # noqa: F401, PLC0415
-    from backend.api.health import health_bp  # noqa: PLC0415
+    from backend.api import deployments, meta, ratelimit, releases, users, webhooks  # noqa: F401, PLC0415 - the views import api_bp from here
+    from backend.api.health import health_bp  # noqa: PLC0415 - as above
 
     if app.config.get("TRUSTED_PROXIES"):
         # Behind a reverse proxy: take the client's address (rate limits, audit log) from X-Forwarded-For,
         # trusting only as many hops as configured.
-        from werkzeug.middleware.proxy_fix import ProxyFix  # noqa: PLC0415
+        from werkzeug.middleware.proxy_fix import ProxyFix  # noqa: PLC0415 - only behind trusted proxies
 
         hops = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

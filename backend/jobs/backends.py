@@ -185,9 +185,7 @@ def build_jobs(app):
     """The backend the configuration asks for: celery when a broker is set, else JOBS_BACKEND."""
     backend = app.config.get("JOBS_BACKEND") or ("celery" if app.config.get("CELERY_BROKER_URL") else "thread")
     if backend == "celery":
-        # Celery (and its broker's client) is imported only by a process that uses it: an API worker
-        # with the thread backend stays without it.
-        from backend.jobs.celery_support import make_celery  # noqa: PLC0415
+        from backend.jobs.celery_support import make_celery  # noqa: PLC0415 - Celery only where it is used
 
         return CeleryJobs(app, make_celery(app))
     if backend == "manual":

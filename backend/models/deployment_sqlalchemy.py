@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
+from backend.models import sealed
 from backend.models.status import DeploymentStatus, check_transition
 from backend.models.types import UTCDateTime, utcnow
 
@@ -142,11 +143,9 @@ class Deployment(db.Model):
         """The environment's keys, values masked (an unreadable store shows as empty)."""
         if not self.env_encrypted:
             return {}
-        from backend.services import envvars  # noqa: PLC0415
-
         try:
-            return envvars.masked(self.env_encrypted)
-        except envvars.SecretsUnavailable:
+            return sealed.masked(self.env_encrypted)
+        except sealed.SecretsUnavailable:
             return {}
 
     @property

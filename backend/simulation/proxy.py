@@ -48,7 +48,7 @@ def apt_hosts(sources_dir=Path("/etc/apt/sources.list.d"), sources_list=Path("/e
 def pip_hosts():
     """The index pip uses here (its configuration, else its own default) and where that index keeps files."""
     from pip._internal.configuration import Configuration  # noqa: PLC0415 - only the proxy needs pip's view
-    from pip._internal.models.index import PyPI  # noqa: PLC0415
+    from pip._internal.models.index import PyPI  # noqa: PLC0415 - as above
 
     configuration = Configuration(isolated=False)
     configuration.load()

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from backend.proxmox.settings import ProxmoxSettings
+from backend.simulation.fake_proxmox import FakeProxmox, Node
 
 TEMPLATE_ID = 9000
 SIMULATION_BLOCKS = range(0, 128)
@@ -85,8 +86,6 @@ def lock_simulation_dir(simulation_dir):
 
 def start_fake(task_seconds=0.2, **settings):
     """A running fake cluster (two nodes, VM template 9000) and the settings that reach it."""
-    from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: PLC0415
-
     token = secrets.token_hex(16)
     fake = FakeProxmox(nodes=[Node("pve1"), Node("pve2")], tokens={"root@pam!paas": token},
                        task_seconds=task_seconds)
@@ -153,8 +152,8 @@ def reset(simulation_dir):
 
 def admin_token(app, simulation_dir):
     """An admin and a fresh token for this simulation run, also written to <simulation dir>/admin-token (0600)."""
-    from backend.models import User  # noqa: PLC0415
-    from backend.services import accounts  # noqa: PLC0415
+    from backend.models import User  # noqa: PLC0415 - the app is built before this runs
+    from backend.services import accounts  # noqa: PLC0415 - as above
 
     with app.app_context():
         user = User.get_by_username("admin") or accounts.create_user("admin", "admin")
