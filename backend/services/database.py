@@ -85,35 +85,34 @@ def reset_database():
 
 # -- sample data ---------------------------------------------------------------
 
-S = DeploymentStatus
 
 # Ages are in days before now; the service turns them into timestamps at seeding time.
 SAMPLE_DEPLOYMENTS = (
     dict(name="shop-api", deployment_type="lxc", framework="flask", github_url="https://github.com/pallets/flask",
-         resources={"cores": 2, "memory": 1024, "disk": 10}, tags=["shop", "api"], status=S.RUNNING,
+         resources={"cores": 2, "memory": 1024, "disk": 10}, tags=["shop", "api"], status=DeploymentStatus.RUNNING,
          node="pve1", vm_id=9101, ip_address="192.0.2.11", age=30),
     dict(name="company-blog", deployment_type="vm", framework="django",
          github_url="https://github.com/django/djangoproject.com", resources={"cores": 4, "memory": 4096, "disk": 40},
-         tags=["blog"], status=S.RUNNING, node="pve2", vm_id=9102, ip_address="10.20.0.12", age=21),
+         tags=["blog"], status=DeploymentStatus.RUNNING, node="pve2", vm_id=9102, ip_address="10.20.0.12", age=21),
     dict(name="landing-page", deployment_type="lxc", framework="static",
          github_url="https://github.com/h5bp/html5-boilerplate", resources={"cores": 1, "memory": 256, "disk": 5},
-         tags=["marketing"], status=S.RUNNING, node="pve1", vm_id=9103, ip_address="192.0.2.13", age=14),
+         tags=["marketing"], status=DeploymentStatus.RUNNING, node="pve1", vm_id=9103, ip_address="192.0.2.13", age=14),
     dict(name="docs-site", deployment_type="lxc", framework="nextjs", github_url="https://github.com/vercel/next.js",
-         branch="canary", resources={"cores": 2, "memory": 2048, "disk": 20}, tags=["docs"], status=S.STOPPED,
-         node="pve2", vm_id=9104, age=12),
+         branch="canary", resources={"cores": 2, "memory": 2048, "disk": 20}, tags=["docs"],
+         status=DeploymentStatus.STOPPED, node="pve2", vm_id=9104, age=12),
     dict(name="metrics-api", deployment_type="vm", framework="fastapi", github_url="https://github.com/fastapi/fastapi",
-         resources={"cores": 2, "memory": 2048, "disk": 20}, tags=["metrics", "internal"], status=S.FAILED,
-         node="pve1", vm_id=9105,
+         resources={"cores": 2, "memory": 2048, "disk": 20}, tags=["metrics", "internal"],
+         status=DeploymentStatus.FAILED, node="pve1", vm_id=9105,
          error_message="build failed: `pip install -r requirements.txt` exited with status 1", age=7),
     dict(name="webhooks", deployment_type="lxc", framework="express", github_url="https://github.com/expressjs/express",
-         resources={"cores": 1, "memory": 512, "disk": 8}, tags=["integrations"], status=S.DEPLOYING,
+         resources={"cores": 1, "memory": 512, "disk": 8}, tags=["integrations"], status=DeploymentStatus.DEPLOYING,
          node="pve2", vm_id=9106, ip_address="10.20.0.16", age=1),
     dict(name="chat-frontend", deployment_type="vm", framework="nextjs", github_url="https://github.com/vercel/ai-chatbot",
-         resources={"cores": 2, "memory": 4096, "disk": 30}, tags=["chat"], status=S.PENDING, age=0),
+         resources={"cores": 2, "memory": 4096, "disk": 30}, tags=["chat"], status=DeploymentStatus.PENDING, age=0),
     # Deleted: the guest is gone, so no node, vm_id or address; the row stays for history.
     dict(name="legacy-portal", deployment_type="vm", framework="django", github_url="https://github.com/django/django",
          branch="stable/4.2.x", resources={"cores": 2, "memory": 2048, "disk": 20}, tags=["legacy"],
-         status=S.DELETED, age=60),
+         status=DeploymentStatus.DELETED, age=60),
 )
 
 
@@ -129,12 +128,12 @@ def _sample_row(sample, now):
     fields["resources"] = resolve_resources(sample["deployment_type"], sample["resources"])
     created = now - timedelta(days=sample["age"], hours=2)
     fields["created_at"] = fields["updated_at"] = created
-    if sample["status"] in (S.RUNNING, S.STOPPED, S.DEPLOYING):
+    if sample["status"] in (DeploymentStatus.RUNNING, DeploymentStatus.STOPPED, DeploymentStatus.DEPLOYING):
         fields["deployed_at"] = created + timedelta(minutes=6)
         fields["updated_at"] = created + timedelta(hours=1)
-    if sample["status"] is S.FAILED:
+    if sample["status"] is DeploymentStatus.FAILED:
         fields["updated_at"] = created + timedelta(minutes=4)
-    if sample["status"] is S.DELETED:
+    if sample["status"] is DeploymentStatus.DELETED:
         fields["deleted_at"] = fields["updated_at"] = created + timedelta(days=20)
     return Deployment(**fields)
 

@@ -12,12 +12,11 @@ from backend.proxmox.errors import ProxmoxError
 from backend.services.lifecycle import add_event, apply, change_status
 from backend.services.provisioning import PLATFORM_TAG
 
-S = DeploymentStatus
 TAG_RE = re.compile(r"paas-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 # Rows a job is working on: their guest may legitimately be missing or not yet tagged.
-IN_FLIGHT = {S.PENDING, S.PROVISIONING, S.DELETING}
+IN_FLIGHT = {DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING, DeploymentStatus.DELETING}
 # Rows that must have a guest.
-NEED_GUEST = {S.DEPLOYING, S.RUNNING, S.STOPPED}
+NEED_GUEST = {DeploymentStatus.DEPLOYING, DeploymentStatus.RUNNING, DeploymentStatus.STOPPED}
 
 
 @dataclass
@@ -69,7 +68,7 @@ def reconcile(settings, fix=False, client=None):
             reason = "its deployment is not in the database"
         elif row.is_deleted:
             reason = f"its deployment {row.name} is deleted"
-        elif row.status is S.FAILED:
+        elif row.status is DeploymentStatus.FAILED:
             reason = f"its deployment {row.name} failed and the guest was left behind"
         elif row.status not in IN_FLIGHT and row.vm_id != guest["vmid"]:
             reason = f"its deployment {row.name} uses VMID {row.vm_id} instead"
@@ -103,7 +102,7 @@ def reconcile(settings, fix=False, client=None):
             def mark(row, message=message):
                 if row.status in NEED_GUEST:
                     row.ip_address = None
-                    change_status(row, S.FAILED, message)
+                    change_status(row, DeploymentStatus.FAILED, message)
             apply(uuid.UUID(missing["id"]), mark)
             report.marked.append(missing["id"])
     return report

@@ -9,8 +9,6 @@ from backend.services.deployments import APP_SETTINGS
 from backend.services.lifecycle import add_event, change_status
 from backend.services.transactions import commit
 
-S = DeploymentStatus
-
 
 def settings_of(deployment):
     """How the deployment asks to be built and run: its framework and the app settings."""
@@ -33,17 +31,18 @@ def _start(deployment, release, message):
     its deploy step, a pending one gets a guest first).
     """
     require_proxmox()
-    if deployment.status is S.RUNNING or (deployment.status is S.FAILED and deployment.live_release is not None
-                                          and deployment.vm_id is not None):
-        change_status(deployment, S.DEPLOYING, message)
-    elif deployment.status is S.FAILED:
+    served_and_kept = (deployment.status is DeploymentStatus.FAILED and deployment.live_release is not None
+                       and deployment.vm_id is not None)
+    if deployment.status is DeploymentStatus.RUNNING or served_and_kept:
+        change_status(deployment, DeploymentStatus.DEPLOYING, message)
+    elif deployment.status is DeploymentStatus.FAILED:
         # Nothing was left of the guest (its first release failed): start over with a new one.
         release.reason = "retry" if release.reason == "redeploy" else release.reason
-        change_status(deployment, S.PENDING, f"{message}, on a new guest")
+        change_status(deployment, DeploymentStatus.PENDING, f"{message}, on a new guest")
     else:
         raise InvalidState(
             f"cannot deploy a deployment that is {deployment.status.value}"
-            + ("; start it first" if deployment.status is S.STOPPED else "; wait until it is running"),
+            + ("; start it first" if deployment.status is DeploymentStatus.STOPPED else "; wait until it is running"),
             fields={"status": deployment.status.value},
         )
     db.session.add(release)
@@ -94,7 +93,7 @@ def update_env(deployment, changes):
     variables = envvars.merged(deployment.env_encrypted, changes)
     deployment.env_encrypted = envvars.encrypt(variables)
     keys = ", ".join(sorted(changes)) or "nothing"
-    if deployment.status is S.RUNNING and deployment.live_release is not None:
+    if deployment.status is DeploymentStatus.RUNNING and deployment.live_release is not None:
         live = Release.get(deployment.id, deployment.live_release)
         release = new_release(deployment, "env", branch=live.branch if live else None,
                               commit=live.commit_sha if live else None)
