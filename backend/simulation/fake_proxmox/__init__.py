@@ -12,7 +12,8 @@ unknown path) and recorded in `schema_violations`, so a test can end with
 `fake.assert_no_violations()`.
 
 State lives in plain classes (Node, Storage, Guest, Task) behind one lock; tasks advance lazily
-(on each request and on each inspection), so the fake runs no threads besides the HTTP server's.
+(on each request and on each inspection), so the fake runs no threads besides the HTTP server's (and, with a
+guest_backend, one per task while the backend does its real work).
 
     with FakeProxmox(nodes=[Node("pve1"), Node("pve2")]) as fake:
         fake.add_template(9000, node="pve1")

@@ -7,7 +7,7 @@ that endpoint's (method, templated path) to its handler, a function(cluster, req
 from functools import partial
 
 from backend.simulation.fake_proxmox.auth import create_ticket
-from backend.simulation.fake_proxmox.endpoints import cluster, guest_changes, guest_creation, guest_reads, tasks
+from backend.simulation.fake_proxmox.endpoints import cluster_info, guest_changes, guest_creation, guest_reads, tasks
 
 GUEST_KINDS = ("lxc", "qemu")
 GUEST = "/nodes/{node}/{kind}/{vmid}"
@@ -20,13 +20,13 @@ def for_both_kinds(method, path, handler, **keywords):
 
 
 ROUTES = {
-    ("GET", "/version"): cluster.get_version,
+    ("GET", "/version"): cluster_info.get_version,
     ("POST", "/access/ticket"): create_ticket,
-    ("GET", "/cluster/nextid"): cluster.next_id,
-    ("GET", "/cluster/resources"): cluster.cluster_resources,
-    ("GET", "/nodes"): cluster.list_nodes,
-    ("GET", "/nodes/{node}/status"): cluster.get_node_status,
-    ("GET", "/nodes/{node}/storage"): cluster.list_storage,
+    ("GET", "/cluster/nextid"): cluster_info.next_id,
+    ("GET", "/cluster/resources"): cluster_info.cluster_resources,
+    ("GET", "/nodes"): cluster_info.list_nodes,
+    ("GET", "/nodes/{node}/status"): cluster_info.get_node_status,
+    ("GET", "/nodes/{node}/storage"): cluster_info.list_storage,
     ("GET", "/nodes/{node}/tasks/{upid}/status"): tasks.get_task_status,
     ("GET", "/nodes/{node}/tasks/{upid}/log"): tasks.get_task_log,
     **for_both_kinds("GET", "/nodes/{node}/{kind}", guest_reads.list_guests),
