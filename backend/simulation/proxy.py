@@ -1,6 +1,6 @@
 """A small forward proxy that lets guests reach the package registries, and nothing else.
 
-Real guests (backend/simulation/containers.py) have no route out. Many Proxmox sites are like that and give
+Real guests (backend/simulation/containers/) have no route out. Many Proxmox sites are like that and give
 their guests an HTTP(S) proxy; the platform's GUEST_HTTP_PROXY passes one to apt, pip, npm and git on the
 guest. In simulation and tests this proxy plays that part, bound to the bridge's address: CONNECT tunnels
 (https) and plain http requests go through only to the hosts this machine's own apt, pip and npm

@@ -269,14 +269,14 @@ def test_a_guest_that_never_answers_ssh_fails_plainly_and_leaves_no_guest(platfo
 
 def boot_without_waiting(host, name):
     """ContainerHost.boot, but returning once systemd runs (this guest's sshd never will)."""
-    import backend.simulation.containers as containers
+    import backend.simulation.containers.host as container_host  # where ContainerHost.boot looks _answers up
 
-    real_answers = containers._answers
-    containers._answers = lambda address, port: True
+    real_answers = container_host._answers
+    container_host._answers = lambda address, port: True
     try:
         return type(host).boot(host, name)
     finally:
-        containers._answers = real_answers
+        container_host._answers = real_answers
 
 
 def test_a_build_that_runs_out_of_time_fails_and_leaves_no_guest(platform):

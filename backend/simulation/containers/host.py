@@ -1,24 +1,8 @@
-"""Real Linux guests for simulation and tests: Debian bookworm containers, each booted with systemd as PID 1,
-in a network namespace of its own with its own address on a bridge this module owns, running sshd.
-
-What a Proxmox guest gives the platform, on one machine that has no Proxmox: the deploy step reaches them over
-SSH, exactly as in production. It needs root (namespaces, mounts, cgroups), debootstrap and systemd-nspawn
-(Debian's packages debootstrap and systemd-container).
-
-- GuestImage: a root filesystem made once by debootstrap (and apt for extra packages), cached by its package
-  list; every guest runs on an overlayfs over it, so a new guest costs a directory, not a copy.
-- ContainerHost: a bridge with a subnet (10.77.<block>.0/24, the address block the caller claimed), and the
-  guests on it. A guest is a network namespace with a veth into the bridge, an overlay mount, a cgroup, and a
-  systemd-nspawn process. close() removes all of it; leftovers() says what would remain.
-
-Guests have no default route and an empty resolv.conf: nothing leaves the bridge unless the caller runs a proxy
-on the bridge's address. Every command here is an argument list; names and paths are the module's own.
-"""
+"""ContainerHost: a bridge with a subnet (10.77.<block>.0/24, the address block the caller claimed), and the
+guests on it. A guest (Container) is a network namespace with a veth into the bridge, an overlay mount, a cgroup,
+and a systemd-nspawn process booting systemd. close() removes all of it; leftovers() says what would remain."""
 import contextlib
-import fcntl
-import hashlib
 import ipaddress
-import json
 import logging
 import os
 import re
@@ -30,151 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.simulation.containers.system import ContainerError, _run, require_capabilities
+
 log = logging.getLogger(__name__)
 
-SUITE = "bookworm"
-# What a Proxmox Debian 12 template or cloud image brings: systemd, sshd, sudo for a cloud-init user; no
-# python3, git or node (the deployer installs those with apt).
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "ca-certificates", "iproute2", "sudo")
-# A second image with the runtimes preinstalled keeps a test suite from installing them once per guest.
-RUNTIME_PACKAGES = ("python3", "python3-venv", "git", "nodejs", "npm")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,8}")  # short: "pv<block>-<name>" is an interface name (15 at most)
-
-
-class ContainerError(RuntimeError):
-    """A real guest could not be made, started or removed; the message says what and why."""
-
-
-def require_capabilities():
-    """Refuse plainly when this machine cannot run real guests (not root, or a tool missing)."""
-    if os.geteuid() != 0:
-        raise ContainerError("real guests need root (network namespaces, overlay mounts, cgroups, systemd-nspawn); "
-                             "run as root, or use the sandbox simulation")
-    missing = [tool for tool in ("debootstrap", "systemd-nspawn", "ip", "mount", "umount")
-               if shutil.which(tool) is None]
-    if missing:
-        raise ContainerError(f"real guests need {', '.join(missing)}: apt-get install debootstrap systemd-container "
-                             "iproute2")
-
-
-def _run(argv, timeout=120, check=True, **kwargs):
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,  # nosec B603
-                            **kwargs)
-    if check and result.returncode != 0:
-        raise ContainerError(f"{' '.join(argv[:3])} failed ({result.returncode}): "
-                             f"{(result.stderr or result.stdout).strip()[-500:]}")
-    return result
-
-
-def apt_mirror(sources_dir=Path("/etc/apt/sources.list.d"), sources_list=Path("/etc/apt/sources.list")):
-    """The Debian mirror this machine's apt uses for the main archive (read at run time, never written here)."""
-    candidates = []
-    for path in sorted(sources_dir.glob("*.sources")) if sources_dir.is_dir() else []:
-        for stanza in path.read_text().split("\n\n"):
-            fields = dict(line.split(":", 1) for line in stanza.splitlines()
-                          if ":" in line and not line.lstrip().startswith("#"))
-            fields = {k.strip().lower(): v.strip() for k, v in fields.items()}
-            if fields.get("types", "deb").split()[0] == "deb" and SUITE in fields.get("suites", "").split():
-                candidates += fields.get("uris", "").split()
-    if sources_list.is_file():
-        for line in sources_list.read_text().splitlines():
-            words = line.split("#", 1)[0].split()
-            if len(words) >= 3 and words[0] == "deb" and words[2] == SUITE:
-                candidates.append(words[1])
-    if not candidates:
-        raise ContainerError(f"no apt source for Debian {SUITE} on this machine (/etc/apt/sources.list.d)")
-    return candidates[0]
-
-
-@dataclass(frozen=True)
-class GuestImage:
-    """A cached root filesystem: debootstrap's minbase with packages, then apt for extra ones."""
-
-    cache_dir: Path
-    packages: tuple = BASE_PACKAGES
-    extra: tuple = ()
-
-    @property
-    def key(self):
-        spec = json.dumps({"suite": SUITE, "packages": sorted(self.packages), "extra": sorted(self.extra)})
-        return hashlib.sha256(spec.encode()).hexdigest()[:16]
-
-    @property
-    def root(self):
-        return Path(self.cache_dir) / f"{SUITE}-{self.key}"
-
-    def ensure(self):
-        """The image's root directory, built first when the cache does not have it (about a minute).
-
-        Processes that ask at once (test workers) build it once: the others wait on the cache's lock.
-        """
-        if (self.root / ".paas-image").is_file():
-            return self.root
-        require_capabilities()
-        Path(self.cache_dir).mkdir(parents=True, exist_ok=True)
-        with open(Path(self.cache_dir) / ".lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if (self.root / ".paas-image").is_file():
-                return self.root
-            return self._build()
-
-    def _build(self):
-        building = Path(f"{self.root}.building-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        started = time.monotonic()
-        try:
-            _run(["debootstrap", "--variant=minbase", f"--include={','.join(self.packages)}", SUITE, str(building),
-                  apt_mirror()], timeout=1200)
-            if self.extra:
-                # In the new root with the host's network and resolver, as a throwaway container run.
-                shutil.copy("/etc/resolv.conf", building / "etc" / "resolv.conf")
-                for command in (["apt-get", "-q", "update"],
-                                ["apt-get", "-q", "-y", "install", "--no-install-recommends", *self.extra]):
-                    _run(["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--resolv-conf=off",
-                          "--timezone=off", "-D", str(building), "--setenv=DEBIAN_FRONTEND=noninteractive",
-                          *command], timeout=1200)
-                _run(["systemd-nspawn", "-q", "--register=no", "--keep-unit", "--resolv-conf=off", "--timezone=off",
-                      "-D", str(building), "apt-get", "clean"], timeout=300)
-            _finish_image(building)
-            (building / ".paas-image").write_text(json.dumps({"packages": self.packages, "extra": self.extra}))
-            with contextlib.suppress(FileNotFoundError):
-                shutil.rmtree(self.root)
-            building.rename(self.root)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-        log.info("built guest image %s in %.0f s", self.root.name, time.monotonic() - started)
-        return self.root
-
-
-def _finish_image(root):
-    """What every guest shares: no DNS (no route out), keys only for SSH, a machine id made at each boot."""
-    resolv = root / "etc" / "resolv.conf"
-    with contextlib.suppress(FileNotFoundError):
-        resolv.unlink()
-    resolv.write_text("")
-    (root / "etc" / "machine-id").write_text("")
-    sshd = root / "etc" / "ssh" / "sshd_config.d"
-    sshd.mkdir(parents=True, exist_ok=True)
-    (sshd / "paas.conf").write_text("PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                                    "PermitRootLogin prohibit-password\nUseDNS no\n")
-    # Host keys are made per guest at its first boot (a copy of the image must not share them).
-    for key in (root / "etc" / "ssh").glob("ssh_host_*"):
-        key.unlink()
-    units = root / "etc" / "systemd" / "system"
-    (units / "paas-ssh-host-keys.service").write_text(
-        "[Unit]\nDescription=SSH host keys of this guest\nBefore=ssh.service\n"
-        "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n\n"
-        "[Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -A\n\n[Install]\nWantedBy=multi-user.target\n")
-    wants = units / "multi-user.target.wants"
-    wants.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        (wants / "paas-ssh-host-keys.service").symlink_to("../paas-ssh-host-keys.service")
-    # Boot needs none of these in a container; they only slow it down or wait on the network.
-    for unit in ("systemd-networkd-wait-online.service", "apt-daily.timer", "apt-daily-upgrade.timer",
-                 "e2scrub_all.timer", "fstrim.timer"):
-        with contextlib.suppress(FileExistsError):
-            (units / unit).symlink_to("/dev/null")
 
 
 @dataclass
@@ -503,57 +348,3 @@ def _answers(address, port):
             return True
     except OSError:
         return False
-
-
-class ProxmoxGuests:
-    """The fake Proxmox's guests made real on a ContainerHost (FakeProxmox(guest_backend=ProxmoxGuests(host))).
-
-    An LXC create makes the container with the request's ssh-public-keys for root; a VM clone makes nothing
-    until its first start, when cloud-init would run: then its ciuser gets the sshkeys and sudo, and eth0
-    the ipconfig0 address. Power actions and deletes act on the container; the guest agent and the LXC
-    interfaces report its real address.
-    """
-
-    def __init__(self, host):
-        self.host = host
-
-    @staticmethod
-    def name(guest):
-        return f"g{guest.vmid}"
-
-    def create_lxc(self, guest, public_keys):
-        address = guest.static_ipv4()
-        self.host.create(self.name(guest), hostname=str(guest.config.get("hostname") or f"ct{guest.vmid}"),
-                         address=address[0] if address else None,
-                         authorized_keys=[k for k in str(public_keys).splitlines() if k.strip()])
-
-    def _cloud_init(self, guest):
-        from urllib.parse import unquote  # noqa: PLC0415 - only a VM's first start needs it
-
-        config = guest.config
-        keys = [k for k in unquote(str(config.get("sshkeys") or "")).splitlines() if k.strip()]
-        address = guest.static_ipv4()
-        self.host.create(self.name(guest), hostname=str(config.get("name") or f"vm{guest.vmid}"),
-                         address=address[0] if address else None,
-                         users={str(config.get("ciuser") or "debian"): keys})
-
-    def power(self, guest, action):
-        name = self.name(guest)
-        if name not in self.host.guests:
-            if guest.kind != "qemu":
-                raise ContainerError(f"CT {guest.vmid} has no container")
-            self._cloud_init(guest)
-        if action == "start":
-            self.host.boot(name)
-        elif action in ("stop", "shutdown"):
-            self.host.poweroff(name)
-        elif action == "reboot":
-            self.host.reboot(name)
-
-    def destroy(self, guest):
-        if self.name(guest) in self.host.guests:
-            self.host.destroy(self.name(guest))
-
-    def address(self, guest):
-        made = self.host.guests.get(self.name(guest))
-        return (made.address, made.prefix) if made is not None else None
