@@ -5,7 +5,7 @@ as whom), every upload and every service call, and answers commands from a scrip
 
     transport.script("git", "rev-parse", output=[SHA])       # a rule: the longest matching prefix answers
     transport.script("python3", "-m", "venv", exit_code=1, output=["no venv module"])
-    transport.script("git", "clone", handler=lambda transport, argv: transport.dirs.add(argv[-1]))
+    transport.script("git", "clone", handler=lambda transport, argv: transport.make_dirs(argv[-1]))
     transport.script("npm", error=CommandTimeout(["npm"], 60))
 
 A build command the deployer wraps in its environment loader (sh -c '. "$1" && shift && exec "$@"' paas-build
@@ -126,7 +126,7 @@ class FakeTransport(Transport):
         name, args = argv[0], [a for a in argv[1:] if a != "--"]
         if name == "mkdir" and args[:1] == ["-p"]:
             for path in args[1:]:
-                self._mkdir(path)
+                self.make_dirs(path)
             return 0, []
         if name == "rm" and args[:1] == ["-rf"]:
             for path in args[1:]:
@@ -151,7 +151,8 @@ class FakeTransport(Transport):
             return 0, children
         return 0, []
 
-    def _mkdir(self, path):
+    def make_dirs(self, path):
+        """mkdir -p on the in-memory tree (a scripted git clone makes its directory with it)."""
         parts = path.rstrip("/").split("/")
         for end in range(2, len(parts) + 1):
             self.dirs.add("/".join(parts[:end]))
@@ -169,7 +170,7 @@ class FakeTransport(Transport):
         if not path.startswith("/") or not isinstance(data, bytes):
             raise TypeError(f"upload takes an absolute path and bytes, not {path!r} and {type(data).__name__}")
         self.uploads.append(Upload(path, data, mode, as_app_user))
-        self._mkdir(path.rsplit("/", 1)[0])
+        self.make_dirs(path.rsplit("/", 1)[0])
         self.files[path] = data
 
     def install_service(self, spec):

@@ -1,0 +1,221 @@
+"""run_release(), the deploy step, on a FakeTransport; "the app" is a small HTTP server on loopback."""
+import dataclasses
+import http.server
+import socket
+import threading
+
+import pytest
+
+from backend.extensions import db
+from backend.models import Deployment, DeploymentStatus
+from backend.services.deployments import update_deployment
+from backend.services.provisioning import provision
+from backend.services.release_runs import run_release
+from backend.services.releases import request_redeploy
+from tests.services.conftest import events, fresh, log_lines, releases
+
+S = DeploymentStatus
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+SECRET = "hunter2-s3cret-value"
+FILES = {"requirements.txt": "flask\n", "app.py": "from flask import Flask\napp = Flask(__name__)\n"}
+
+
+class AppServer:
+    """'The app': answers 200 to every GET on 127.0.0.1:<a free port>, and remembers the paths asked for."""
+
+    def __init__(self):
+        paths = self.paths = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                paths.append(self.path)
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-app", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def app_server():
+    server = AppServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dead_port():
+    """A loopback port where nothing answers: held by a socket that never listens, so connections are refused."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+@pytest.fixture
+def loopback_guests(proxmox, settings):
+    """Guests whose address is 127.0.0.1, where the test's app server listens."""
+    proxmox.settings = dataclasses.replace(settings, loopback_guests=True)
+    proxmox.dhcp_address = lambda vmid: "127.0.0.1"
+
+
+def script_repository(transport, files=FILES, sha=SHA):
+    """The guest's git, find and head answer for a repository holding files at commit sha."""
+    def listing(transport, argv):
+        src = argv[1]
+        return 0, [src, *(f"{src}/{name}" for name in sorted(files))]
+
+    def head(transport, argv):
+        return 0, files[argv[-1].rsplit("/", 1)[-1]].splitlines()
+
+    transport.script("git", "clone", handler=lambda transport, argv: transport.make_dirs(argv[-1]))
+    transport.script("git", "-C", handler=lambda transport, argv: (0, [sha]) if argv[-2:] == ["rev-parse", "HEAD"]
+                     else None)
+    transport.script("find", handler=listing)
+    transport.script("head", handler=head)
+    transport.script("sh", "-c", 'command -v "$1"', handler=lambda transport, argv: (0, [f"/usr/bin/{argv[-1]}"]))
+    return transport
+
+
+@pytest.fixture
+def guest_of(transports):
+    """guest_of(deployment id) -> the scripted FakeTransport of its guest."""
+    def make(ident):
+        return script_repository(transports.guest(ident))
+    return make
+
+
+def test_a_release_goes_live_when_the_app_answers_its_health_check(new_deployment, job, guest_of, app_server,
+                                                                    loopback_guests, transports):
+    ident = new_deployment(port=app_server.port, health_check_path="/healthz", env={"API_KEY": SECRET})
+    guest = guest_of(ident)
+
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    row = fresh(ident)
+    assert (row.live_release, row.served_port, row.ip_address) == (1, app_server.port, "127.0.0.1")
+    assert row.url == f"http://127.0.0.1:{app_server.port}"
+    status, commit, error, config = releases(ident)[1]
+    assert (status, commit, error) == ("live", SHA, None)
+    assert config["framework"] == "flask" and config["port"] == app_server.port
+    assert config["start"].startswith(".venv/bin/gunicorn --bind 0.0.0.0:") and config["start"].endswith("app:app")
+    assert app_server.paths == ["/healthz"]
+    # Built in its own directory, then switched in and the service restarted on it.
+    assert guest.current() == "releases/1"
+    assert [c[:2] for c in guest.service_calls] == [("install", "paas-app"), ("restart", "paas-app")]
+    assert guest.service_calls[-1][2] == "releases/1"
+    venv, pip = guest.ran("python3", "-m", "venv")[0], guest.ran(".venv/bin/pip", "install")[0]
+    assert venv.cwd == pip.cwd == "/srv/paas/releases/1/src" and venv.as_app_user and pip.as_app_user
+    assert pip.env["PORT"] == str(app_server.port) and SECRET not in pip.env.values()
+    clone = guest.ran("git", "clone")[0]
+    assert clone.argv[-2:] == ["https://github.com/acme/shop-api", "/srv/paas/releases/1/src"]
+    assert clone.env["GIT_TERMINAL_PROMPT"] == "0"
+    # The user's variables reach the guest in the release's files only, never on a command line.
+    assert guest.files["/srv/paas/releases/1/app.env"].decode().count(SECRET) == 1
+    assert {u.path: u.mode for u in guest.uploads}["/srv/paas/releases/1/app.env"] == 0o600
+    assert not any(SECRET in word for argv in guest.argvs() for word in argv)
+    assert transports.opened[0].address == "127.0.0.1" and guest.closed == 1
+    assert ("step", f"release 1 is live at http://127.0.0.1:{app_server.port}") in log_lines(ident, 1)
+    assert f"release 1 ({SHA[:12]}) is live" in [m for _, _, m in events(ident)]
+
+
+def test_a_release_whose_build_fails_is_recorded_failed_with_its_log_masked(new_deployment, job, guest_of,
+                                                                           loopback_guests, proxmox):
+    ident = new_deployment(env={"DATABASE_PASSWORD": SECRET})
+    guest = guest_of(ident)
+    guest.script(".venv/bin/pip", "install", exit_code=1, output=[
+        "Collecting flask", f"ERROR: could not reach the index as admin:{SECRET}@pypi.internal"])
+
+    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+
+    row = fresh(ident)
+    assert row.error_message.startswith("deploy failed: install requirements.txt exited with status 1; last lines:")
+    assert "admin:********@pypi.internal" in row.error_message
+    status, _, error, _ = releases(ident)[1]
+    assert status == "failed" and error.startswith("install requirements.txt exited with status 1")
+    lines = log_lines(ident, 1)
+    assert ("out", "ERROR: could not reach the index as admin:********@pypi.internal") in lines
+    assert lines[-1][0] == "error"
+    assert not any(SECRET in line for _, line in lines)
+    assert SECRET not in error and SECRET not in row.error_message
+    assert not any(SECRET in message for _, _, message in events(ident))
+    # Nothing served yet: the guest goes with the failure.
+    assert proxmox.vmids() == [] and row.live_release is None
+    assert guest.current() is None and guest.service_calls == []
+
+
+def test_a_failing_second_release_switches_back_to_the_first(new_deployment, job, guest_of, app_server, dead_port,
+                                                            loopback_guests, hooks):
+    ident = new_deployment(port=app_server.port)
+    guest = guest_of(ident)
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    # Release 2 listens on a port where nothing answers, and its process exits at once.
+    deployment = db.session.get(Deployment, ident)
+    update_deployment(deployment, {"port": dead_port})
+    release, kind = request_redeploy(db.session.get(Deployment, ident))
+    assert (release.version, kind) == (2, "provision")
+    db.session.remove()
+    guest.app_runs = lambda transport: transport.current() != "releases/2"
+    guest.service_output = ["Traceback (most recent call last):", "OSError: [Errno 98] Address already in use"]
+
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    row = fresh(ident)
+    assert row.status is S.RUNNING and (row.live_release, row.served_port) == (1, app_server.port)
+    found = releases(ident)
+    assert found[1][0] == "live"
+    assert found[2][0] == "failed"
+    assert found[2][2].startswith(f"health check failed: GET / on port {dead_port} gave no answer: the app exited")
+    assert "OSError: [Errno 98] Address already in use" in found[2][2]
+    assert guest.current() == "releases/1"
+    assert [(action, where) for action, _, where in guest.service_calls if action == "restart"] == \
+        [("restart", "releases/1"), ("restart", "releases/2"), ("restart", "releases/1")]
+    assert app_server.paths == ["/", "/"]  # release 1's check, then the check after switching back
+    assert ("app", "OSError: [Errno 98] Address already in use") in log_lines(ident, 2)
+    assert any(m.startswith("release 2 failed and release 1 still serves: health check failed")
+               for _, _, m in events(ident))
+
+
+def test_a_second_release_whose_build_fails_keeps_the_guest_and_the_first_release_serving(
+        new_deployment, job, guest_of, app_server, loopback_guests, proxmox):
+    ident = new_deployment(port=app_server.port)
+    guest = guest_of(ident)
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    request_redeploy(db.session.get(Deployment, ident))
+    db.session.remove()
+    guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
+
+    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+
+    row = fresh(ident)
+    assert row.error_message.startswith("deploy failed: install requirements.txt exited with status 1")
+    assert row.live_release == 1 and row.vm_id == 100 and proxmox.vmids() == [100]  # the guest stays
+    assert guest.current() == "releases/1" and releases(ident)[2][0] == "failed"
+    assert [action for action, _, _ in guest.service_calls].count("restart") == 1  # release 1 never stopped
+
+
+def test_a_guest_that_cannot_be_reached_fails_the_release_with_the_transport_words(new_deployment, job, transports,
+                                                                                  loopback_guests, proxmox):
+    from backend.deploy.transport import TransportError
+
+    ident = new_deployment()
+    transports.fail_next_open(TransportError("connection refused by 127.0.0.1:22"))
+
+    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+
+    assert fresh(ident).error_message == "deploy failed: connection refused by 127.0.0.1:22"
+    assert releases(ident)[1][:3] == ("failed", None, "connection refused by 127.0.0.1:22")
+    assert proxmox.vmids() == []
