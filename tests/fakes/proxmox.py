@@ -259,9 +259,11 @@ class FakeProxmoxClient:
             raise self._failed(task)
         return task.status()
 
-    def _run(self, node, task_type, vmid, change, log=()):
+    def _run(self, node, task_type, vmid, change, log=(), failure=None):
         """A call that waits for its task (as ProxmoxClient's _run does): returns the task id once it ended."""
         upid = self._task(node, task_type, vmid, on_success=change, log=log)
+        if failure is not None:
+            self.tasks[upid].failure = failure
         self._end(self.tasks[upid])
         self._wait(upid)
         return upid
@@ -455,17 +457,29 @@ class FakeProxmoxClient:
         guest.config.update(cores=int(cores), memory=int(memory))
 
     def _power(self, node, vmid, kind, action, to_status):
-        guest = self._find(node, vmid, kind)
-        word = self._word(kind)
-        if action == "start" and guest.status == "running":
-            raise ProxmoxError(f"{word} {guest.vmid} already running", status=500)
-        if action in ("reboot", "shutdown") and guest.status != "running":
-            raise ProxmoxError(f"{word} {guest.vmid} not running", status=500)
+        """As Proxmox answers (and backend/simulation/fake_proxmox.py models it): a container refuses a start
+        while it runs and any other action while it is stopped at once; a VM's task fails instead."""
+        guest = self._find(node, vmid, kind, unlocked=False)
+        running = guest.status == "running"
+        error = None
+        if action == "start":
+            if running and kind == "lxc":
+                raise ProxmoxError(f"CT {guest.vmid} already running", status=500)
+            if guest.template:
+                error = "you can't start a vm if it's a template"
+            elif running:
+                error = f"VM {guest.vmid} already running"
+        elif not running and kind == "lxc":
+            raise ProxmoxError(f"CT {guest.vmid} not running", status=500)
+        elif not running and action in ("shutdown", "reboot"):
+            error = f"VM {guest.vmid} not running"
+        if error is None and guest.lock:
+            error = f"{self._word(kind)} is locked ({guest.lock})"
 
         def change():
             guest.status = to_status
         prefix = "vz" if kind == "lxc" else "qm"
-        return self._run(node, f"{prefix}{action}", guest.vmid, change)
+        return self._run(node, f"{prefix}{action}", guest.vmid, change, failure=error)
 
     @_api
     def start(self, node, vmid, kind):
