@@ -215,3 +215,28 @@ def test_a_failed_start_with_the_destroy_failing_too_says_so_and_keeps_the_guest
                                  "could not be removed (task vzdestroy failed: unable to remove volume), reconcile "
                                  "will report it")
     assert row.vm_id == 100 and proxmox.vmids() == [100]  # what reconcile needs to find it
+
+
+def test_a_vmid_another_deployment_holds_in_the_database_is_passed_over(new_deployment, job, proxmox):
+    first = new_deployment(name="shop-a")
+    provision(job(first))
+    del proxmox.guests_by_vmid[100]  # its guest was removed behind the platform's back: Proxmox offers 100 again
+    second = new_deployment(name="shop-b")
+
+    assert provision(job(second)) is S.RUNNING
+
+    vmid = fresh(second).vm_id
+    assert 101 <= vmid <= 110 and proxmox.calls_to("check_vmid")[-1].args == (vmid,)  # probed above 100
+    assert [c.args[1] for c in proxmox.calls_to("create_lxc")] == [100, vmid]
+    assert fresh(first).vm_id == 100  # the first deployment's record is left alone
+
+
+def test_a_job_that_runs_out_of_time_fails_the_step_it_was_in_and_removes_the_guest(new_deployment, job, proxmox):
+    ident = new_deployment()
+    ctx = job(ident, time_limit=300)
+    proxmox.before("start", lambda *args, **kwargs: setattr(ctx, "deadline", 0), once=True)  # time is up
+
+    assert provision(ctx) is S.FAILED
+
+    assert fresh(ident).error_message == "start failed: the job ran out of its 300 s time limit"
+    assert proxmox.vmids() == []  # the cleanup got its own time

@@ -9,9 +9,10 @@ import pytest
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.services.deployments import update_deployment
+from backend.services.lifecycle import apply, change_status
 from backend.services.provisioning import provision
 from backend.services.release_runs import run_release
-from backend.services.releases import request_redeploy
+from backend.services.releases import request_redeploy, update_env
 from tests.services.conftest import events, fresh, log_lines, releases
 
 S = DeploymentStatus
@@ -219,3 +220,44 @@ def test_a_guest_that_cannot_be_reached_fails_the_release_with_the_transport_wor
     assert fresh(ident).error_message == "deploy failed: connection refused by 127.0.0.1:22"
     assert releases(ident)[1][:3] == ("failed", None, "connection refused by 127.0.0.1:22")
     assert proxmox.vmids() == []
+
+
+def test_a_delete_during_the_build_cancels_the_release_and_removes_the_guest(new_deployment, job, guest_of,
+                                                                             loopback_guests, proxmox, hooks):
+    ident = new_deployment()
+    guest = guest_of(ident)
+
+    def user_deletes(transport, argv):
+        apply(ident, lambda row: change_status(row, S.DELETING, "delete requested"))
+    guest.script(".venv/bin/pip", "install", handler=user_deletes)
+
+    assert provision(job(ident), deploy_app=run_release) is S.DELETED
+
+    assert fresh(ident).status is S.DELETED and proxmox.vmids() == []
+    assert releases(ident)[1][0] == "cancelled" and releases(ident)[1][2] == "the deployment was deleted"
+    assert guest.ran(".venv/bin/pip") and not guest.ran("ln") and guest.service_calls == []  # nothing switched
+    assert hooks.names() == ["destroying"]
+
+
+def test_an_environment_change_redeploys_the_live_commit_with_the_new_variables(new_deployment, job, guest_of,
+                                                                                app_server, loopback_guests):
+    ident = new_deployment(port=app_server.port, env={"API_KEY": "first-value"})
+    guest = guest_of(ident)
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    release, kind = update_env(db.session.get(Deployment, ident), {"API_KEY": "second-value", "MODE": "blue"})
+    assert (release.version, release.reason, release.requested_commit, kind) == (2, "env", SHA, "provision")
+    db.session.remove()
+
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    found = releases(ident)
+    assert (found[1][0], found[2][0], found[2][1]) == ("superseded", "live", SHA)
+    assert fresh(ident).live_release == 2 and guest.current() == "releases/2"
+    env = guest.files["/srv/paas/releases/2/app.env"].decode()
+    assert "second-value" in env and "MODE" in env and "first-value" not in env
+    second_clone = guest.ran("git", "clone")[1].argv
+    assert "--depth" not in second_clone  # a whole branch, to check the commit out
+    assert guest.ran("git", "-C", "/srv/paas/releases/2/src", "-c", "advice.detachedHead=false", "checkout",
+                     "--detach", SHA)
+    assert "/srv/paas/releases/1/src" in guest.dirs  # the previous release is kept beside the new one
