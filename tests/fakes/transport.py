@@ -3,7 +3,8 @@
 FakeTransport is a backend/deploy/transport.py Transport: it records every command (argv, cwd, env, timeout,
 as whom), every upload and every service call, and answers commands from a script:
 
-    transport.script("git", "rev-parse", output=[SHA])       # a rule: the longest matching prefix answers
+    transport.script("git", "rev-parse", output=[SHA])       # a rule: the longest matching prefix answers,
+                                                             # the latest of rules with the same prefix
     transport.script("python3", "-m", "venv", exit_code=1, output=["no venv module"])
     transport.script("git", "clone", handler=lambda transport, argv: transport.make_dirs(argv[-1]))
     transport.script("npm", error=CommandTimeout(["npm"], 60))
@@ -104,7 +105,8 @@ class FakeTransport(Transport):
             raise TypeError(f"an environment maps str to str, not {env!r}")
         self.commands.append(Command(list(argv), cwd, dict(env) if env is not None else None, timeout, as_app_user))
         command = unwrapped(argv)
-        rule = max((r for r in self.rules if tuple(command[:len(r.prefix)]) == r.prefix),
+        # The longest matching prefix answers; of rules with the same prefix, the latest.
+        rule = max((r for r in reversed(self.rules) if tuple(command[:len(r.prefix)]) == r.prefix),
                    key=lambda r: len(r.prefix), default=None)
         if rule is not None:
             if rule.error is not None:

@@ -66,6 +66,8 @@ def test_the_fake_transport_answers_by_the_longest_prefix_and_unwraps_build_comm
                "install", "-r", "requirements.txt"]
     assert transport.run(wrapped, as_app_user=True).exit_code == 1
     assert lines == ["a", "b"] and transport.ran("pip", "install")[0].as_app_user
+    transport.script("pip", "install")  # a later rule for the same prefix replaces the earlier one
+    assert transport.run(["pip", "install", "flask"]).ok
     with pytest.raises(TypeError):
         transport.run("git status")  # a command is an argument list, never a string
 
