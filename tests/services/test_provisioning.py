@@ -240,3 +240,17 @@ def test_a_job_that_runs_out_of_time_fails_the_step_it_was_in_and_removes_the_gu
 
     assert fresh(ident).error_message == "start failed: the job ran out of its 300 s time limit"
     assert proxmox.vmids() == []  # the cleanup got its own time
+
+
+def test_of_two_guests_tagged_for_one_deployment_the_one_at_its_vmid_is_kept(new_deployment, job, proxmox):
+    ident = new_deployment()
+    proxmox.fail_next("start", LeaseLost())
+    with pytest.raises(LeaseLost):
+        provision(job(ident))
+    # A run before it had made another guest and was cut off before it could record it.
+    proxmox.add_guest(101, "pve1", name="shop-api", tags=["paas", f"paas-{ident}"])
+
+    assert provision(job(ident)) is S.RUNNING
+
+    assert proxmox.vmids() == [100] and fresh(ident).vm_id == 100
+    assert [c.args for c in proxmox.calls_to("destroy")] == [("pve1", 101, "lxc")]

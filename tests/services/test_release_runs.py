@@ -9,6 +9,7 @@ import pytest
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.services.deployments import update_deployment
+from backend.services.job_context import LeaseLost
 from backend.services.lifecycle import apply, change_status
 from backend.services.provisioning import provision
 from backend.services.release_runs import run_release
@@ -261,3 +262,53 @@ def test_an_environment_change_redeploys_the_live_commit_with_the_new_variables(
     assert guest.ran("git", "-C", "/srv/paas/releases/2/src", "-c", "advice.detachedHead=false", "checkout",
                      "--detach", SHA)
     assert "/srv/paas/releases/1/src" in guest.dirs  # the previous release is kept beside the new one
+
+
+def test_a_deployment_whose_first_release_failed_is_retried_on_a_new_guest(new_deployment, job, guest_of,
+                                                                           app_server, loopback_guests, proxmox):
+    ident = new_deployment(port=app_server.port)
+    guest = guest_of(ident)
+    guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
+    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert proxmox.vmids() == []
+
+    release, _ = request_redeploy(db.session.get(Deployment, ident))
+    assert (release.version, release.reason) == (2, "retry")
+    db.session.remove()
+    assert fresh(ident).status is S.PENDING
+    guest.script(".venv/bin/pip", "install")  # the repository is fixed
+
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    row = fresh(ident)
+    assert row.live_release == 2 and row.vm_id == 100 and proxmox.vmids() == [100]
+    assert len(proxmox.calls_to("create_lxc")) == 2
+    assert [status for status, *_ in releases(ident).values()] == ["live", "failed"]  # newest first
+
+
+def test_a_release_run_cut_off_after_its_switch_is_redone_with_the_live_release_serving_meanwhile(
+        new_deployment, job, guest_of, app_server, loopback_guests):
+    ident = new_deployment(port=app_server.port)
+    guest = guest_of(ident)
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    request_redeploy(db.session.get(Deployment, ident))
+    db.session.remove()
+    cut = []
+
+    def worker_dies_once(transport):
+        if transport.current() == "releases/2" and not cut:
+            cut.append(True)
+            raise LeaseLost()  # the worker stalled here and another run took the deployment over
+        return True
+    guest.app_runs = worker_dies_once
+    with pytest.raises(LeaseLost):
+        provision(job(ident), deploy_app=run_release)
+    assert guest.current() == "releases/2" and releases(ident)[2][0] == "building"
+
+    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+
+    assert [where for action, _, where in guest.service_calls if action == "restart"] == \
+        ["releases/1", "releases/2", "releases/1", "releases/2"]
+    found = releases(ident)
+    assert (found[1][0], found[2][0]) == ("superseded", "live") and fresh(ident).live_release == 2
+    assert sorted(found) == [1, 2]  # the same release was redone, not a new one made
