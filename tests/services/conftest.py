@@ -1,6 +1,11 @@
 """Services on fakes: a real, migrated database (tests/conftest.py's app, on every engine) and a Platform
 whose Proxmox is an in-memory cluster and whose guests are FakeTransports.
 """
+import dataclasses
+import http.server
+import socket
+import threading
+
 import pytest
 
 from backend.deploy.deployer import Limits
@@ -16,6 +21,8 @@ from tests.fakes.transport import FakeTransports, RecordingHooks
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform"
 TEMPLATE = 9000
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+FILES = {"requirements.txt": "flask\n", "app.py": "from flask import Flask\napp = Flask(__name__)\n"}
 
 
 @pytest.fixture
@@ -117,3 +124,84 @@ def log_lines(deployment_id, release=None):
     lines = [(line.stream, line.line) for line in LogLine.page(deployment_id, release=release, limit=10_000)]
     db.session.remove()
     return lines
+
+
+# -- the deploy step: a guest's repository, and the app as a loopback HTTP server -----------------------------
+
+
+class AppServer:
+    """'The app': answers 200 to every GET on 127.0.0.1:<a free port>, and remembers the paths asked for."""
+
+    def __init__(self):
+        paths = self.paths = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                paths.append(self.path)
+                body = b"ok"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="fake-app", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+
+@pytest.fixture
+def app_server():
+    server = AppServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dead_port():
+    """A loopback port where nothing answers: held by a socket that never listens, so connections are refused."""
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+@pytest.fixture
+def loopback_guests(proxmox, settings):
+    """Guests whose address is 127.0.0.1, where the test's app server listens."""
+    proxmox.settings = dataclasses.replace(settings, loopback_guests=True)
+    proxmox.dhcp_address = lambda vmid: "127.0.0.1"
+
+
+def script_repository(transport, files=FILES, sha=SHA):
+    """The guest's git, find and head answer for a repository holding files at commit sha."""
+    def listing(transport, argv):
+        src = argv[1]
+        return 0, [src, *(f"{src}/{name}" for name in sorted(files))]
+
+    def head(transport, argv):
+        return 0, files[argv[-1].rsplit("/", 1)[-1]].splitlines()
+
+    transport.script("git", "clone", handler=lambda transport, argv: transport.make_dirs(argv[-1]))
+    transport.script("git", "-C", handler=lambda transport, argv: (0, [sha]) if argv[-2:] == ["rev-parse", "HEAD"]
+                     else None)
+    transport.script("find", handler=listing)
+    transport.script("head", handler=head)
+    transport.script("sh", "-c", 'command -v "$1"', handler=lambda transport, argv: (0, [f"/usr/bin/{argv[-1]}"]))
+    return transport
+
+
+@pytest.fixture
+def guest_of(transports):
+    """guest_of(deployment id) -> the scripted FakeTransport of its guest."""
+    def make(ident):
+        return script_repository(transports.guest(ident))
+    return make
