@@ -264,8 +264,7 @@ class FakeProxmoxClient:
         upid = self._task(node, task_type, vmid, on_success=change, log=log)
         if failure is not None:
             self.tasks[upid].failure = failure
-        self._end(self.tasks[upid])
-        self._wait(upid)
+        self._wait(upid)  # seen running once at least (a sleep of the job's, which may stop it there)
         return upid
 
     # -- the ProxmoxClient methods -------------------------------------------------------------------------
