@@ -6,6 +6,7 @@ from backend.models import Deployment, DeploymentStatus
 from backend.proxmox.errors import ProxmoxError, TaskFailed
 from backend.services.actions import finish_after_crash, power, resize
 from backend.services.deployments import update_deployment
+from backend.services.lifecycle import apply, change_status
 from backend.services.provisioning import provision
 from tests.services.conftest import events, fresh, status_chain
 
@@ -155,3 +156,26 @@ def test_a_start_whose_address_step_failed_can_be_started_again(running, job, pr
 
     assert power(job(running), "start") is S.RUNNING
     assert fresh(running).status is S.RUNNING and fresh(running).error_message is None
+
+
+def test_a_delete_during_a_stop_wins_and_destroys_the_guest(running, job, proxmox, hooks):
+    ctx = job(running)
+
+    def user_deletes(*args, **kwargs):
+        apply(running, lambda row: change_status(row, S.DELETING, "delete requested"))
+        ctx.cancelled.set()  # what the job's heartbeat does when it sees the row deleting
+    proxmox.before("shutdown", user_deletes, once=True)
+
+    assert power(ctx, "stop") is S.DELETED
+
+    assert fresh(running).status is S.DELETED and proxmox.vmids() == []
+    assert hooks.names() == ["destroying"]  # never "stopped": the stop did not finish
+
+
+def test_a_guest_hook_that_fails_does_not_fail_the_action(running, job, proxmox, hooks):
+    def broken(target):
+        raise OSError("the sandbox is gone")
+    hooks.stopped = broken
+
+    assert power(job(running), "stop") is S.STOPPED
+    assert fresh(running).status is S.STOPPED and fresh(running).error_message is None

@@ -88,3 +88,22 @@ def test_a_deployment_that_never_had_a_guest_is_deleted_without_proxmox(new_depl
     assert destroy(JobContext(ident, without_cluster, watch_deletion=False)) is S.DELETED
 
     assert fresh(ident).status is S.DELETED
+
+
+def test_a_delete_after_a_run_cut_off_during_its_create_waits_for_the_create_then_destroys(new_deployment, job,
+                                                                                          proxmox):
+    from backend.services.job_context import LeaseLost
+
+    ident = new_deployment()
+    proxmox.task_polls = 1
+    proxmox.fail_next("wait_for_task", LeaseLost())
+    try:
+        provision(job(ident))
+    except LeaseLost:
+        pass
+    assert proxmox.guest(100).lock == "create" and proxmox.guest(100).tags == []  # untagged while being made
+    delete(ident)
+
+    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+
+    assert proxmox.vmids() == [] and proxmox.calls_to("destroy")[0].args == ("pve2", 100, "lxc")
