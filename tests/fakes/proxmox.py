@@ -7,9 +7,10 @@ shapes, raising the same ProxmoxError classes where Proxmox would refuse: a take
 that is not there, a locked or already running guest, a failed task (TaskFailed, with the task's log tail).
 
 Like Proxmox, a create or clone answers with a task id at once: until the task ends the guest carries a
-lock ("create", "clone") and has neither name nor tags. A task ends when it is waited for, or once it has
-been seen running `task_polls` times (each guests() call is a moment passing), so a test decides how long
-an interrupted create stays locked, and nothing ever sleeps.
+lock ("create", "clone") and has neither name nor tags. Every task is seen running `task_polls` + 1 times
+before it ends: each look of a wait goes through the job's sleep (sleep(0): it notices a delete or the
+deadline, as a real wait does, and takes no time), and each guests() call is a moment passing for every
+running task. So a test decides how long an interrupted create stays locked, and nothing ever sleeps.
 
 Faults and hooks apply to the calls the services make (a method's own inner calls, e.g. destroy's status,
 are neither recorded nor faulted):
