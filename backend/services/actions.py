@@ -37,8 +37,10 @@ def power(ctx, action):
             resources = deployment.resources
             client.set_size(node, vmid, kind, cores=resources["cores"], memory=resources["memory"])
             client.grow_disk(node, vmid, kind, resources["disk"])
-            upid = client.start(node, vmid, kind)
-            record(deployment.id, "task", f"starting {kind} {vmid}", upid=upid)
+            # An earlier start may have brought the guest up and failed after (its address): start only what is down.
+            if client.status(node, vmid, kind)["status"] != "running":
+                upid = client.start(node, vmid, kind)
+                record(deployment.id, "task", f"starting {kind} {vmid}", upid=upid)
             address = client.guest_ip(node, vmid, kind,
                                       timeout=min(client.settings.ip_timeout, ctx.whole_seconds_left()))
         elif action == "stop":

@@ -32,6 +32,11 @@ class Report:
         return not (self.orphans or self.missing or self.errors)
 
 
+def _kept_on_purpose(row, guest):
+    """A failed deployment whose release served keeps its guest on purpose: a redeploy goes onto it."""
+    return row.vm_id == guest["vmid"] and row.live_release is not None
+
+
 def _owner(guest):
     for tag in guest["tags"]:
         match = TAG_RE.fullmatch(tag)
@@ -68,7 +73,7 @@ def reconcile(settings, fix=False, client=None):
             reason = "its deployment is not in the database"
         elif row.is_deleted:
             reason = f"its deployment {row.name} is deleted"
-        elif row.status is DeploymentStatus.FAILED:
+        elif row.status is DeploymentStatus.FAILED and not _kept_on_purpose(row, guest):
             reason = f"its deployment {row.name} failed and the guest was left behind"
         elif row.status not in IN_FLIGHT and row.vm_id != guest["vmid"]:
             reason = f"its deployment {row.name} uses VMID {row.vm_id} instead"

@@ -34,7 +34,7 @@ def test_stop_and_start_tell_the_guest_hooks_and_follow_the_status(running, job,
 
     row = fresh(running)
     assert row.status is S.RUNNING and proxmox.guest(100).status == "running"
-    assert proxmox.call_names() == ["shutdown", "set_size", "grow_disk", "start", "guest_ip"]
+    assert proxmox.call_names() == ["shutdown", "set_size", "grow_disk", "status", "start", "guest_ip"]
     assert hooks.names() == ["stopped", "started"]
     target = hooks.events[-1][1]
     assert (target.name, target.address, target.kind) == (str(running), "10.0.0.102", "lxc")
@@ -140,11 +140,6 @@ def test_a_proxmox_task_failure_during_stop_is_worded_with_its_log(running, job,
                                             "command 'lxc-stop' failed")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "backend bug: power('start') asks Proxmox to start the guest without looking at its status first (provisioning's "
-    "_start does look). When a start's address step fails after the guest came up, the deployment stays stopped "
-    "with the guest running; every later start is refused ('CT 100 already running') and stop does not apply to a "
-    "stopped deployment, so the deployment can neither start nor stop again"))
 def test_a_start_whose_address_step_failed_can_be_started_again(running, job, proxmox):
     power(job(running), "stop")
     proxmox.guest(100).address = "169.254.7.7"  # the guest comes up, but DHCP does not answer this time

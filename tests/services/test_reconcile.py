@@ -1,5 +1,4 @@
 """reconcile(): the database and the in-memory cluster compared, and with fix, made to agree."""
-import pytest
 
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
@@ -45,11 +44,6 @@ def test_a_running_deployment_whose_guest_is_gone_is_reported_and_with_fix_faile
     assert row.status is S.FAILED and row.error_message == "guest 100 is gone from the cluster (found by reconcile)"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "backend bug: reconcile calls every guest of a failed deployment an orphan ('failed and the guest was left "
-    "behind'), but provisioning keeps the guest on purpose when a later release fails while an earlier one served "
-    "(_fail_keeping_guest; request_redeploy then redeploys on it). reconcile --fix destroys that guest, which still "
-    "serves the live release, and forgets it"))
 def test_the_guest_a_failed_redeploy_kept_serving_is_not_an_orphan(new_deployment, job, guest_of, app_server,
                                                                   loopback_guests, proxmox):
     ident = new_deployment(port=app_server.port)
