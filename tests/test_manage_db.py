@@ -21,7 +21,7 @@ from backend.services.backup import reset_sequence
 from backend.services.database import SAMPLE_DEPLOYMENTS, head_revision
 from backend.services.deployments import resolve_resources
 from manage_db import cli
-from tests.conftest import ENGINE_URLS, build_schema, drop_everything, empty_tables
+from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables
 
 SAMPLE_COUNT = len(SAMPLE_DEPLOYMENTS)
 TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")

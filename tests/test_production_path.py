@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from backend.simulation.fake_proxmox import FakeProxmox, Node
-from tests.conftest import ENGINE_URLS, ensure_database
 from tests.deploy.test_simulate_command import free_port
+from tests.helpers.database import ENGINE_URLS, ensure_database
 
 pytestmark = pytest.mark.slow
 

@@ -47,7 +47,8 @@ from app import create_app
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
-from tests.conftest import AuthedClient, admin_token, deployment_payload, make_user
+from tests.helpers.accounts import AuthedClient, admin_token, make_user
+from tests.helpers.api import deployment_payload
 from tests.jobs.conftest import FINAL, wait_for
 
 RUN = secrets.token_hex(5)

@@ -7,7 +7,8 @@ import urllib.request
 from werkzeug.serving import make_server
 
 from backend.models import Deployment
-from tests.conftest import admin_token, deployment_payload
+from tests.helpers.accounts import admin_token
+from tests.helpers.api import deployment_payload
 
 CLIENTS = 20
 

@@ -3,7 +3,7 @@ import pytest
 
 from app import db
 from backend.models import Deployment, DeploymentStatus
-from tests.conftest import deployment_payload
+from tests.helpers.api import deployment_payload
 
 
 def error_of(response):

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app import db
 from backend.models import Deployment, DeploymentStatus, GithubDelivery
 from backend.services.webhooks import BAD_SIGNATURE
-from tests.conftest import make_user
+from tests.helpers.accounts import make_user
 
 COMMIT = "3f786850e387550fdab836ed7e6dc881de23001b"
 OTHER_COMMIT = "89e6c98d92887913cadf06b2adb97f26cde4849b"

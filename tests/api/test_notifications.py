@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from app import db
 from backend.models import Deployment, DeploymentStatus, Notification
 from backend.services import lifecycle
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import deployment_payload
 
 REBIND_HOST = "hooks.rebind.test"  # a name only this file's fake resolver knows
 PUBLIC_ADDRESS = "93.184.216.34"

@@ -15,7 +15,7 @@ from tests.jobs.conftest import make_app
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine_name(request):
     """The long flows run on the default database and on PostgreSQL (the other tests cover MariaDB)."""
-    from tests.conftest import ENGINE_URLS
+    from tests.helpers.database import ENGINE_URLS
 
     if request.param != "sqlite" and not ENGINE_URLS[request.param]:
         pytest.skip("TEST_POSTGRES_URL is not set")

@@ -3,7 +3,7 @@ from sqlalchemy import text
 
 from app import create_app
 from backend.extensions import db
-from tests.conftest import deployment_payload
+from tests.helpers.api import deployment_payload
 
 SECRET = "postgres://app:hunter2-very-secret@db/app"
 

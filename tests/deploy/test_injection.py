@@ -8,9 +8,9 @@ from backend.deploy.deployer import Deployer, LogWriter, Work
 from backend.deploy.local import LocalTransport
 from backend.models import Deployment
 from backend.services.provisioning import JobContext
-from tests.conftest import deployment_payload
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.deploy.test_simulation import build_log, create, fetch, releases
+from tests.helpers.api import deployment_payload
 from tests.jobs.conftest import wait_for
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes

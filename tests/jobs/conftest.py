@@ -59,7 +59,7 @@ def guests_of(fake):
 
 
 def create(client, **overrides):
-    from tests.conftest import deployment_payload
+    from tests.helpers.api import deployment_payload
 
     response = client.post("/api/deployments", json=deployment_payload(**overrides))
     assert response.status_code == 201, response.get_json()

@@ -70,7 +70,7 @@ def test_a_pool_started_before_the_schema_exists_says_so_in_one_line_and_resumes
     import logging
 
     import backend.jobs as jobs_module
-    from tests.conftest import build_schema
+    from tests.helpers.database import build_schema
 
     monkeypatch.setattr(jobs_module, "RECOVERY_RETRY_SECONDS", 0.2)
     url = f"sqlite:///{tmp_path / 'not-yet.db'}"

@@ -8,7 +8,8 @@ from werkzeug.serving import make_server
 
 from app import db
 from backend.models import Deployment
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import deployment_payload
 
 
 def create(client, token, name, **resources):

@@ -4,7 +4,8 @@ import uuid
 import pytest
 
 from app import create_app, db
-from tests.conftest import admin_token, deployment_payload, make_user
+from tests.helpers.accounts import admin_token, make_user
+from tests.helpers.api import deployment_payload
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

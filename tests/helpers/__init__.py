@@ -1,0 +1,6 @@
+"""Plain helpers the test modules share (fixtures stay in the conftest.py files).
+
+- accounts: users, tokens and the test client that authenticates as the suite's admin
+- api: request bodies for the API
+- database: the engines the suite runs on and their schema
+"""
