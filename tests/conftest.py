@@ -13,13 +13,13 @@ import shutil
 import socket
 
 import pytest
-from flask import Flask
 
-from app import create_app, db
+from app import db
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.runtime import TEST_BLOCKS, address_pool, claim_block
-from tests.helpers.accounts import AuthedClient, admin_token
+from tests.helpers.accounts import admin_token
 from tests.helpers.api import deployment_payload
+from tests.helpers.apps import create_test_app
 from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables, ensure_database
 
 # Simulated guests of this test worker: a block apart from every running simulation, from the other
@@ -48,11 +48,6 @@ def migrated_urls(tmp_path_factory):
         return prepared[engine_name]
 
     return get
-
-
-@pytest.fixture(autouse=True)
-def _authenticated_test_clients(monkeypatch):
-    monkeypatch.setattr(Flask, "test_client_class", AuthedClient)
 
 
 @pytest.fixture(params=list(ENGINE_URLS))
@@ -94,8 +89,11 @@ def unreachable_proxmox():
 
 @pytest.fixture
 def app(database_url, unreachable_proxmox):
-    """The API with manual jobs; Proxmox is configured but down, so a job that reaches it fails at once."""
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox)
+    """The API with manual jobs; Proxmox is configured but down, so a job that reaches it fails at once.
+
+    Its test_client() is an AuthedClient: requests to /api/ carry the suite's admin token unless told otherwise.
+    """
+    app = create_test_app(SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox)
     admin_token(app)  # before the test's own session opens a snapshot (MariaDB's repeatable read)
     with app.app_context():
         yield app

@@ -49,6 +49,7 @@ from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
 from tests.helpers.accounts import AuthedClient, admin_token, make_user
 from tests.helpers.api import deployment_payload
+from tests.helpers.apps import create_test_app
 from tests.jobs.conftest import FINAL, wait_for
 
 RUN = secrets.token_hex(5)
@@ -274,7 +275,7 @@ def secret_app(database_url, fake, tmp_path, fernet_key, *, settings=None, **con
               "ENV_ENCRYPTION_KEY": fernet_key, "SSH_KEY_PATH": str(tmp_path / "ssh" / "id_ed25519"),
               "PROXMOX_SETTINGS": settings, "LOG_STREAM_MAX_SECONDS": 1}
     values.update(config)
-    return create_app("testing", **values)
+    return create_test_app(**values)
 
 
 def stop_jobs(app):

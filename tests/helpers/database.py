@@ -9,8 +9,9 @@ import os
 from sqlalchemy import MetaData, create_engine, delete, text
 from sqlalchemy.engine import make_url
 
-from app import create_app, db
+from app import db
 from config import normalize_database_url
+from tests.helpers.apps import create_test_app
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist; "" without
 
@@ -82,7 +83,7 @@ def build_schema(url):
     """Run the migrations into an empty database, as `flask db upgrade` would."""
     from flask_migrate import upgrade
 
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
+    app = create_test_app(SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
         upgrade()
         db.engine.dispose()

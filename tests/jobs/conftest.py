@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from app import create_app
 from backend.proxmox.settings import ProxmoxSettings
+from tests.helpers.apps import create_test_app
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform"
 FINAL = {"running", "stopped", "failed", "deleted"}
@@ -23,7 +23,7 @@ def make_app(database_url, fake, backend="thread", settings=None, **config):
               "JOB_TIME_LIMIT": 60, "JOB_LEASE_SECONDS": 6,
               "PROXMOX_SETTINGS": settings or settings_for(fake)}
     values.update(config)
-    return create_app("testing", **values)
+    return create_test_app(**values)
 
 
 @pytest.fixture
