@@ -7,7 +7,7 @@ engine by the migrations themselves, then every test starts from empty tables.
 Under pytest-xdist each worker gets databases of its own on those servers (the URL's database name
 with _gw0, _gw1, ... appended, created when missing), and its own simulation address block.
 
-Plain functions the tests share (users, payloads, database set-up) live in tests/helpers/.
+Plain functions the tests share (users, payloads, waiting, app builders) live in tests/helpers/.
 """
 import shutil
 import socket
@@ -18,8 +18,8 @@ from app import db
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.runtime import TEST_BLOCKS, address_pool, claim_block
 from tests.helpers.accounts import admin_token
-from tests.helpers.api import deployment_payload
-from tests.helpers.apps import create_test_app
+from tests.helpers.api import create_deployment
+from tests.helpers.apps import PLATFORM_SSH_KEY, create_test_app
 from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables, ensure_database
 
 # Simulated guests of this test worker: a block apart from every running simulation, from the other
@@ -82,7 +82,7 @@ def unreachable_proxmox():
     try:
         yield ProxmoxSettings(host="127.0.0.1", port=holder.getsockname()[1], token_name="paas",
                               token_value="secret", timeout=2, retries=0, task_timeout=5, ip_timeout=5,
-                              ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform")
+                              ssh_public_key=PLATFORM_SSH_KEY)
     finally:
         holder.close()
 
@@ -116,9 +116,7 @@ def make_deployment(client):
     """Create a deployment through the API and return its JSON."""
 
     def make(**overrides):
-        response = client.post("/api/deployments", json=deployment_payload(**overrides))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()["deployment"]
+        return create_deployment(client, **overrides)
 
     return make
 

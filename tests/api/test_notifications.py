@@ -19,7 +19,7 @@ from app import db
 from backend.models import Deployment, DeploymentStatus, Notification
 from backend.services import lifecycle
 from tests.helpers.accounts import make_user
-from tests.helpers.api import deployment_payload
+from tests.helpers.api import create_deployment, deployment_payload
 
 REBIND_HOST = "hooks.rebind.test"  # a name only this file's fake resolver knows
 PUBLIC_ADDRESS = "93.184.216.34"
@@ -150,10 +150,8 @@ def settled(client, ident, run_jobs, count=1, seconds=WAIT_SECONDS, on_pending=N
 def ready_deployment(client, run_jobs, token="admin", **overrides):
     """A deployment created through the API whose first (provision) job has run: it is failed, as no Proxmox
     is configured, and no job is left queued."""
-    response = client.post("/api/deployments", json=deployment_payload(**overrides), token=token)
-    assert response.status_code == 201, response.get_json()
+    ident = create_deployment(client, token=token, **overrides)["id"]
     run_jobs()
-    ident = response.get_json()["deployment"]["id"]
     assert client.get(f"/api/deployments/{ident}", token=token).get_json()["deployment"]["status"] == "failed"
     return ident
 

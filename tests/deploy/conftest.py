@@ -9,7 +9,7 @@ import pytest
 
 from backend.simulation.runtime import settings_for
 from tests.conftest import TEST_ADDRESS_POOL
-from tests.jobs.conftest import make_app
+from tests.helpers.apps import app_on_fake_proxmox
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -94,11 +94,11 @@ STATIC_SITE = {"public/index.html": "<!doctype html><title>static</title><h1>sta
 def sim(database_url, fake, repos, tmp_path):
     """The app in simulation mode with in-process jobs; guests are sandboxes under tmp_path."""
     settings = settings_for(fake, timeout=5, task_timeout=20, ip_timeout=5, ip_pool=TEST_ADDRESS_POOL)
-    app = make_app(database_url, fake, settings=settings,
-                   SIMULATE=True, DEPLOY_APPS=True, SIMULATION_DIR=str(tmp_path / "simulation"),
-                   GIT_URL_REWRITES={f"file://{repos.base}/": "https://github.com/"},
-                   GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=300, HEALTH_CHECK_TIMEOUT=20,
-                   DEPLOY_COMMAND_TIMEOUT=240)
+    app = app_on_fake_proxmox(database_url, fake, settings=settings,
+                              SIMULATE=True, DEPLOY_APPS=True, SIMULATION_DIR=str(tmp_path / "simulation"),
+                              GIT_URL_REWRITES={f"file://{repos.base}/": "https://github.com/"},
+                              GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=300, HEALTH_CHECK_TIMEOUT=20,
+                              DEPLOY_COMMAND_TIMEOUT=240)
     yield app
     app.extensions["jobs"].wait_idle(60)
     app.extensions["jobs"].shutdown()

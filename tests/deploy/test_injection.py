@@ -9,9 +9,8 @@ from backend.deploy.local import LocalTransport
 from backend.models import Deployment
 from backend.services.provisioning import JobContext
 from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.deploy.test_simulation import build_log, create, fetch, releases
-from tests.helpers.api import deployment_payload
-from tests.jobs.conftest import wait_for
+from tests.deploy.test_simulation import build_log, fetch, releases
+from tests.helpers.api import create_deployment, deployment_payload, wait_for_status
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -100,9 +99,9 @@ def test_payloads_reach_the_app_as_inert_data(sclient, repos, tmp_path):
     built = f"{marker}-build"
     build = (f"printf '%s\\n' '$(touch {built})' '`touch {built}`' '; touch {built}' "
              f"'&& touch {built}' '| touch {built}' '--upload-pack=touch {built}'")
-    created = create(sclient, name="hostile", framework="flask", github_url=repos.url("hostile"),
-                     env=hostile, build_command=build)
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=240)
+    created = create_deployment(sclient, name="hostile", framework="flask", github_url=repos.url("hostile"),
+                                env=hostile, build_command=build)
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=240)
     assert running["status"] == "running", running["error_message"]
     import json
 
@@ -118,8 +117,8 @@ def test_payloads_reach_the_app_as_inert_data(sclient, repos, tmp_path):
 def test_static_redeploy_of_another_branch_and_commit(sclient, repos):
     first = repos.make("site", STATIC_SITE)
     other = repos.commit("site", {"public/index.html": "feature\n"}, branch="feature/x-1.2_b")
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"))
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert running["status"] == "running", running["error_message"]
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={"branch": "feature/x-1.2_b"})
     assert answer.status_code == 202

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.jobs.conftest import guests_of, wait_for
+from tests.helpers.api import create_deployment, wait_for_status
+from tests.helpers.apps import guests_of
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -39,7 +40,7 @@ def wait_release(client, ident, version, timeout=180):
         release = found.get(version)
         if release and release["status"] in ("live", "failed", "cancelled"):
             # The release's job ends with the deployment's status change; wait for that too.
-            wait_for(client, ident, {"running", "failed", "stopped"}, timeout=30)
+            wait_for_status(client, ident, {"running", "failed", "stopped"}, timeout=30)
             return release
         assert time.monotonic() < deadline, f"release {version} still {release and release['status']}"
         time.sleep(0.1)
@@ -50,20 +51,14 @@ def build_log(client, ident, release=None):
     return client.get(f"/api/deployments/{ident}/logs/text{query}").get_data(as_text=True)
 
 
-def create(client, **body):
-    response = client.post("/api/deployments", json={"deployment_type": "lxc", **body})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["deployment"]
-
-
 def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     first = repos.make("hello-flask", flask_app("v1"))
-    created = create(sclient, name="hello", framework="flask", github_url=repos.url("hello-flask"),
-                     health_check_path="/health", env={"GREETING": "world", "API_TOKEN": SECRET})
+    created = create_deployment(sclient, name="hello", framework="flask", github_url=repos.url("hello-flask"),
+                                health_check_path="/health", env={"GREETING": "world", "API_TOKEN": SECRET})
     assert created["env"] == {"API_TOKEN": "********", "GREETING": "********"}
     ident = created["id"]
 
-    running = wait_for(sclient, ident, {"running", "failed"}, timeout=240)
+    running = wait_for_status(sclient, ident, {"running", "failed"}, timeout=240)
     assert running["status"] == "running", running["error_message"]
     assert running["url"].startswith("http://127.77.") and running["live_release"] == 1
     assert fetch(running["url"]) == (200, "hello world from v1")
@@ -115,10 +110,10 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
 
     # Stop and start: the app follows its guest.
     assert sclient.post(f"/api/deployments/{ident}/actions/stop").status_code == 202
-    assert wait_for(sclient, ident, {"stopped"})["url"] is None
+    assert wait_for_status(sclient, ident, {"stopped"})["url"] is None
     assert fetch(running["url"])[0] is None
     assert sclient.post(f"/api/deployments/{ident}/actions/start").status_code == 202
-    wait_for(sclient, ident, {"running"})
+    wait_for_status(sclient, ident, {"running"})
     deadline = time.monotonic() + 20
     while fetch(running["url"])[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -134,14 +129,14 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
 
     # Delete: the guest, the app and its sandbox go.
     assert sclient.delete(f"/api/deployments/{ident}").status_code == 202
-    wait_for(sclient, ident, {"deleted"})
+    wait_for_status(sclient, ident, {"deleted"})
     assert fetch(running["url"])[0] is None and not sandbox.exists() and guests_of(fake) == []
 
 
 def test_static_site_is_detected_and_serves_only_its_directory(sclient, repos):
     repos.make("site", STATIC_SITE)
-    created = create(sclient, name="site", framework="auto", github_url=repos.url("site"))
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(sclient, name="site", framework="auto", github_url=repos.url("site"))
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert running["status"] == "running", running["error_message"]
     assert running["url"].endswith(":8080")
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
@@ -153,9 +148,9 @@ def test_static_site_is_detected_and_serves_only_its_directory(sclient, repos):
 
 def test_a_failing_first_release_fails_with_its_log_and_leaves_nothing(sclient, sim, repos, fake):
     repos.make("site", STATIC_SITE)
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"),
-                     build_command="sh -c 'echo compiling the assets; exit 7'")
-    failed = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"),
+                                build_command="sh -c 'echo compiling the assets; exit 7'")
+    failed = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert failed["status"] == "failed" and failed["url"] is None
     assert "exited with status 7" in failed["error_message"]
     assert "compiling the assets" in failed["error_message"]
@@ -169,15 +164,15 @@ def test_a_failing_first_release_fails_with_its_log_and_leaves_nothing(sclient, 
     assert sclient.patch(f"/api/deployments/{created['id']}", json={"build_command": None}).status_code == 200
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={})
     assert answer.status_code == 202 and answer.get_json()["release"]["reason"] == "retry"
-    assert wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)["status"] == "running"
+    assert wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)["status"] == "running"
 
 
 def test_an_app_that_exits_fails_its_health_check_at_once(sclient, repos):
     repos.make("site", STATIC_SITE)
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"),
-                     start_command="python3 -c 'import sys; print(\"cannot bind\"); sys.exit(3)'")
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"),
+                                start_command="python3 -c 'import sys; print(\"cannot bind\"); sys.exit(3)'")
     started = time.monotonic()
-    failed = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    failed = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert failed["status"] == "failed" and "the app exited" in failed["error_message"]
     assert "cannot bind" in failed["error_message"]
     assert time.monotonic() - started < 20  # not the whole HEALTH_CHECK_TIMEOUT
@@ -185,7 +180,7 @@ def test_an_app_that_exits_fails_its_health_check_at_once(sclient, repos):
 
 def test_log_stream_is_live_and_resumable(sclient, repos):
     repos.make("site", STATIC_SITE)
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"))
     ident = created["id"]
     deadline = time.monotonic() + 30
     while not releases(sclient, ident):
@@ -226,9 +221,9 @@ EXPRESS_APP = {
 @pytest.mark.skipif(shutil.which("npm") is None, reason="node and npm are not installed")
 def test_express_app_with_npm_dependencies(sclient, repos):
     repos.make("hello-express", EXPRESS_APP)
-    created = create(sclient, name="express", framework="auto", github_url=repos.url("hello-express"),
-                     env={"GREETING": "node"})
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=240)
+    created = create_deployment(sclient, name="express", framework="auto", github_url=repos.url("hello-express"),
+                                env={"GREETING": "node"})
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=240)
     assert running["status"] == "running", running["error_message"]
     assert running["url"].endswith(":3000")
     assert fetch(running["url"]) == (200, "hello node from express")
@@ -241,8 +236,8 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
     from backend.deploy.transport import TransportError
 
     repos.make("site", STATIC_SITE)
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"))
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert running["status"] == "running", running["error_message"]
     opener = sim.extensions["deploy_transport"]
 
@@ -258,7 +253,7 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
     assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
     failed = wait_release(sclient, created["id"], 2)
     assert failed["status"] == "failed" and "connection reset" in failed["error_message"]
-    after = wait_for(sclient, created["id"], {"running", "failed"})
+    after = wait_for_status(sclient, created["id"], {"running", "failed"})
     assert after["vm_id"] == running["vm_id"] and guests_of(fake) == [running["vm_id"]]
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
 
@@ -279,6 +274,6 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
 
     # Delete: nothing is left marked live.
     sclient.delete(f"/api/deployments/{created['id']}")
-    deleted = wait_for(sclient, created["id"], {"deleted"})
+    deleted = wait_for_status(sclient, created["id"], {"deleted"})
     assert deleted["live_release"] is None
     assert "live" not in {r["status"] for r in releases(sclient, created["id"])}
