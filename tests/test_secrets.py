@@ -19,8 +19,6 @@ and row logging included), so a secret that reached the database in the clear wo
 """
 import base64
 import dataclasses
-import hashlib
-import hmac
 import http.server
 import json
 import logging
@@ -47,7 +45,7 @@ from app import create_app
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
 from tests.helpers.accounts import AuthedClient, admin_token, make_user
-from tests.helpers.api import FINAL_STATUSES, create_deployment, deployment_payload, wait_for_status
+from tests.helpers.api import FINAL_STATUSES, create_deployment, deployment_payload, sha256_signature, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, proxmox_settings_for
 
 RUN = secrets.token_hex(5)
@@ -429,15 +427,12 @@ def wait_deliveries(client, ident, timeout=WAIT):
         time.sleep(0.1)
 
 
-def signed(secret, body):
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def github_delivery(client, ident, secret, event, payload):
     body = json.dumps(payload).encode()
     return client.post(f"/api/webhooks/github/{ident}", data=body, token=None,
                        headers={"Content-Type": "application/json", "X-GitHub-Event": event,
-                                "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signed(secret, body)})
+                                "X-GitHub-Delivery": str(uuid.uuid4()),
+                                "X-Hub-Signature-256": sha256_signature(secret, body)})
 
 
 # -- Proxmox answering: every route -----------------------------------------------------------------------
@@ -522,7 +517,7 @@ def test_no_secret_leaks_while_proxmox_answers(database_url, tmp_path, leaks, fe
     # The notifications went out signed with the secret shown once, and carry no secret.
     assert len(receiver.received) == len(deliveries)
     for headers, body in receiver.received:
-        assert headers["X-Paas-Signature-256"] == signed(notify_secret, body)
+        assert headers["X-Paas-Signature-256"] == sha256_signature(notify_secret, body)
         leaks.add("a notification as received", json.dumps(headers) + "\n" + body.decode())
     leaks.assert_shown_once("the notification secret", notify_secret)
     leaks.assert_shown_once("the webhook secret", webhook_secret)
@@ -620,7 +615,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             assert stop_jobs(app)
         fake_received(leaks, fake)
     for headers, body in receiver.received:
-        assert headers["X-Paas-Signature-256"] == signed(notify_secret, body)
+        assert headers["X-Paas-Signature-256"] == sha256_signature(notify_secret, body)
         leaks.add("a notification as received", json.dumps(headers) + "\n" + body.decode())
     leaks.assert_shown_once("the notification secret", notify_secret)
     assert leaks.log_count() > 100

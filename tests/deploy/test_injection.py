@@ -9,8 +9,15 @@ from backend.deploy.local import LocalTransport
 from backend.models import Deployment
 from backend.services.provisioning import JobContext
 from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.deploy.test_simulation import build_log, fetch, releases
-from tests.helpers.api import create_deployment, deployment_payload, wait_for_status
+from tests.deploy.test_simulation import fetch
+from tests.helpers.api import (
+    build_log,
+    create_deployment,
+    deployment_payload,
+    releases_of,
+    wait_for_release,
+    wait_for_status,
+)
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -123,13 +130,11 @@ def test_static_redeploy_of_another_branch_and_commit(sclient, repos):
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={"branch": "feature/x-1.2_b"})
     assert answer.status_code == 202
     deadline_release = 2
-    from tests.deploy.test_simulation import wait_release
-
-    assert wait_release(sclient, created["id"], deadline_release)["commit_sha"] == other
+    assert wait_for_release(sclient, created["id"], deadline_release)["commit_sha"] == other
     assert fetch(running["url"]) == (200, "feature\n")
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy",
                           json={"branch": "main", "commit": first[:10]})
     assert answer.status_code == 202
-    assert wait_release(sclient, created["id"], 3)["commit_sha"] == first
+    assert wait_for_release(sclient, created["id"], 3)["commit_sha"] == first
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
-    assert [r["branch"] for r in releases(sclient, created["id"])] == ["main", "feature/x-1.2_b", "main"]
+    assert [r["branch"] for r in releases_of(sclient, created["id"])] == ["main", "feature/x-1.2_b", "main"]

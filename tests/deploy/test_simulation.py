@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.helpers.api import create_deployment, wait_for_status
+from tests.helpers.api import build_log, create_deployment, releases_of, wait_for_release, wait_for_status
 from tests.helpers.apps import guests_of
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
@@ -29,28 +29,6 @@ def fetch(url, timeout=5):
         return None, ""
 
 
-def releases(client, ident):
-    return client.get(f"/api/deployments/{ident}/releases").get_json()["releases"]
-
-
-def wait_release(client, ident, version, timeout=180):
-    deadline = time.monotonic() + timeout
-    while True:
-        found = {r["version"]: r for r in releases(client, ident)}
-        release = found.get(version)
-        if release and release["status"] in ("live", "failed", "cancelled"):
-            # The release's job ends with the deployment's status change; wait for that too.
-            wait_for_status(client, ident, {"running", "failed", "stopped"}, timeout=30)
-            return release
-        assert time.monotonic() < deadline, f"release {version} still {release and release['status']}"
-        time.sleep(0.1)
-
-
-def build_log(client, ident, release=None):
-    query = "?limit=5000" + (f"&release={release}" if release else "")
-    return client.get(f"/api/deployments/{ident}/logs/text{query}").get_data(as_text=True)
-
-
 def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     first = repos.make("hello-flask", flask_app("v1"))
     created = create_deployment(sclient, name="hello", framework="flask", github_url=repos.url("hello-flask"),
@@ -62,7 +40,7 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     assert running["status"] == "running", running["error_message"]
     assert running["url"].startswith("http://127.77.") and running["live_release"] == 1
     assert fetch(running["url"]) == (200, "hello world from v1")
-    [v1] = releases(sclient, ident)
+    [v1] = releases_of(sclient, ident)
     assert v1["status"] == "live" and v1["commit_sha"] == first and v1["reason"] == "create"
     assert v1["config"]["framework"] == "flask" and "gunicorn" in v1["config"]["start"]
     log = build_log(sclient, ident, release=1)
@@ -79,15 +57,15 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     second = repos.commit("hello-flask", flask_app("v2"))
     answer = sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={})
     assert answer.status_code == 202 and answer.get_json()["release"]["version"] == 2
-    assert wait_release(sclient, ident, 2)["status"] == "live"
+    assert wait_for_release(sclient, ident, 2)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello world from v2")
-    assert releases(sclient, ident)[1]["status"] == "superseded"
-    assert releases(sclient, ident)[0]["commit_sha"] == second
+    assert releases_of(sclient, ident)[1]["status"] == "superseded"
+    assert releases_of(sclient, ident)[0]["commit_sha"] == second
 
     # A broken release is switched back: v2 keeps serving, the release says why.
     repos.commit("hello-flask", {"app.py": "raise SystemExit('broken on purpose')\n"})
     assert sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-    broken = wait_release(sclient, ident, 3)
+    broken = wait_for_release(sclient, ident, 3)
     assert broken["status"] == "failed" and "health check failed" in broken["error_message"]
     assert "broken on purpose" in broken["error_message"]
     after = sclient.get(f"/api/deployments/{ident}").get_json()["deployment"]
@@ -97,14 +75,14 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     # Rollback to release 1: its code and its config together.
     answer = sclient.post(f"/api/deployments/{ident}/releases/1/rollback")
     assert answer.status_code == 202 and answer.get_json()["release"]["rollback_of"] == 1
-    rolled = wait_release(sclient, ident, 4)
+    rolled = wait_for_release(sclient, ident, 4)
     assert rolled["status"] == "live" and rolled["commit_sha"] == first and rolled["reason"] == "rollback"
     assert fetch(running["url"]) == (200, "hello world from v1")
 
     # An environment change makes a release of the same commit.
     answer = sclient.patch(f"/api/deployments/{ident}/env", json={"GREETING": "moon", "API_TOKEN": None})
     assert answer.status_code == 202 and answer.get_json()["env"] == {"GREETING": "********"}
-    changed = wait_release(sclient, ident, 5)
+    changed = wait_for_release(sclient, ident, 5)
     assert changed["status"] == "live" and changed["commit_sha"] == first and changed["reason"] == "env"
     assert fetch(running["url"]) == (200, "hello moon from v1")
 
@@ -142,7 +120,7 @@ def test_static_site_is_detected_and_serves_only_its_directory(sclient, repos):
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
     assert fetch(running["url"] + "/README.md")[0] == 404
     assert fetch(running["url"] + "/../app.env")[0] in (400, 404)
-    [release] = releases(sclient, created["id"])
+    [release] = releases_of(sclient, created["id"])
     assert release["config"]["framework"] == "static"
 
 
@@ -154,7 +132,7 @@ def test_a_failing_first_release_fails_with_its_log_and_leaves_nothing(sclient, 
     assert failed["status"] == "failed" and failed["url"] is None
     assert "exited with status 7" in failed["error_message"]
     assert "compiling the assets" in failed["error_message"]
-    [release] = releases(sclient, created["id"])
+    [release] = releases_of(sclient, created["id"])
     assert release["status"] == "failed"
     sim.extensions["jobs"].wait_idle(30)
     assert guests_of(fake) == []
@@ -183,7 +161,7 @@ def test_log_stream_is_live_and_resumable(sclient, repos):
     created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"))
     ident = created["id"]
     deadline = time.monotonic() + 30
-    while not releases(sclient, ident):
+    while not releases_of(sclient, ident):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     response = sclient.get(f"/api/deployments/{ident}/logs/stream", buffered=False)
@@ -227,7 +205,7 @@ def test_express_app_with_npm_dependencies(sclient, repos):
     assert running["status"] == "running", running["error_message"]
     assert running["url"].endswith(":3000")
     assert fetch(running["url"]) == (200, "hello node from express")
-    [release] = releases(sclient, created["id"])
+    [release] = releases_of(sclient, created["id"])
     assert release["config"]["framework"] == "express" and release["config"]["start"] == "npm start"
 
 
@@ -251,7 +229,7 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
 
     sim.extensions["deploy_transport"] = broken
     assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
-    failed = wait_release(sclient, created["id"], 2)
+    failed = wait_for_release(sclient, created["id"], 2)
     assert failed["status"] == "failed" and "connection reset" in failed["error_message"]
     after = wait_for_status(sclient, created["id"], {"running", "failed"})
     assert after["vm_id"] == running["vm_id"] and guests_of(fake) == [running["vm_id"]]
@@ -268,7 +246,7 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
 
     sim.extensions["deploy_transport"] = buggy
     assert sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
-    assert wait_release(sclient, created["id"], 3)["status"] == "failed"
+    assert wait_for_release(sclient, created["id"], 3)["status"] == "failed"
     sim.extensions["deploy_transport"] = opener
     assert guests_of(fake) == [running["vm_id"]]
 
@@ -276,4 +254,4 @@ def test_a_redeploy_that_breaks_in_the_transport_keeps_the_guest_and_the_app(scl
     sclient.delete(f"/api/deployments/{created['id']}")
     deleted = wait_for_status(sclient, created["id"], {"deleted"})
     assert deleted["live_release"] is None
-    assert "live" not in {r["status"] for r in releases(sclient, created["id"])}
+    assert "live" not in {r["status"] for r in releases_of(sclient, created["id"])}

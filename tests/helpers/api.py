@@ -1,4 +1,6 @@
 """Driving the API through a test client: request bodies, creating deployments, waiting for them, reading them."""
+import hashlib
+import hmac
 import time
 
 FINAL_STATUSES = {"running", "stopped", "failed", "deleted"}
@@ -23,6 +25,14 @@ def create_deployment(client, token="admin", **overrides):
     return response.get_json()["deployment"]
 
 
+def error_of(response):
+    """The error object of a failed answer, checked for the error shape (success false; code, message, fields)."""
+    body = response.get_json()
+    assert body["success"] is False, body
+    assert set(body["error"]) >= {"code", "message", "fields"}
+    return body["error"]
+
+
 def wait_for_status(client, ident, statuses=FINAL_STATUSES, timeout=30.0):
     """Poll GET /api/deployments/<ident> until its status is one of statuses; the deployment."""
     deadline = time.monotonic() + timeout
@@ -43,3 +53,35 @@ def events_of(client, ident):
 def status_chain(client, ident):
     """The statuses the deployment went through, in order."""
     return [e["to_status"] for e in events_of(client, ident) if e["kind"] == "status"]
+
+
+def releases_of(client, ident):
+    """The deployment's releases, newest first (asserts 200)."""
+    response = client.get(f"/api/deployments/{ident}/releases")
+    assert response.status_code == 200
+    return response.get_json()["releases"]
+
+
+def wait_for_release(client, ident, version, timeout=180):
+    """Release version once it is live, failed or cancelled, and the deployment's status has followed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {r["version"]: r for r in releases_of(client, ident)}
+        release = found.get(version)
+        if release and release["status"] in ("live", "failed", "cancelled"):
+            # The release's job ends with the deployment's status change; wait for that too.
+            wait_for_status(client, ident, {"running", "failed", "stopped"}, timeout=30)
+            return release
+        assert time.monotonic() < deadline, f"release {version} still {release and release['status']}"
+        time.sleep(0.1)
+
+
+def build_log(client, ident, release=None):
+    """The build log as text: every release's, or one release's."""
+    query = "?limit=5000" + (f"&release={release}" if release else "")
+    return client.get(f"/api/deployments/{ident}/logs/text{query}").get_data(as_text=True)
+
+
+def sha256_signature(secret, body):
+    """"sha256=<hex HMAC-SHA256 of body>", as GitHub signs its deliveries and the platform its notifications."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

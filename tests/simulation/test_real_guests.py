@@ -9,8 +9,8 @@ import pytest
 
 from backend.simulation.realguests import RealGuestCluster
 from tests.deploy.conftest import Repos, flask_app
-from tests.deploy.test_simulation import fetch, wait_release
-from tests.helpers.api import create_deployment, wait_for_status
+from tests.deploy.test_simulation import fetch
+from tests.helpers.api import create_deployment, wait_for_release, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
@@ -114,18 +114,18 @@ def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_rebo
     ident = created["id"]
     repos.commit("hello-real", flask_app("v2"))
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-    assert wait_release(client, ident, 2, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v2")
     repos.commit("hello-real", {"app.py": "raise SystemExit('broken on purpose')\n"})
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-    broken = wait_release(client, ident, 3, timeout=300)
+    broken = wait_for_release(client, ident, 3, timeout=300)
     assert broken["status"] == "failed" and "broken on purpose" in broken["error_message"]
     assert fetch(running["url"]) == (200, "hello guests from v2")
     assert client.post(f"/api/deployments/{ident}/releases/1/rollback").status_code == 202
-    assert wait_release(client, ident, 4, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 4, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v1")
     assert client.patch(f"/api/deployments/{ident}/env", json={"GREETING": "moon"}).status_code == 202
-    assert wait_release(client, ident, 5, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 5, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello moon from v1")
 
     # Delete: nothing of the guest remains on this machine.
@@ -232,7 +232,7 @@ def test_a_guest_whose_host_key_changes_is_refused(platform):
                                                      "&& systemctl restart ssh")
     assert status == 0
     assert client.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
-    refused = wait_release(client, created["id"], 2, timeout=120)
+    refused = wait_for_release(client, created["id"], 2, timeout=120)
     assert refused["status"] == "failed" and "host key" in refused["error_message"].lower()
     assert fetch(running["url"]) == (200, "hello nobody from v1")  # the app it had keeps serving
     client.delete(f"/api/deployments/{created['id']}")
