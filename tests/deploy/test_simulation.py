@@ -3,8 +3,6 @@ health check -> running -> redeploy -> rollback -> env change -> stop/start -> d
 import json
 import shutil
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -12,21 +10,11 @@ import pytest
 from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.helpers.api import build_log, create_deployment, releases_of, wait_for_release, wait_for_status
 from tests.helpers.apps import guests_of
+from tests.helpers.network import fetch
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
 SECRET = "s3cr3t-Value-42"
-
-
-def fetch(url, timeout=5):
-    """(status, body) of GET url; status None when nothing answers."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
-    except OSError:
-        return None, ""
 
 
 def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):

@@ -9,9 +9,9 @@ import pytest
 
 from backend.simulation.realguests import RealGuestCluster
 from tests.deploy.conftest import Repos, flask_app
-from tests.deploy.test_simulation import fetch
 from tests.helpers.api import create_deployment, wait_for_release, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
+from tests.helpers.network import fetch
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
