@@ -47,6 +47,7 @@ from config import BASE_DIR
 from tests.helpers.accounts import AuthedClient, admin_token, make_user
 from tests.helpers.api import FINAL_STATUSES, create_deployment, deployment_payload, sha256_signature, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, proxmox_settings_for
+from tests.helpers.repos import STATIC_SITE, Repos
 
 RUN = secrets.token_hex(5)
 PVE_TOKEN = f"canary-pve-token-{RUN}-{secrets.token_hex(8)}"
@@ -830,7 +831,6 @@ def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fern
     from backend.deploy.local import LocalTransport
     from backend.simulation.runtime import settings_for
     from tests.conftest import TEST_ADDRESS_POOL
-    from tests.deploy.conftest import STATIC_SITE, Repos
 
     repos = Repos(tmp_path / "github")
     repos.make("site", STATIC_SITE)

@@ -8,7 +8,6 @@ from backend.deploy.deployer import Deployer, LogWriter, Work
 from backend.deploy.local import LocalTransport
 from backend.models import Deployment
 from backend.services.provisioning import JobContext
-from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.helpers.api import (
     build_log,
     create_deployment,
@@ -18,6 +17,7 @@ from tests.helpers.api import (
     wait_for_status,
 )
 from tests.helpers.network import fetch
+from tests.helpers.repos import STATIC_SITE, flask_app
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import STATIC_SITE, flask_app
 from tests.helpers.api import build_log, create_deployment, releases_of, wait_for_release, wait_for_status
 from tests.helpers.apps import guests_of
 from tests.helpers.network import fetch
+from tests.helpers.repos import EXPRESS_APP, STATIC_SITE, flask_app
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -168,20 +168,6 @@ def test_log_stream_is_live_and_resumable(sclient, repos):
     # The JSON log pages by after=.
     page = sclient.get(f"/api/deployments/{ident}/logs?limit=2").get_json()
     assert [line["id"] for line in page["lines"]] == ids[:2] and page["next_after"] == ids[1]
-
-
-EXPRESS_APP = {
-    "package.json": """
-        {"name": "hello-express", "version": "1.0.0", "private": true,
-         "dependencies": {"express": "^4.21.0"}, "scripts": {"start": "node server.js"}}
-    """,
-    "server.js": """
-        const express = require("express");
-        const app = express();
-        app.get("/", (req, res) => res.send(`hello ${process.env.GREETING} from express`));
-        app.listen(Number(process.env.PORT), process.env.HOST);
-    """,
-}
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="node and npm are not installed")

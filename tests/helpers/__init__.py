@@ -5,4 +5,5 @@
 - api: request bodies, creating deployments, waiting for them and reading them through the API
 - database: the engines the suite runs on and their schema
 - network: free ports, serving an app and HTTP calls on loopback
+- repos: local git repositories standing for GitHub ones, and the sample apps put in them
 """

@@ -8,10 +8,10 @@ import time
 import pytest
 
 from backend.simulation.realguests import RealGuestCluster
-from tests.deploy.conftest import Repos, flask_app
 from tests.helpers.api import create_deployment, wait_for_release, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.helpers.network import fetch
+from tests.helpers.repos import EXPRESS_APP, STATIC_SITE, Repos, flask_app
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
@@ -195,9 +195,6 @@ DJANGO_APP = {
 
 
 def test_fastapi_django_express_and_a_static_site_each_run_on_a_guest_of_their_own(platform):
-    from tests.deploy.conftest import STATIC_SITE
-    from tests.deploy.test_simulation import EXPRESS_APP
-
     app, repos, _ = platform
     client = app.test_client()
     samples = {"real-fastapi": (FASTAPI_APP, "fastapi", "hello from fastapi"),
