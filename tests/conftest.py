@@ -6,103 +6,28 @@ engine by the migrations themselves, then every test starts from empty tables.
 
 Under pytest-xdist each worker gets databases of its own on those servers (the URL's database name
 with _gw0, _gw1, ... appended, created when missing), and its own simulation address block.
+
+Plain functions the tests share (users, payloads, waiting, app builders) live in tests/helpers/.
 """
-import os
 import shutil
 import socket
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import MetaData, create_engine, delete, text
-from sqlalchemy.engine import make_url
-from werkzeug.datastructures import Headers
 
-from app import create_app, db
+from app import db
 from backend.platform import platform_of
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.runtime import TEST_BLOCKS, address_pool, claim_block
-from config import normalize_database_url
+from tests.helpers.accounts import admin_token
+from tests.helpers.api import create_deployment
+from tests.helpers.apps import PLATFORM_SSH_KEY, create_test_app
+from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables, ensure_database
 
-ADMIN_NAME = "test-admin"
-WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", ... under xdist; "" without
-
-
-def worker_number():
-    return int(WORKER[2:]) if WORKER.startswith("gw") else 0
-
-
-def worker_database_url(url):
-    """url with this worker's own database name (unchanged without xdist)."""
-    if not url:
-        return None
-    parsed = make_url(normalize_database_url(url))
-    if WORKER:
-        parsed = parsed.set(database=f"{parsed.database}_{WORKER}")
-    return parsed.render_as_string(hide_password=False)
-
-
-ENGINE_URLS = {
-    "sqlite": None,
-    "postgresql": worker_database_url(os.environ.get("TEST_POSTGRES_URL")),
-    "mysql": worker_database_url(os.environ.get("TEST_MYSQL_URL")),
-}
 # Simulated guests of this test worker: a block apart from every running simulation, from the other
 # workers and from any other test run on this machine (claimed by lock, held while the worker lives).
 # Blocks from 200 up belong to the real-guest tests, which pick theirs by name.
 _BLOCK, _BLOCK_LOCK = claim_block(range(TEST_BLOCKS.start, 200))
 TEST_ADDRESS_POOL = address_pool(_BLOCK)
-
-
-def ensure_database(url):
-    """Create the database url names when the server does not have it yet (a worker's first run)."""
-    parsed = make_url(url)
-    admin_db = "postgres" if parsed.get_backend_name() == "postgresql" else "mysql"  # the servers' own
-    engine = create_engine(parsed.set(database=admin_db), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            if parsed.get_backend_name() == "postgresql":
-                exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"),
-                                     {"name": parsed.database})
-                if not exists:
-                    conn.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-            else:
-                conn.execute(text(f"CREATE DATABASE IF NOT EXISTS `{parsed.database}`"))
-    finally:
-        engine.dispose()
-
-
-def drop_everything(url):
-    """Drop every table in the database behind url, alembic_version included."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            metadata = MetaData()
-            metadata.reflect(conn)
-            metadata.drop_all(conn)
-    finally:
-        engine.dispose()
-
-
-def empty_tables(url):
-    """Delete every row of the model tables behind url, keeping the schema."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as conn:
-            for table in reversed(db.metadata.sorted_tables):
-                conn.execute(delete(table))
-    finally:
-        engine.dispose()
-
-
-def build_schema(url):
-    """Run the migrations into an empty database, as `flask db upgrade` would."""
-    from flask_migrate import upgrade
-
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
-    with app.app_context():
-        upgrade()
-        db.engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -124,47 +49,6 @@ def migrated_urls(tmp_path_factory):
         return prepared[engine_name]
 
     return get
-
-
-def make_user(app, username, role="member", **fields):
-    """A user and a token of theirs: (user id, token)."""
-    from backend.services import accounts
-
-    with app.app_context():
-        user = accounts.create_user(username, role, **fields)
-        token, _ = accounts.issue_token(user, "tests")
-        user_id = user.id
-        db.session.remove()
-    return user_id, token
-
-
-def admin_token(app):
-    """The token of the suite's admin in app's database, made on first use."""
-    token = app.extensions.get("test_admin_token")
-    if token is None:
-        _, token = make_user(app, ADMIN_NAME, "admin")
-        app.extensions["test_admin_token"] = token
-    return token
-
-
-class AuthedClient(FlaskClient):
-    """A test client that authenticates as the suite's admin unless told otherwise.
-
-    token="..." sends that token, token=None sends none; an explicit Authorization header wins.
-    """
-
-    def open(self, *args, token="admin", **kwargs):
-        headers = Headers(kwargs.pop("headers", None) or {})
-        path = args[0] if args and isinstance(args[0], str) else ""
-        if "Authorization" not in headers and token is not None and path.startswith("/api/"):
-            token = admin_token(self.application) if token == "admin" else token
-            headers["Authorization"] = f"Bearer {token}"
-        return super().open(*args, headers=headers, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _authenticated_test_clients(monkeypatch):
-    monkeypatch.setattr(Flask, "test_client_class", AuthedClient)
 
 
 @pytest.fixture(params=list(ENGINE_URLS))
@@ -199,15 +83,18 @@ def unreachable_proxmox():
     try:
         yield ProxmoxSettings(host="127.0.0.1", port=holder.getsockname()[1], token_name="paas",
                               token_value="secret", timeout=2, retries=0, task_timeout=5, ip_timeout=5,
-                              ssh_public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform")
+                              ssh_public_key=PLATFORM_SSH_KEY)
     finally:
         holder.close()
 
 
 @pytest.fixture
 def app(database_url, unreachable_proxmox):
-    """The API with manual jobs; Proxmox is configured but down, so a job that reaches it fails at once."""
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox)
+    """The API with manual jobs; Proxmox is configured but down, so a job that reaches it fails at once.
+
+    Its test_client() is an AuthedClient: requests to /api/ carry the suite's admin token unless told otherwise.
+    """
+    app = create_test_app(SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox)
     admin_token(app)  # before the test's own session opens a snapshot (MariaDB's repeatable read)
     with app.app_context():
         yield app
@@ -225,26 +112,12 @@ def runner(app):
     return app.test_cli_runner()
 
 
-def deployment_payload(**overrides):
-    """A valid create body; tests override what they are about."""
-    body = {
-        "name": "shop-api",
-        "deployment_type": "lxc",
-        "framework": "flask",
-        "github_url": "https://github.com/acme/shop-api",
-    }
-    body.update(overrides)
-    return body
-
-
 @pytest.fixture
 def make_deployment(client):
     """Create a deployment through the API and return its JSON."""
 
     def make(**overrides):
-        response = client.post("/api/deployments", json=deployment_payload(**overrides))
-        assert response.status_code == 201, response.get_json()
-        return response.get_json()["deployment"]
+        return create_deployment(client, **overrides)
 
     return make
 

@@ -13,7 +13,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, delete, insert, inspect, select
 
-from app import create_app, db
+from app import db
 from backend.models import Deployment
 from backend.rules import check_branch, check_framework, check_github_url, check_name, check_tags
 from backend.services import backup as backup_service
@@ -21,7 +21,8 @@ from backend.services.backup import reset_sequence
 from backend.services.database import SAMPLE_DEPLOYMENTS, head_revision
 from backend.services.deployments import resolve_resources
 from manage_db import cli
-from tests.conftest import ENGINE_URLS, build_schema, drop_everything, empty_tables
+from tests.helpers.apps import create_test_app
+from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables
 
 SAMPLE_COUNT = len(SAMPLE_DEPLOYMENTS)
 TIMESTAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00")
@@ -103,7 +104,7 @@ def make_app():
     apps = []
 
     def make(url, config_name="testing", **overrides):
-        app = create_app(config_name, SQLALCHEMY_DATABASE_URI=url, **overrides)
+        app = create_test_app(config_name, SQLALCHEMY_DATABASE_URI=url, **overrides)
         apps.append(app)
         return app
 

@@ -5,15 +5,12 @@ read from the file), answering /health and a create; two gunicorn workers, each 
 recovery and sweeper, never run a job twice. The Flask CLI and gunicorn find wsgi.py: importing it must
 start nothing.
 """
-import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,8 +20,9 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from backend.simulation.fake_proxmox import FakeProxmox, Node
-from tests.conftest import ENGINE_URLS, ensure_database
-from tests.deploy.test_simulate_command import free_port
+from tests.helpers.apps import PLATFORM_SSH_KEY
+from tests.helpers.database import ENGINE_URLS, ensure_database
+from tests.helpers.network import call_api, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +90,7 @@ def proxmox_env(fake):
     return {"PROXMOX_HOST": "127.0.0.1", "PROXMOX_PORT": str(fake.port), "PROXMOX_USER": "root@pam",
             "PROXMOX_TOKEN_NAME": "paas", "PROXMOX_TOKEN_VALUE": "secret",
             "PROXMOX_CA_BUNDLE": str(fake.ca_bundle_path), "PROXMOX_VM_TEMPLATE_ID": "9000",
-            "PROXMOX_SSH_PUBLIC_KEY": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx paas@platform",
+            "PROXMOX_SSH_PUBLIC_KEY": PLATFORM_SSH_KEY,
             "PROXMOX_TASK_TIMEOUT": "30", "PROXMOX_IP_TIMEOUT": "10"}
 
 
@@ -105,20 +103,6 @@ def compose_api_command():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     command = compose["services"]["api"]["command"]
     return command if isinstance(command, list) else shlex.split(command)
-
-
-def call(base, method, path, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base + path, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=20) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 class Served:
@@ -137,7 +121,7 @@ class Served:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"the api command exited:\n{self.output()}"
             try:
-                status, body = call(self.base, "GET", "/health")
+                status, body = call_api(self.base, "GET", "/health")
                 if status == 200:
                     return body
             except OSError:
@@ -194,7 +178,7 @@ def test_the_compose_api_command_serves_a_fresh_database(engine_name, fresh_data
             health = served.wait_healthy()
             assert health == {"status": "ok", "database": "ok", "proxmox": "ok"}
             token = admin_token(env)
-            status, body = call(served.base, "POST", "/api/deployments", token=token, body={
+            status, body = call_api(served.base, "POST", "/api/deployments", token=token, body={
                 "name": "fresh-app", "deployment_type": "lxc", "framework": "flask",
                 "github_url": "https://github.com/acme/fresh-app"})
             assert status == 201, body
@@ -216,15 +200,15 @@ def test_two_gunicorn_workers_never_run_a_job_twice(fresh_database, tmp_path):
             token = admin_token(env)
             idents = []
             for number in range(10):
-                status, body = call(served.base, "POST", "/api/deployments", token=token, body={
+                status, body = call_api(served.base, "POST", "/api/deployments", token=token, body={
                     "name": f"app-{number:02d}", "deployment_type": "lxc", "framework": "flask",
                     "github_url": f"https://github.com/acme/app-{number}"})
                 assert status == 201, body
                 idents.append(body["deployment"]["id"])
             deadline = time.monotonic() + 90
             while True:
-                statuses = [call(served.base, "GET", f"/api/deployments/{i}", token=token)[1]["deployment"]["status"]
-                            for i in idents]
+                answers = [call_api(served.base, "GET", f"/api/deployments/{i}", token=token)[1] for i in idents]
+                statuses = [answer["deployment"]["status"] for answer in answers]
                 if all(s == "running" for s in statuses):
                     break
                 assert time.monotonic() < deadline, f"not all running: {statuses}\n{served.output()}"

@@ -19,8 +19,6 @@ and row logging included), so a secret that reached the database in the clear wo
 """
 import base64
 import dataclasses
-import hashlib
-import hmac
 import http.server
 import json
 import logging
@@ -45,11 +43,12 @@ from cryptography.hazmat.primitives import serialization
 
 from app import create_app
 from backend.platform import platform_of
-from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
-from tests.conftest import AuthedClient, admin_token, deployment_payload, make_user
-from tests.jobs.conftest import FINAL, wait_for
+from tests.helpers.accounts import AuthedClient, admin_token, make_user
+from tests.helpers.api import FINAL_STATUSES, create_deployment, deployment_payload, sha256_signature, wait_for_status
+from tests.helpers.apps import app_on_fake_proxmox, proxmox_settings_for
+from tests.helpers.repos import STATIC_SITE, Repos
 
 RUN = secrets.token_hex(5)
 PVE_TOKEN = f"canary-pve-token-{RUN}-{secrets.token_hex(8)}"
@@ -252,11 +251,8 @@ def canary_fake(tokens=None, users=None):
 
 
 def canary_settings(fake, **overrides):
-    values = {"host": fake.host, "port": fake.port, "user": "root@pam", "token_name": "paas",
-              "token_value": PVE_TOKEN, "ca_bundle": fake.ca_bundle_path, "timeout": 5, "vm_template_id": 9000,
-              "task_timeout": 20, "ip_timeout": 5, "storage": "local-lvm", "retries": 1}
-    values.update(overrides)
-    return ProxmoxSettings(**values)
+    """The fake's settings with the canary token, no SSH public key and one retry."""
+    return proxmox_settings_for(fake, **{"token_value": PVE_TOKEN, "ssh_public_key": None, "retries": 1, **overrides})
 
 
 def secret_app(database_url, fake, tmp_path, fernet_key, *, settings=None, **config):
@@ -269,12 +265,10 @@ def secret_app(database_url, fake, tmp_path, fernet_key, *, settings=None, **con
         ca_bundle = tmp_path / "pve-ca.pem"
         ca_bundle.write_bytes(Path(fake.ca_bundle_path).read_bytes())
         settings = dataclasses.replace(settings, ca_bundle=str(ca_bundle))
-    values = {"SQLALCHEMY_DATABASE_URI": database_url, "JOBS_BACKEND": "thread", "JOB_WORKERS": 4,
-              "JOB_TIME_LIMIT": 60, "JOB_LEASE_SECONDS": 6, "LOG_LEVEL": "DEBUG",
-              "ENV_ENCRYPTION_KEY": fernet_key, "SSH_KEY_PATH": str(tmp_path / "ssh" / "id_ed25519"),
-              "PROXMOX_SETTINGS": settings, "LOG_STREAM_MAX_SECONDS": 1}
+    values = {"LOG_LEVEL": "DEBUG", "ENV_ENCRYPTION_KEY": fernet_key,
+              "SSH_KEY_PATH": str(tmp_path / "ssh" / "id_ed25519"), "LOG_STREAM_MAX_SECONDS": 1}
     values.update(config)
-    return create_app("testing", **values)
+    return app_on_fake_proxmox(database_url, fake, settings=settings, **values)
 
 
 def stop_jobs(app):
@@ -294,19 +288,13 @@ def fake_received(leaks, fake):
 # -- helpers for the routes ----------------------------------------------------------------------------
 
 
-def wait_settled(app, client, ident, statuses=FINAL):
+def wait_settled(app, client, ident, statuses=FINAL_STATUSES):
     """The deployment reached one of statuses and no job is left running."""
-    deployment = wait_for(client, ident, statuses, timeout=WAIT)
+    deployment = wait_for_status(client, ident, statuses, timeout=WAIT)
     assert platform_of(app).jobs.wait_idle(WAIT), (
         deployment, client.get(f"/api/deployments/{ident}/deliveries").get_json(),
         client.get(f"/api/deployments/{ident}/events").get_json()["events"][-5:])
     return client.get(f"/api/deployments/{ident}").get_json()["deployment"]
-
-
-def create(client, **overrides):
-    response = client.post("/api/deployments", json=deployment_payload(**overrides))
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["deployment"]
 
 
 SUB_RESOURCES = ("events", "history", "history?tasks=false", "logs", "logs/text", "env", "releases", "webhook",
@@ -441,15 +429,12 @@ def wait_deliveries(client, ident, timeout=WAIT):
         time.sleep(0.1)
 
 
-def signed(secret, body):
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def github_delivery(client, ident, secret, event, payload):
     body = json.dumps(payload).encode()
     return client.post(f"/api/webhooks/github/{ident}", data=body, token=None,
                        headers={"Content-Type": "application/json", "X-GitHub-Event": event,
-                                "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": signed(secret, body)})
+                                "X-GitHub-Delivery": str(uuid.uuid4()),
+                                "X-Hub-Signature-256": sha256_signature(secret, body)})
 
 
 # -- Proxmox answering: every route -----------------------------------------------------------------------
@@ -467,9 +452,9 @@ def test_no_secret_leaks_while_proxmox_answers(database_url, tmp_path, leaks, fe
         client = recording_client(app, leaks)
         try:
             read_the_lists(client)
-            lxc = create(client, name="shop-lxc", env={"API_KEY": ENV_CREATE, "DB_PASSWORD": ENV_CREATE_2})
-            vm = create(client, name="shop-vm", deployment_type="vm", github_url="https://github.com/acme/shop-vm",
-                        env={"API_KEY": ENV_VM})
+            lxc = create_deployment(client, name="shop-lxc", env={"API_KEY": ENV_CREATE, "DB_PASSWORD": ENV_CREATE_2})
+            vm = create_deployment(client, name="shop-vm", deployment_type="vm", github_url="https://github.com/acme/shop-vm",
+                                   env={"API_KEY": ENV_VM})
             assert lxc["env"] == {"API_KEY": "********", "DB_PASSWORD": "********"}
             assert wait_settled(app, client, lxc["id"])["status"] == "running"
             assert wait_settled(app, client, vm["id"])["status"] == "running"
@@ -534,7 +519,7 @@ def test_no_secret_leaks_while_proxmox_answers(database_url, tmp_path, leaks, fe
     # The notifications went out signed with the secret shown once, and carry no secret.
     assert len(receiver.received) == len(deliveries)
     for headers, body in receiver.received:
-        assert headers["X-Paas-Signature-256"] == signed(notify_secret, body)
+        assert headers["X-Paas-Signature-256"] == sha256_signature(notify_secret, body)
         leaks.add("a notification as received", json.dumps(headers) + "\n" + body.decode())
     leaks.assert_shown_once("the notification secret", notify_secret)
     leaks.assert_shown_once("the webhook secret", webhook_secret)
@@ -573,8 +558,9 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
         try:
             for name, kind, inject, words in FAILURES:
                 inject(fake)
-                deployment = create(client, name=f"fail-{name}", deployment_type=kind,
-                                    github_url=f"https://github.com/acme/fail-{name}", env={"API_KEY": ENV_CREATE})
+                deployment = create_deployment(client, name=f"fail-{name}", deployment_type=kind,
+                                               github_url=f"https://github.com/acme/fail-{name}",
+                                               env={"API_KEY": ENV_CREATE})
                 final = wait_settled(app, client, deployment["id"])
                 fake.reset_faults()
                 assert final["status"] == "failed", (name, final)
@@ -582,7 +568,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
                 read_everything(client, deployment["id"])
 
             # A running deployment whose actions and delete go wrong.
-            running = create(client, name="flaky", env={"API_KEY": ENV_CREATE, "DB_PASSWORD": ENV_CREATE_2})
+            running = create_deployment(client, name="flaky", env={"API_KEY": ENV_CREATE, "DB_PASSWORD": ENV_CREATE_2})
             assert wait_settled(app, client, running["id"])["status"] == "running"
             fake.fail_task("vzshutdown", "command 'lxc-stop --timeout 60' failed: exit code 1")
             fake.fail_task("vzstop", "command 'lxc-stop' failed: exit code 1")
@@ -596,7 +582,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             read_everything(client, running["id"])
 
             # A delete that Proxmox refuses: the status change (to failed, with Proxmox's words) is notified.
-            doomed = create(client, name="doomed", env={"API_KEY": ENV_VM})
+            doomed = create_deployment(client, name="doomed", env={"API_KEY": ENV_VM})
             assert wait_settled(app, client, doomed["id"])["status"] == "running"
             notify = client.put(f"/api/deployments/{doomed['id']}/notifications", json={"url": receiver.url})
             notify_secret = notify.get_json()["secret"]
@@ -631,7 +617,7 @@ def test_no_secret_leaks_when_proxmox_fails(database_url, tmp_path, leaks, ferne
             assert stop_jobs(app)
         fake_received(leaks, fake)
     for headers, body in receiver.received:
-        assert headers["X-Paas-Signature-256"] == signed(notify_secret, body)
+        assert headers["X-Paas-Signature-256"] == sha256_signature(notify_secret, body)
         leaks.add("a notification as received", json.dumps(headers) + "\n" + body.decode())
     leaks.assert_shown_once("the notification secret", notify_secret)
     assert leaks.log_count() > 100
@@ -669,7 +655,7 @@ def test_proxmox_credentials_never_leak(case, database_url, tmp_path, leaks, fer
         plant_suite_tokens(leaks, app)
         client = recording_client(app, leaks)
         try:
-            deployment = create(client, name="creds", env={"API_KEY": ENV_CREATE})
+            deployment = create_deployment(client, name="creds", env={"API_KEY": ENV_CREATE})
             final = wait_settled(app, client, deployment["id"])
             assert final["status"] == expected, final
             if expected == "failed":
@@ -802,9 +788,9 @@ def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, 
         platform_of(app).transports.port = guests.port  # the guests listen once the key is known
         client = recording_client(app, leaks)
         try:
-            lxc = create(client, name="ssh-lxc", env={"API_KEY": ENV_CREATE})
-            vm = create(client, name="ssh-vm", deployment_type="vm", github_url="https://github.com/acme/ssh-vm",
-                        env={"API_KEY": ENV_VM})
+            lxc = create_deployment(client, name="ssh-lxc", env={"API_KEY": ENV_CREATE})
+            vm = create_deployment(client, name="ssh-vm", deployment_type="vm", github_url="https://github.com/acme/ssh-vm",
+                                   env={"API_KEY": ENV_VM})
             for ident in (lxc["id"], vm["id"]):
                 failed = wait_settled(app, client, ident)
                 assert failed["status"] == "failed"
@@ -819,7 +805,7 @@ def test_the_platform_ssh_key_never_leaks_from_a_deploy(database_url, tmp_path, 
 
             # A guest that refuses the key: the failure names the login, not the key.
             guests.accept_key = False
-            refused = create(client, name="ssh-refused", env={"API_KEY": ENV_CREATE_2})
+            refused = create_deployment(client, name="ssh-refused", env={"API_KEY": ENV_CREATE_2})
             final = wait_settled(app, client, refused["id"])
             assert final["status"] == "failed" and "refused the platform's SSH key" in final["error_message"]
             read_everything(client, refused["id"])
@@ -846,7 +832,6 @@ def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fern
     from backend.deploy.local import LocalTransport
     from backend.simulation.runtime import settings_for
     from tests.conftest import TEST_ADDRESS_POOL
-    from tests.deploy.conftest import STATIC_SITE, Repos
 
     repos = Repos(tmp_path / "github")
     repos.make("site", STATIC_SITE)
@@ -862,11 +847,11 @@ def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fern
         plant_suite_tokens(leaks, app)
         client = recording_client(app, leaks)
         try:
-            site = create(client, name="site", framework="static", github_url=Repos.url("site"),
-                          build_command="printenv APP_SECRET",
-                          start_command="sh -c 'echo booting with $APP_SECRET; exec python3 -m http.server $PORT "
-                                        "--bind $HOST --directory public'",
-                          env={"APP_SECRET": ENV_SIM, "OTHER": ENV_CREATE})
+            site = create_deployment(client, name="site", framework="static", github_url=Repos.url("site"),
+                                     build_command="printenv APP_SECRET",
+                                     start_command="sh -c 'echo booting with $APP_SECRET; exec python3 -m http.server "
+                                                   "$PORT --bind $HOST --directory public'",
+                                     env={"APP_SECRET": ENV_SIM, "OTHER": ENV_CREATE})
             ident = site["id"]
             assert wait_settled(app, client, ident)["status"] == "running"
 
@@ -933,13 +918,13 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
         plant_suite_tokens(leaks, app)
         client = recording_client(app, leaks)
         try:
-            healthy = create(client, name="healthy", env={"API_KEY": ENV_CREATE})
+            healthy = create_deployment(client, name="healthy", env={"API_KEY": ENV_CREATE})
             assert wait_settled(app, client, healthy["id"])["status"] == "running"
 
             # In a job: the deployment fails naming the error's class, and so does its cleanup.
             choose_node = provisioning._choose_node
             monkeypatch.setattr(provisioning, "_choose_node", explode)
-            broken = create(client, name="broken", env={"API_KEY": ENV_CREATE})
+            broken = create_deployment(client, name="broken", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, broken["id"])
             assert failed["status"] == "failed"
             assert failed["error_message"] == "placement failed: internal error (RuntimeError)"
@@ -949,7 +934,7 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
             hook = teardown.tell_guest_hooks
             monkeypatch.setattr(teardown, "tell_guest_hooks", lambda ctx, event, deployment: explode()
                                 if event == "destroying" else hook(ctx, event, deployment))
-            no_guest = create(client, name="no-guest", env={"API_KEY": ENV_CREATE})
+            no_guest = create_deployment(client, name="no-guest", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, no_guest["id"])
             assert failed["error_message"] == "placement failed: internal error (RuntimeError)"
             read_everything(client, no_guest["id"])
@@ -957,7 +942,7 @@ def test_an_unexpected_error_answers_500_without_its_message(database_url, tmp_p
             # Failing once the guest exists, the broken cleanup is named by its class too.
             monkeypatch.setattr(provisioning, "_choose_node", choose_node)
             monkeypatch.setattr(provisioning, "_start", explode)
-            no_cleanup = create(client, name="no-cleanup", env={"API_KEY": ENV_CREATE})
+            no_cleanup = create_deployment(client, name="no-cleanup", env={"API_KEY": ENV_CREATE})
             failed = wait_settled(app, client, no_cleanup["id"])
             assert failed["error_message"] == ("start failed: internal error (RuntimeError); the guest could not "
                                                "be removed (internal error (RuntimeError)), reconcile will report it")
@@ -1008,7 +993,7 @@ def test_a_response_that_breaks_its_schema_logs_no_secret(database_url, tmp_path
         plant_suite_tokens(leaks, app)
         client = recording_client(app, leaks)
         try:
-            deployment = create(client, name="hooked", env={"API_KEY": ENV_CREATE})
+            deployment = create_deployment(client, name="hooked", env={"API_KEY": ENV_CREATE})
             assert wait_settled(app, client, deployment["id"])["status"] == "running"
             monkeypatch.setattr(webhooks_api.webhooks, "enable", enable_and_remember)
             monkeypatch.setattr(webhooks_api, "_webhook_out", out_without_events)

@@ -3,15 +3,7 @@ import pytest
 
 from app import db
 from backend.models import Deployment, DeploymentStatus
-from tests.conftest import deployment_payload
-
-
-def error_of(response):
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body["error"]) >= {"code", "message", "fields"}
-    return body["error"]
-
+from tests.helpers.api import deployment_payload, error_of
 
 # -- create ----------------------------------------------------------------------
 

@@ -1,6 +1,4 @@
 """GitHub push-to-deploy: POST /api/webhooks/github/<id>, and turning it on and off per deployment, on every engine."""
-import hashlib
-import hmac
 import itertools
 import json
 import uuid
@@ -13,17 +11,11 @@ from app import db
 from backend.models import Deployment, DeploymentStatus, GithubDelivery
 from backend.platform import platform_of
 from backend.services.webhooks import BAD_SIGNATURE
-from tests.conftest import make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import error_of, releases_of, sha256_signature
 
 COMMIT = "3f786850e387550fdab836ed7e6dc881de23001b"
 OTHER_COMMIT = "89e6c98d92887913cadf06b2adb97f26cde4849b"
-
-
-def error_of(response):
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body["error"]) >= {"code", "message", "fields"}
-    return body["error"]
 
 
 def push_payload(**overrides):
@@ -38,10 +30,6 @@ def push_payload(**overrides):
     return payload
 
 
-def github_signature(secret, body):
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def deliver(client, deployment_id, secret, payload=None, *, event="push", delivery=None, body=None,
             content_type="application/json", signature=None, headers=None):
     """POST a delivery as GitHub does: no bearer token, the body signed with the secret."""
@@ -50,7 +38,7 @@ def deliver(client, deployment_id, secret, payload=None, *, event="push", delive
     sent = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery or str(uuid.uuid4()),
             "User-Agent": "GitHub-Hookshot/abc123"}
     if signature is None and secret is not None:
-        signature = github_signature(secret, body)
+        signature = sha256_signature(secret, body)
     if signature is not None:
         sent["X-Hub-Signature-256"] = signature
     sent.update(headers or {})
@@ -81,12 +69,6 @@ def hooked(client, running_deployment):
     response = client.post(f"/api/deployments/{ident}/webhook")
     assert response.status_code == 201, response.get_json()
     return ident, response.get_json()["secret"]
-
-
-def releases_of(client, ident):
-    response = client.get(f"/api/deployments/{ident}/releases")
-    assert response.status_code == 200
-    return response.get_json()["releases"]
 
 
 def status_of(client, ident):
@@ -299,7 +281,7 @@ def test_a_signature_made_with_another_secret_is_401(client, hooked):
 def test_a_malformed_signature_is_401(client, hooked, mangle):
     ident, secret = hooked
     body = json.dumps(push_payload()).encode()
-    response = deliver(client, ident, None, body=body, signature=mangle(github_signature(secret, body)))
+    response = deliver(client, ident, None, body=body, signature=mangle(sha256_signature(secret, body)))
     assert response.status_code == 401
     assert_nothing_happened(client, ident)
 
@@ -308,7 +290,7 @@ def test_a_body_changed_after_signing_is_401(client, hooked):
     ident, secret = hooked
     signed = json.dumps(push_payload()).encode()
     tampered = json.dumps(push_payload(after=OTHER_COMMIT)).encode()
-    response = deliver(client, ident, None, body=tampered, signature=github_signature(secret, signed))
+    response = deliver(client, ident, None, body=tampered, signature=sha256_signature(secret, signed))
     assert response.status_code == 401
     assert_nothing_happened(client, ident)
 
@@ -347,7 +329,7 @@ def test_a_signed_delivery_without_a_delivery_id_is_422_and_recorded_nowhere(cli
     response = client.post(f"/api/webhooks/github/{ident}", data=json.dumps(push_payload()).encode(),
                            content_type="application/json", token=None,
                            headers={"X-GitHub-Event": "push",
-                                    "X-Hub-Signature-256": github_signature(secret, json.dumps(push_payload())
+                                    "X-Hub-Signature-256": sha256_signature(secret, json.dumps(push_payload())
                                                                             .encode())})
     assert response.status_code == 422
     assert "X-GitHub-Delivery" in error_of(response)["fields"]

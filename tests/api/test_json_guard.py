@@ -1,12 +1,11 @@
 """One guard for every body: each API route that takes POST, PUT, PATCH or DELETE, found by walking
 app.url_map, answers malformed bodies with a 4xx in the error shape and never a 5xx, and changes nothing."""
-import hashlib
-import hmac
 import uuid
 
 import pytest
 
 from backend.jsonbody import MAX_DEPTH, MalformedJson, parse_json, parse_json_object
+from tests.helpers.api import error_of, sha256_signature
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 DEEP = b"[" * 10000 + b"]" * 10000
@@ -23,13 +22,6 @@ MALFORMED = {
     "utf16": '{"name": "x"}'.encode("utf-16"),
     "truncated": b'{"name": ',
 }
-
-
-def error_of(response):
-    body = response.get_json()
-    assert body["success"] is False, body
-    assert set(body["error"]) >= {"code", "message", "fields"}
-    return body["error"]
 
 
 def body_routes(app):
@@ -69,8 +61,7 @@ def send(client, method, path, body, secret=None):
     headers = {"Content-Type": "application/json"}
     if path.startswith("/api/webhooks/github/"):
         headers.update({"X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-                        "X-Hub-Signature-256": "sha256=" + hmac.new(secret.encode(), body,
-                                                                    hashlib.sha256).hexdigest()})
+                        "X-Hub-Signature-256": sha256_signature(secret, body)})
     return client.open(path, method=method, data=body, headers=headers)
 
 

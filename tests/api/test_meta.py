@@ -1,6 +1,7 @@
 """/health, /api/frameworks and the OpenAPI document."""
-from app import create_app, db
+from app import db
 from backend.frameworks import FRAMEWORKS
+from tests.helpers.apps import create_test_app
 
 
 def test_health_checks_the_database_and_says_proxmox_is_down(client):
@@ -13,17 +14,17 @@ def test_health_checks_the_database_and_says_proxmox_is_down(client):
 def test_health_says_when_proxmox_answers_and_when_none_is_configured(database_url, fake):
     from backend.simulation.runtime import settings_for
 
-    answering = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=settings_for(fake))
+    answering = create_test_app(SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=settings_for(fake))
     assert answering.test_client().get("/health").get_json()["proxmox"] == "ok"
-    missing = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=None)
+    missing = create_test_app(SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=None)
     assert missing.test_client().get("/health").get_json() == {
         "status": "ok", "database": "ok", "proxmox": "not_configured"}
 
 
 def get_without_database(path):
     """GET path from an app whose database server does not answer."""
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:1/none",
-                     SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
+    app = create_test_app(SQLALCHEMY_DATABASE_URI="postgresql://nobody@127.0.0.1:1/none",
+                          SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"connect_timeout": 2}})
     with app.app_context():
         # The token cannot be checked either: that lookup is what meets the outage.
         response = app.test_client().get(path, token="paas_" + "x" * 43)

@@ -1,6 +1,5 @@
 """Outbound notifications: the target (PUT/GET/DELETE .../notifications), delivery with retries
 (GET .../deliveries), and which targets a member may use, against an HTTPS receiver on loopback."""
-import hashlib
 import hmac
 import json
 import socket
@@ -19,18 +18,12 @@ from app import db
 from backend.models import Deployment, DeploymentStatus, Notification
 from backend.platform import platform_of
 from backend.services import lifecycle
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import create_deployment, deployment_payload, error_of, sha256_signature
 
 REBIND_HOST = "hooks.rebind.test"  # a name only this file's fake resolver knows
 PUBLIC_ADDRESS = "93.184.216.34"
 WAIT_SECONDS = 6.0
-
-
-def error_of(response):
-    body = response.get_json()
-    assert body["success"] is False
-    assert set(body["error"]) >= {"code", "message", "fields"}
-    return body["error"]
 
 
 # -- the receiver ---------------------------------------------------------------------------------------
@@ -123,8 +116,8 @@ def receiver(app, tmp_path):
 
 
 def verify(secret, body, header):
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header)
+    """True when header is body's signature with secret."""
+    return hmac.compare_digest(sha256_signature(secret, body), header)
 
 
 def deliveries(client, ident, token="admin"):
@@ -150,10 +143,8 @@ def settled(client, ident, run_jobs, count=1, seconds=WAIT_SECONDS, on_pending=N
 def ready_deployment(client, run_jobs, token="admin", **overrides):
     """A deployment created through the API whose first (provision) job has run: it is failed, as no Proxmox
     is configured, and no job is left queued."""
-    response = client.post("/api/deployments", json=deployment_payload(**overrides), token=token)
-    assert response.status_code == 201, response.get_json()
+    ident = create_deployment(client, token=token, **overrides)["id"]
     run_jobs()
-    ident = response.get_json()["deployment"]["id"]
     assert client.get(f"/api/deployments/{ident}", token=token).get_json()["deployment"]["status"] == "failed"
     return ident
 

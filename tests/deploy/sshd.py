@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from tests.helpers.network import free_port
+
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 10
 
@@ -59,12 +61,6 @@ class SSHServer:
                 self.process.wait(5)
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _config(directory, port):
     return "\n".join([
         f"Port {port}",
@@ -105,7 +101,7 @@ def start_sshd(directory, authorized_key):
 
     last_error = "no attempt"
     for attempt in range(3):  # another process may take the free port before sshd binds it
-        port = _free_port()
+        port = free_port()
         config = os.path.join(directory, "sshd_config")
         with open(config, "w") as f:
             f.write(_config(directory, port))

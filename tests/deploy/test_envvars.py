@@ -1,9 +1,9 @@
 """Environment variables: encrypted at rest with the configured key, masked in every response."""
 from sqlalchemy import text
 
-from app import create_app
 from backend.extensions import db
-from tests.conftest import deployment_payload
+from tests.helpers.api import deployment_payload
+from tests.helpers.apps import create_test_app
 
 SECRET = "postgres://app:hunter2-very-secret@db/app"
 
@@ -27,8 +27,8 @@ def test_values_are_encrypted_at_rest_and_masked(client, app):
 
 def test_another_key_cannot_read_them(database_url, client):
     client.post("/api/deployments", json=deployment_payload(env={"TOKEN": SECRET}))
-    other = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url,
-                       ENV_ENCRYPTION_KEY="Tn7pN7cYq8gB0y0mX9v1oQvJ3aP4nqk2kq6bqg0Zb2E=")
+    other = create_test_app(SQLALCHEMY_DATABASE_URI=database_url,
+                            ENV_ENCRYPTION_KEY="Tn7pN7cYq8gB0y0mX9v1oQvJ3aP4nqk2kq6bqg0Zb2E=")
     with other.app_context():
         from backend.models import Deployment
         from backend.services import envvars
@@ -46,7 +46,7 @@ def test_another_key_cannot_read_them(database_url, client):
 
 
 def test_a_generated_key_file_is_private(tmp_path):
-    app = create_app("testing", ENV_ENCRYPTION_KEY=None)
+    app = create_test_app(ENV_ENCRYPTION_KEY=None)
     app.instance_path = str(tmp_path)
     from backend.services import envvars
 

@@ -9,10 +9,16 @@ from backend.deploy.local import LocalTransport
 from backend.models import Deployment
 from backend.services.job_context import JobContext
 from backend.services.release_runs import ReleaseLogWriter
-from tests.conftest import deployment_payload
-from tests.deploy.conftest import STATIC_SITE, flask_app
-from tests.deploy.test_simulation import build_log, create, fetch, releases
-from tests.jobs.conftest import wait_for
+from tests.helpers.api import (
+    build_log,
+    create_deployment,
+    deployment_payload,
+    releases_of,
+    wait_for_release,
+    wait_for_status,
+)
+from tests.helpers.network import fetch
+from tests.helpers.repos import STATIC_SITE, flask_app
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -103,9 +109,9 @@ def test_payloads_reach_the_app_as_inert_data(sclient, repos, tmp_path):
     built = f"{marker}-build"
     build = (f"printf '%s\\n' '$(touch {built})' '`touch {built}`' '; touch {built}' "
              f"'&& touch {built}' '| touch {built}' '--upload-pack=touch {built}'")
-    created = create(sclient, name="hostile", framework="flask", github_url=repos.url("hostile"),
-                     env=hostile, build_command=build)
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=240)
+    created = create_deployment(sclient, name="hostile", framework="flask", github_url=repos.url("hostile"),
+                                env=hostile, build_command=build)
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=240)
     assert running["status"] == "running", running["error_message"]
     import json
 
@@ -121,19 +127,17 @@ def test_payloads_reach_the_app_as_inert_data(sclient, repos, tmp_path):
 def test_static_redeploy_of_another_branch_and_commit(sclient, repos):
     first = repos.make("site", STATIC_SITE)
     other = repos.commit("site", {"public/index.html": "feature\n"}, branch="feature/x-1.2_b")
-    created = create(sclient, name="site", framework="static", github_url=repos.url("site"))
-    running = wait_for(sclient, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(sclient, name="site", framework="static", github_url=repos.url("site"))
+    running = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
     assert running["status"] == "running", running["error_message"]
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy", json={"branch": "feature/x-1.2_b"})
     assert answer.status_code == 202
     deadline_release = 2
-    from tests.deploy.test_simulation import wait_release
-
-    assert wait_release(sclient, created["id"], deadline_release)["commit_sha"] == other
+    assert wait_for_release(sclient, created["id"], deadline_release)["commit_sha"] == other
     assert fetch(running["url"]) == (200, "feature\n")
     answer = sclient.post(f"/api/deployments/{created['id']}/actions/redeploy",
                           json={"branch": "main", "commit": first[:10]})
     assert answer.status_code == 202
-    assert wait_release(sclient, created["id"], 3)["commit_sha"] == first
+    assert wait_for_release(sclient, created["id"], 3)["commit_sha"] == first
     assert fetch(running["url"]) == (200, STATIC_SITE["public/index.html"])
-    assert [r["branch"] for r in releases(sclient, created["id"])] == ["main", "feature/x-1.2_b", "main"]
+    assert [r["branch"] for r in releases_of(sclient, created["id"])] == ["main", "feature/x-1.2_b", "main"]

@@ -1,37 +1,17 @@
 """The README's newcomer path, as written: python app.py --simulate, then deploy a sample app."""
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_simulation import fetch
+from tests.helpers.network import call_api, fetch, free_port
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, method, path, body=None, token=None):
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode() if body else None,
-                                     headers=headers)
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
 
 
 def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
@@ -48,17 +28,15 @@ def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
             assert server.poll() is None and time.monotonic() < deadline, server.stdout.read().decode()
             time.sleep(0.2)
         token = (tmp_path / "sim" / "admin-token").read_text().strip()
-        with pytest.raises(urllib.error.HTTPError) as refused:
-            call(base, "GET", "/deployments")
-        assert refused.value.code == 401
-        status, body = call(base, "POST", "/deployments", {
+        assert call_api(base, "GET", "/deployments")[0] == 401
+        status, body = call_api(base, "POST", "/deployments", {
             "name": "hello", "deployment_type": "lxc", "framework": "auto",
             "github_url": "https://github.com/paas-examples/flask-hello", "health_check_path": "/health",
             "env": {"GREETING": "Bonjour"}}, token=token)
         assert status == 201
         deadline = time.monotonic() + 240
         while True:
-            deployment = call(base, "GET", "/deployments/hello", token=token)[1]["deployment"]
+            deployment = call_api(base, "GET", "/deployments/hello", token=token)[1]["deployment"]
             if deployment["status"] in ("running", "failed"):
                 break
             assert time.monotonic() < deadline, deployment
@@ -66,10 +44,10 @@ def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
         assert deployment["status"] == "running", deployment["error_message"]
         status, page = fetch(deployment["url"])
         assert status == 200 and "<h1>Bonjour from Flask</h1>" in page
-        assert call(base, "DELETE", "/deployments/hello", token=token)[0] == 202
+        assert call_api(base, "DELETE", "/deployments/hello", token=token)[0] == 202
         deadline = time.monotonic() + 60
         path = f"/deployments/{deployment['id']}"
-        while call(base, "GET", path, token=token)[1]["deployment"]["status"] != "deleted":
+        while call_api(base, "GET", path, token=token)[1]["deployment"]["status"] != "deleted":
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert fetch(deployment["url"])[0] is None
@@ -100,7 +78,7 @@ class Simulation:
         return self
 
     def deploy(self, name):
-        status, _ = call(self.base, "POST", "/deployments", {
+        status, _ = call_api(self.base, "POST", "/deployments", {
             "name": name, "deployment_type": "lxc", "framework": "auto",
             "github_url": "https://github.com/paas-examples/static-site"}, token=self.token)
         assert status == 201
@@ -108,7 +86,7 @@ class Simulation:
     def wait_running(self, name, timeout=240):
         deadline = time.monotonic() + timeout
         while True:
-            deployment = call(self.base, "GET", f"/deployments/{name}", token=self.token)[1]["deployment"]
+            deployment = call_api(self.base, "GET", f"/deployments/{name}", token=self.token)[1]["deployment"]
             if deployment["status"] in ("running", "failed"):
                 assert deployment["status"] == "running", deployment["error_message"]
                 return deployment

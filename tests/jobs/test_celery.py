@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.jobs.conftest import KEY, create, guests_of, make_app, status_chain, wait_for
+from tests.helpers.api import create_deployment, status_chain, wait_for_status
+from tests.helpers.apps import PLATFORM_SSH_KEY, app_on_fake_proxmox, guests_of
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -36,8 +37,8 @@ class Workers:
                     "PROXMOX_HOST": fake.host, "PROXMOX_PORT": str(fake.port), "PROXMOX_USER": "root@pam",
                     "PROXMOX_TOKEN_NAME": "paas", "PROXMOX_TOKEN_VALUE": "secret",
                     "PROXMOX_CA_BUNDLE": fake.ca_bundle_path, "PROXMOX_VM_TEMPLATE_ID": "9000",
-                    "PROXMOX_SSH_PUBLIC_KEY": KEY, "PROXMOX_TASK_TIMEOUT": "30", "PROXMOX_IP_TIMEOUT": "10",
-                    "PROXMOX_TIMEOUT": "5", "LOG_LEVEL": "INFO",
+                    "PROXMOX_SSH_PUBLIC_KEY": PLATFORM_SSH_KEY, "PROXMOX_TASK_TIMEOUT": "30",
+                    "PROXMOX_IP_TIMEOUT": "10", "PROXMOX_TIMEOUT": "5", "LOG_LEVEL": "INFO",
                     # These tests are about the queue: provisioning ends at a running guest.
                     "DEPLOY_APPS": "false", "SSH_KEY_PATH": str(tmp_path / "id_ed25519")}
         self.tmp_path = tmp_path
@@ -79,8 +80,8 @@ class Workers:
 @pytest.fixture
 def celery_setup(database_url, fake, tmp_path):
     queue = f"paas-test-{uuid.uuid4().hex[:8]}"
-    app = make_app(database_url, fake, backend="celery", CELERY_BROKER_URL=BROKER, CELERY_QUEUE=queue,
-                   CELERY_VISIBILITY_TIMEOUT=10)
+    app = app_on_fake_proxmox(database_url, fake, backend="celery", CELERY_BROKER_URL=BROKER, CELERY_QUEUE=queue,
+                              CELERY_VISIBILITY_TIMEOUT=10)
     workers = Workers(database_url, fake, queue, tmp_path)
     yield app, workers
     workers.stop_all()
@@ -92,15 +93,15 @@ def test_a_deployment_is_provisioned_and_deleted_by_a_celery_worker(celery_setup
     app, workers = celery_setup
     client = app.test_client()
     workers.start()
-    created = create(client, deployment_type="vm")
-    running = wait_for(client, created["id"], timeout=60)
+    created = create_deployment(client, deployment_type="vm")
+    running = wait_for_status(client, created["id"], timeout=60)
     assert running["status"] == "running", (running["error_message"], workers.logs())
     assert status_chain(client, created["id"]) == ["pending", "provisioning", "deploying", "running"]
     assert guests_of(fake) == [running["vm_id"]]
     assert client.post(f"/api/deployments/{created['id']}/actions/stop").status_code == 202
-    assert wait_for(client, created["id"], {"stopped"}, timeout=30)["status"] == "stopped"
+    assert wait_for_status(client, created["id"], {"stopped"}, timeout=30)["status"] == "stopped"
     assert client.delete(f"/api/deployments/{created['id']}").status_code == 202
-    assert wait_for(client, created["id"], {"deleted"}, timeout=30)["status"] == "deleted"
+    assert wait_for_status(client, created["id"], {"deleted"}, timeout=30)["status"] == "deleted"
     assert guests_of(fake) == []
 
 
@@ -109,16 +110,16 @@ def test_a_worker_killed_mid_provision_is_replaced_and_the_job_finishes_once(cel
     client = app.test_client()
     fake.task_durations = {"vzcreate": 3.0}
     first = workers.start(concurrency=1)
-    created = create(client)
+    created = create_deployment(client)
     deadline = time.monotonic() + 30
     while not guests_of(fake):  # the create task is running on Proxmox
         assert time.monotonic() < deadline, workers.logs()
         time.sleep(0.05)
-    assert wait_for(client, created["id"], {"provisioning"})["status"] == "provisioning"
+    assert wait_for_status(client, created["id"], {"provisioning"})["status"] == "provisioning"
     workers.kill(first)  # SIGKILL to the whole worker: no chance to ack, release or clean up
 
     workers.start(concurrency=1)
-    final = wait_for(client, created["id"], timeout=60)
+    final = wait_for_status(client, created["id"], timeout=60)
     assert final["status"] == "running", (final["error_message"], workers.logs())
     tagged = [g.vmid for g in fake.guests.values() if f"paas-{created['id']}" in str(g.config.get("tags"))]
     assert tagged == [final["vm_id"]] and guests_of(fake) == tagged

@@ -4,14 +4,15 @@ import time
 import pytest
 
 from backend.platform import platform_of
-from tests.jobs.conftest import create, events, guests_of, status_chain, wait_for
+from tests.helpers.api import create_deployment, events_of, status_chain, wait_for_status
+from tests.helpers.apps import app_on_fake_proxmox, guests_of
 
 
 def test_an_lxc_deployment_is_provisioned_acted_on_and_deleted(pclient, fake):
-    created = create(pclient, name="shop-api", deployment_type="lxc", resources={"cores": 2, "memory": 1024})
+    created = create_deployment(pclient, name="shop-api", deployment_type="lxc", resources={"cores": 2, "memory": 1024})
     assert created["status"] == "pending"  # answered before any Proxmox work
 
-    running = wait_for(pclient, created["id"])
+    running = wait_for_status(pclient, created["id"])
     assert running["status"] == "running", running["error_message"]
     assert running["node"] in ("pve1", "pve2") and running["vm_id"] >= 100
     assert running["ip_address"] and running["deployed_at"]
@@ -32,26 +33,26 @@ def test_an_lxc_deployment_is_provisioned_acted_on_and_deleted(pclient, fake):
     assert {n["node"] for n in nodes} == {"pve1", "pve2"} and all(n["free_memory_mb"] > 0 for n in nodes)
 
     assert pclient.post(f"/api/deployments/{created['id']}/actions/stop").status_code == 202
-    assert wait_for(pclient, created["id"], {"stopped"})["live"]["status"] == "stopped"
+    assert wait_for_status(pclient, created["id"], {"stopped"})["live"]["status"] == "stopped"
     assert fake.guest(running["vm_id"]).status == "stopped"
     assert pclient.post(f"/api/deployments/{created['id']}/actions/start").status_code == 202
-    assert wait_for(pclient, created["id"], {"running"})["live"]["status"] == "running"
+    assert wait_for_status(pclient, created["id"], {"running"})["live"]["status"] == "running"
     assert pclient.post(f"/api/deployments/{created['id']}/actions/restart").status_code == 202
     deadline = time.monotonic() + 10
-    while not any("restarted" in e["message"] for e in events(pclient, created["id"])):
-        assert time.monotonic() < deadline, events(pclient, created["id"])
+    while not any("restarted" in e["message"] for e in events_of(pclient, created["id"])):
+        assert time.monotonic() < deadline, events_of(pclient, created["id"])
         time.sleep(0.05)
 
     deleted = pclient.delete(f"/api/deployments/{created['id']}")
     assert deleted.status_code == 202 and deleted.get_json()["deployment"]["status"] == "deleting"
-    assert wait_for(pclient, created["id"], {"deleted"})["deleted_at"]
+    assert wait_for_status(pclient, created["id"], {"deleted"})["deleted_at"]
     assert guests_of(fake) == []
     assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 200
 
 
 def test_a_vm_deployment_is_cloned_configured_grown_and_started(pclient, fake):
-    created = create(pclient, name="shop-vm", deployment_type="vm", resources={"cores": 4, "disk": 30})
-    running = wait_for(pclient, created["id"])
+    created = create_deployment(pclient, name="shop-vm", deployment_type="vm", resources={"cores": 4, "disk": 30})
+    running = wait_for_status(pclient, created["id"])
     assert running["status"] == "running", running["error_message"]
     assert running["node"] == "pve1"  # where the template is
     guest = fake.guest(running["vm_id"])
@@ -61,11 +62,11 @@ def test_a_vm_deployment_is_cloned_configured_grown_and_started(pclient, fake):
     assert "size=30G" in guest.config["scsi0"]
     assert "ssh-ed25519" in guest.config["sshkeys"].replace("%20", " ")
     assert f"paas-{created['id']}" in guest.config["tags"].split(";")
-    kinds = [e["message"] for e in events(pclient, created["id"]) if e["kind"] == "task"]
+    kinds = [e["message"] for e in events_of(pclient, created["id"]) if e["kind"] == "task"]
     assert kinds and "cloning template 9000" in kinds[0]
 
     assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 202
-    wait_for(pclient, created["id"], {"deleted"})
+    wait_for_status(pclient, created["id"], {"deleted"})
     assert guests_of(fake) == []
 
 
@@ -81,8 +82,8 @@ def test_a_vm_deployment_is_cloned_configured_grown_and_started(pclient, fake):
 ], ids=["lxc-create", "vm-clone", "vm-config", "vm-resize", "lxc-start", "vm-start", "vm-no-ip"])
 def test_a_failing_step_fails_the_deployment_and_leaves_no_guest(pclient, fake, deployment_type, fault, step):
     fault(fake)
-    created = create(pclient, deployment_type=deployment_type)
-    failed = wait_for(pclient, created["id"])
+    created = create_deployment(pclient, deployment_type=deployment_type)
+    failed = wait_for_status(pclient, created["id"])
     assert failed["status"] == "failed"
     assert failed["error_message"].startswith(step), failed["error_message"]
     assert failed["vm_id"] is None and failed["ip_address"] is None
@@ -90,34 +91,32 @@ def test_a_failing_step_fails_the_deployment_and_leaves_no_guest(pclient, fake, 
     assert status_chain(pclient, created["id"])[-1] == "failed"
     # A failed deployment can still be deleted.
     assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 202
-    assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
+    assert wait_for_status(pclient, created["id"], {"deleted"})["status"] == "deleted"
 
 
 def test_the_error_message_carries_proxmoxs_own_words(pclient, fake):
     fake.fail_task("vzcreate", "unable to create CT 100 - no space left on device")
-    failed = wait_for(pclient, create(pclient)["id"])
+    failed = wait_for_status(pclient, create_deployment(pclient)["id"])
     assert "no space left on device" in failed["error_message"]
 
 
 def test_no_node_with_room_fails_at_placement(pclient, fake):
-    created = create(pclient, deployment_type="lxc", resources={"memory": 16384, "disk": 200})
+    created = create_deployment(pclient, deployment_type="lxc", resources={"memory": 16384, "disk": 200})
     for node in ("pve1", "pve2"):
         fake.set_node_offline(node)
-    failed = wait_for(pclient, created["id"])
+    failed = wait_for_status(pclient, created["id"])
     assert failed["error_message"].startswith("placement failed"), failed["error_message"]
     assert guests_of(fake) == []
 
 
 def test_twenty_concurrent_creates_with_a_stuck_nextid_get_distinct_vmids(database_url, fake):
-    from tests.jobs.conftest import make_app
-
-    app = make_app(database_url, fake, JOB_WORKERS=20)
+    app = app_on_fake_proxmox(database_url, fake, JOB_WORKERS=20)
     client = app.test_client()
     fake.nextid_fixed = 100
     try:
-        ids = [create(client, name=f"app-{n:02d}")["id"] for n in range(20)]
+        ids = [create_deployment(client, name=f"app-{n:02d}")["id"] for n in range(20)]
         assert platform_of(app).jobs.wait_idle(120)
-        finals = [wait_for(client, ident) for ident in ids]
+        finals = [wait_for_status(client, ident) for ident in ids]
         assert [d["status"] for d in finals] == ["running"] * 20, [d["error_message"] for d in finals]
         vmids = [d["vm_id"] for d in finals]
         assert len(set(vmids)) == 20
@@ -131,7 +130,7 @@ def test_twenty_concurrent_creates_with_a_stuck_nextid_get_distinct_vmids(databa
 def test_a_delete_during_provisioning_wins(pclient, papp, fake, deployment_type, task):
     # While it is created or cloned, a guest has neither name nor tags on the real server (nor on the fake).
     fake.task_durations = {task: 1.5}
-    created = create(pclient, deployment_type=deployment_type)
+    created = create_deployment(pclient, deployment_type=deployment_type)
     deadline = time.monotonic() + 10
     while not guests_of(fake):
         assert time.monotonic() < deadline
@@ -139,63 +138,61 @@ def test_a_delete_during_provisioning_wins(pclient, papp, fake, deployment_type,
     assert pclient.get(f"/api/deployments/{created['id']}").get_json()["deployment"]["status"] == "provisioning"
     response = pclient.delete(f"/api/deployments/{created['id']}")
     assert response.status_code == 202
-    assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
+    assert wait_for_status(pclient, created["id"], {"deleted"})["status"] == "deleted"
     assert platform_of(papp).jobs.wait_idle(30)  # every job has ended: none can bring the guest back
     assert guests_of(fake) == []
-    assert wait_for(pclient, created["id"])["status"] == "deleted"
+    assert wait_for_status(pclient, created["id"])["status"] == "deleted"
 
 
 def test_a_delete_while_the_create_fails_ends_deleted(pclient, papp, fake):
     fake.task_durations = {"vzcreate": 1.0}
     fake.fail_task("vzcreate", "unable to create CT - disk full")
-    created = create(pclient)
+    created = create_deployment(pclient)
     deadline = time.monotonic() + 10
     while not guests_of(fake):
         assert time.monotonic() < deadline
         time.sleep(0.02)
     pclient.delete(f"/api/deployments/{created['id']}")
     assert platform_of(papp).jobs.wait_idle(30)
-    assert wait_for(pclient, created["id"])["status"] == "deleted"
+    assert wait_for_status(pclient, created["id"])["status"] == "deleted"
     assert guests_of(fake) == []
 
 
 def test_a_failing_destroy_ends_failed_and_a_second_delete_finishes(pclient, papp, fake):
-    created = create(pclient)
-    vmid = wait_for(pclient, created["id"])["vm_id"]
+    created = create_deployment(pclient)
+    vmid = wait_for_status(pclient, created["id"])["vm_id"]
     fake.fail_next("DELETE", rf"/lxc/{vmid}$", status=500,
                    reason=f"can't lock file '/run/lock/lxc/pve-config-{vmid}.lock' - got timeout", times=20)
     pclient.delete(f"/api/deployments/{created['id']}")
     assert platform_of(papp).jobs.wait_idle(60)
-    failed = wait_for(pclient, created["id"])
+    failed = wait_for_status(pclient, created["id"])
     assert failed["status"] == "failed", failed
     assert failed["error_message"].startswith("delete failed: can't lock file") and "delete it again" in \
         failed["error_message"]
     assert guests_of(fake) == [vmid]
     fake.reset_faults()
     assert pclient.delete(f"/api/deployments/{created['id']}").status_code == 202
-    assert wait_for(pclient, created["id"], {"deleted"})["status"] == "deleted"
+    assert wait_for_status(pclient, created["id"], {"deleted"})["status"] == "deleted"
     assert guests_of(fake) == []
 
 
 def test_actions_that_do_not_apply_are_409_and_unknown_ones_404(pclient, fake):
-    created = create(pclient)
-    wait_for(pclient, created["id"])
+    created = create_deployment(pclient)
+    wait_for_status(pclient, created["id"])
     response = pclient.post(f"/api/deployments/{created['id']}/actions/start")
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "invalid_state"
     assert pclient.post(f"/api/deployments/{created['id']}/actions/explode").status_code == 404
     pclient.delete(f"/api/deployments/{created['id']}")
-    wait_for(pclient, created["id"], {"deleted"})
+    wait_for_status(pclient, created["id"], {"deleted"})
     assert pclient.post(f"/api/deployments/{created['id']}/actions/stop").status_code == 409
 
 
 def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
-    from tests.jobs.conftest import make_app
-
-    app = make_app(database_url, fake, JOB_TIME_LIMIT=2)
+    app = app_on_fake_proxmox(database_url, fake, JOB_TIME_LIMIT=2)
     client = app.test_client()
     fake.agent_ip_delay = 60  # the VM never gets its address in time
     try:
-        failed = wait_for(client, create(client, deployment_type="vm")["id"])
+        failed = wait_for_status(client, create_deployment(client, deployment_type="vm")["id"])
         assert failed["status"] == "failed" and "time limit" in failed["error_message"]
         assert guests_of(fake) == []
     finally:
@@ -205,9 +202,7 @@ def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
 
 def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
     from backend.models import Deployment
-    from tests.jobs.conftest import make_app
-
-    app = make_app(database_url, fake, settings=None)
+    app = app_on_fake_proxmox(database_url, fake, settings=None)
     app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
     client = app.test_client()
     try:
@@ -228,11 +223,9 @@ def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
 
 def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_a_guest(database_url, fake):
     """Proxmox configured at create, gone by the time the job runs (the operator unset PROXMOX_HOST)."""
-    from tests.jobs.conftest import make_app
-
-    app = make_app(database_url, fake, backend="manual")
+    app = app_on_fake_proxmox(database_url, fake, backend="manual")
     client = app.test_client()
-    ident = create(client)["id"]
+    ident = create_deployment(client)["id"]
     app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
     platform_of(app).jobs.run_pending()
     failed = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
@@ -243,16 +236,16 @@ def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_
 
 
 def test_new_resources_of_a_stopped_deployment_are_applied_to_its_guest(pclient, fake):
-    created = create(pclient, resources={"cores": 1, "memory": 512, "disk": 8})
-    vmid = wait_for(pclient, created["id"])["vm_id"]
+    created = create_deployment(pclient, resources={"cores": 1, "memory": 512, "disk": 8})
+    vmid = wait_for_status(pclient, created["id"])["vm_id"]
     pclient.post(f"/api/deployments/{created['id']}/actions/stop")
-    wait_for(pclient, created["id"], {"stopped"})
+    wait_for_status(pclient, created["id"], {"stopped"})
     response = pclient.patch(f"/api/deployments/{created['id']}",
                              json={"resources": {"cores": 3, "memory": 2048, "disk": 12}})
     assert response.status_code == 200
     deadline = time.monotonic() + 10
-    while not any(e["message"].startswith("resized") for e in events(pclient, created["id"])):
-        assert time.monotonic() < deadline, events(pclient, created["id"])
+    while not any(e["message"].startswith("resized") for e in events_of(pclient, created["id"])):
+        assert time.monotonic() < deadline, events_of(pclient, created["id"])
         time.sleep(0.05)
     config = fake.guest(vmid).config
     assert config["cores"] == 3 and int(config["memory"]) == 2048 and "size=12G" in config["rootfs"]

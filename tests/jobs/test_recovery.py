@@ -11,7 +11,8 @@ from backend.models import Deployment, DeploymentStatus
 from backend.platform import platform_of
 from backend.services import lifecycle
 from manage_db import cli
-from tests.jobs.conftest import create, guests_of, make_app, wait_for
+from tests.helpers.api import create_deployment, wait_for_status
+from tests.helpers.apps import app_on_fake_proxmox, guests_of
 
 S = DeploymentStatus
 
@@ -54,11 +55,11 @@ def test_starting_the_pool_resumes_every_unfinished_deployment(papp, fake):
     assert platform_of(papp).jobs.wait_idle(60)
 
     client = papp.test_client()
-    assert wait_for(client, str(fresh))["status"] == "running"
-    assert wait_for(client, str(cut_before_create))["status"] == "running"
-    resumed = wait_for(client, str(cut_after_create))
+    assert wait_for_status(client, str(fresh))["status"] == "running"
+    assert wait_for_status(client, str(cut_before_create))["status"] == "running"
+    resumed = wait_for_status(client, str(cut_after_create))
     assert resumed["status"] == "running" and resumed["vm_id"] == 150  # carried on with the guest it had
-    assert wait_for(client, str(being_deleted))["status"] == "deleted"
+    assert wait_for_status(client, str(being_deleted))["status"] == "deleted"
     assert 160 not in guests_of(fake)
     assert len(guests_of(fake)) == 3
     tagged = [g.vmid for g in fake.guests.values() if f"paas-{cut_after_create}" in str(g.config.get("tags"))]
@@ -71,11 +72,11 @@ def test_a_pool_started_before_the_schema_exists_says_so_in_one_line_and_resumes
     import logging
 
     import backend.jobs.recovery as jobs_module
-    from tests.conftest import build_schema
+    from tests.helpers.database import build_schema
 
     monkeypatch.setattr(jobs_module, "RECOVERY_RETRY_SECONDS", 0.2)
     url = f"sqlite:///{tmp_path / 'not-yet.db'}"
-    app = make_app(url, fake, backend="manual")
+    app = app_on_fake_proxmox(url, fake, backend="manual")
     jobs = platform_of(app).jobs
     try:
         with caplog.at_level(logging.WARNING, logger="backend.jobs"):
@@ -117,21 +118,21 @@ def test_importing_wsgi_or_running_a_cli_command_starts_no_background_work(tmp_p
 
 
 def test_a_second_run_of_a_finished_job_changes_nothing(database_url, fake):
-    app = make_app(database_url, fake, backend="manual")
+    app = app_on_fake_proxmox(database_url, fake, backend="manual")
     client = app.test_client()
-    created = create(client)
+    created = create_deployment(client)
     assert platform_of(app).jobs.run_pending() == [S.RUNNING]
-    before = wait_for(client, created["id"])
+    before = wait_for_status(client, created["id"])
     assert execute(app, "provision", created["id"]) is S.RUNNING
-    after = wait_for(client, created["id"])
+    after = wait_for_status(client, created["id"])
     assert after["vm_id"] == before["vm_id"] and after["version"] == before["version"]
     assert guests_of(fake) == [before["vm_id"]]
 
 
 def test_a_job_waits_while_another_holds_the_lease(database_url, fake):
-    app = make_app(database_url, fake, backend="manual", JOB_LEASE_SECONDS=30)
+    app = app_on_fake_proxmox(database_url, fake, backend="manual", JOB_LEASE_SECONDS=30)
     client = app.test_client()
-    created = create(client)
+    created = create_deployment(client)
     deployment_id = uuid.UUID(created["id"])
     with app.app_context():
         assert lifecycle.take_lease(deployment_id, "another-worker", 30)
@@ -145,12 +146,12 @@ def test_a_job_waits_while_another_holds_the_lease(database_url, fake):
 
 
 def test_reconcile_reports_then_fixes_orphans_and_vanished_guests(database_url, fake):
-    app = make_app(database_url, fake, backend="manual")
+    app = app_on_fake_proxmox(database_url, fake, backend="manual")
     client = app.test_client()
-    kept = create(client, name="kept")
-    vanished = create(client, name="vanished")
+    kept = create_deployment(client, name="kept")
+    vanished = create_deployment(client, name="vanished")
     platform_of(app).jobs.run_pending()
-    kept, vanished = wait_for(client, kept["id"]), wait_for(client, vanished["id"])
+    kept, vanished = wait_for_status(client, kept["id"]), wait_for_status(client, vanished["id"])
     del fake.guests[vanished["vm_id"]]  # destroyed behind the platform's back
     stranger = uuid.uuid4()
     add_lxc(fake, 300, "stray", stranger)  # a platform guest whose deployment the database does not know
@@ -168,9 +169,9 @@ def test_reconcile_reports_then_fixes_orphans_and_vanished_guests(database_url, 
     assert fixed.exit_code == 0, fixed.output
     assert "destroyed 1, marked 1" in fixed.output
     assert guests_of(fake) == sorted([kept["vm_id"], 301])
-    failed = wait_for(client, vanished["id"])
+    failed = wait_for_status(client, vanished["id"])
     assert failed["status"] == "failed" and "gone from the cluster" in failed["error_message"]
-    assert wait_for(client, kept["id"])["status"] == "running"
+    assert wait_for_status(client, kept["id"])["status"] == "running"
 
     clean = CliRunner().invoke(cli, ["reconcile"], obj=app)
     assert clean.exit_code == 0 and clean.output.startswith("0 orphaned guest(s), 0 deployment(s)")

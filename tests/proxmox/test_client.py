@@ -4,7 +4,7 @@ import pytest
 from backend.proxmox.client import ProxmoxClient, join_tags, usable_ipv4
 from backend.proxmox.errors import GuestExists, ProxmoxError, ProxmoxTimeout, TaskFailed
 from backend.proxmox.settings import ProxmoxSettings
-from tests.jobs.conftest import settings_for as jobs_settings_for
+from tests.helpers.apps import proxmox_settings_for
 
 
 @pytest.fixture(autouse=True)
@@ -15,8 +15,8 @@ def no_schema_violations(fake):
 
 
 def settings_for(fake, **overrides):
-    """The jobs' settings for the fake, with the shorter task timeout these client tests use."""
-    return jobs_settings_for(fake, **{"task_timeout": 10, **overrides})
+    """The fake's settings, with the shorter task timeout these client tests use."""
+    return proxmox_settings_for(fake, **{"task_timeout": 10, **overrides})
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The audit log: who did what to which deployment, when and from where; admins read it, filtered."""
 from app import db
 from backend.models import Deployment, DeploymentStatus
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import deployment_payload
 
 ADDRESS = {"REMOTE_ADDR": "192.0.2.44"}
 

@@ -11,7 +11,7 @@ from backend.api.auth import PUBLIC_ENDPOINTS
 from backend.models import ApiToken, AuditEntry, User
 from backend.models.types import utcnow
 from manage_db import cli
-from tests.conftest import make_user
+from tests.helpers.accounts import make_user
 
 # Routes outside /api (or the docs pages spectree adds) that need no token, and why.
 PUBLIC_OUTSIDE_API = {"health.health", "static"}

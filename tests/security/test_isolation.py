@@ -7,7 +7,8 @@ import pytest
 from app import db
 from backend.models import AuditEntry, Deployment, DeploymentEvent, DeploymentStatus, Release
 from backend.platform import platform_of
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import deployment_payload
 
 # A body each route accepts, so that a 404 is the ownership check and not a validation error.
 BODIES = {

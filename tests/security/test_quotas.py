@@ -1,14 +1,11 @@
 """Per-user quotas on deployments, cores, memory and disk; admins set them per user."""
-import json
 import threading
-import urllib.error
-import urllib.request
-
-from werkzeug.serving import make_server
 
 from app import db
 from backend.models import Deployment
-from tests.conftest import deployment_payload, make_user
+from tests.helpers.accounts import make_user
+from tests.helpers.api import deployment_payload
+from tests.helpers.network import call_api, serving
 
 
 def create(client, token, name, **resources):
@@ -91,33 +88,20 @@ def test_concurrent_creates_cannot_overrun_the_quota(app):
     """Ten creates at once through a real threaded server, three slots: exactly three rows."""
     app.config["QUOTA_DEPLOYMENTS"] = 3
     _, alice = make_user(app, "alice")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/api/deployments"
     start = threading.Barrier(10)
     codes = []
+    with serving(app) as base:
 
-    def post(i):
-        body = json.dumps(deployment_payload(name=f"race-{i:02d}")).encode()
-        request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {alice}"})
-        start.wait(timeout=30)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                codes.append(response.status)
-        except urllib.error.HTTPError as error:
-            codes.append(error.code)
+        def post(i):
+            body = deployment_payload(name=f"race-{i:02d}")
+            start.wait(timeout=30)
+            codes.append(call_api(base, "POST", "/deployments", body, alice, timeout=60)[0])
 
-    workers = [threading.Thread(target=post, args=(i,)) for i in range(10)]
-    try:
+        workers = [threading.Thread(target=post, args=(i,)) for i in range(10)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join(timeout=90)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
     assert sorted(codes) == [201] * 3 + [422] * 7, codes
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count()).select_from(Deployment)) == 3

@@ -3,18 +3,21 @@ import uuid
 
 import pytest
 
-from app import create_app, db
-from tests.conftest import admin_token, deployment_payload, make_user
+from app import db
+from tests.helpers.accounts import admin_token, make_user
+from tests.helpers.api import deployment_payload
+from tests.helpers.apps import create_test_app
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
 def limited_app(database_url, proxmox, **config):
+    """A test app with rate limits on (low ones for creates and tokens), keyed apart from every other test's."""
     settings = {"PROXMOX_SETTINGS": proxmox,
                 "RATELIMIT_ENABLED": True, "RATELIMIT_DEFAULT": "1000 per minute", "RATELIMIT_CREATE": "3 per minute",
                 "RATELIMIT_TOKENS": "2 per minute", "RATELIMIT_KEY_PREFIX": f"t{uuid.uuid4().hex[:8]}"}
     settings.update(config)
-    return create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, **settings)
+    return create_test_app(SQLALCHEMY_DATABASE_URI=database_url, **settings)
 
 
 @pytest.fixture

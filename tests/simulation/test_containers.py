@@ -11,7 +11,7 @@ import pytest
 
 from backend.simulation import containers
 from backend.simulation.containers import ContainerError, ContainerHost, GuestImage, require_capabilities
-from tests.conftest import worker_number
+from tests.helpers.database import worker_number
 
 pytestmark = pytest.mark.slow
 

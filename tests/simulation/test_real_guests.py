@@ -10,9 +10,10 @@ import pytest
 
 from backend.platform import platform_of
 from backend.simulation.realguests import RealGuestCluster
-from tests.deploy.conftest import Repos, flask_app
-from tests.deploy.test_simulation import fetch, wait_release
-from tests.jobs.conftest import guests_of, make_app, wait_for
+from tests.helpers.api import create_deployment, wait_for_release, wait_for_status
+from tests.helpers.apps import app_on_fake_proxmox, guests_of
+from tests.helpers.network import fetch
+from tests.helpers.repos import EXPRESS_APP, STATIC_SITE, Repos, flask_app
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,10 @@ def cluster(tmp_path_factory):
 @pytest.fixture
 def platform(cluster, database_url, tmp_path):
     made, repos = cluster
-    app = make_app(database_url, made.fake, settings=made.settings, **made.app_config(), DEPLOY_APPS=True,
-                   SSH_KEY_PATH=str(tmp_path / "ssh" / "id_ed25519"), JOB_TIME_LIMIT=600, HEALTH_CHECK_TIMEOUT=60,
-                   DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30, SSH_CONNECT_TIMEOUT=60)
+    app = app_on_fake_proxmox(database_url, made.fake, settings=made.settings, **made.app_config(), DEPLOY_APPS=True,
+                              SSH_KEY_PATH=str(tmp_path / "ssh" / "id_ed25519"), JOB_TIME_LIMIT=600,
+                              HEALTH_CHECK_TIMEOUT=60, DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30,
+                              SSH_CONNECT_TIMEOUT=60)
     yield app, repos, made
     platform_of(app).jobs.wait_idle(120)
     platform_of(app).jobs.shutdown()
@@ -81,19 +83,13 @@ def serves(url, text, timeout=60):
     return True
 
 
-def create(client, **body):
-    response = client.post("/api/deployments", json={"deployment_type": "lxc", "framework": "flask", **body})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()["deployment"]
-
-
 def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_reboot(platform):
     app, repos, made = platform
     repos.make("hello-real", flask_app("v1"))
     client = app.test_client()
-    created = create(client, name="hello-real", github_url=repos.url("hello-real"), health_check_path="/health",
-                     env={"GREETING": "guests"})
-    running = wait_for(client, created["id"], timeout=300)
+    created = create_deployment(client, name="hello-real", github_url=repos.url("hello-real"),
+                                health_check_path="/health", env={"GREETING": "guests"})
+    running = wait_for_status(client, created["id"], timeout=300)
     assert running["status"] == "running", running["error_message"]
     address = running["ip_address"]
     assert address.startswith(str(made.host.network.network_address)[:-1]) and running["url"].startswith("http://10.77.")
@@ -110,34 +106,34 @@ def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_rebo
     # Stop and start act on the container; restart reboots it, and the enabled unit brings the app back.
     for action, expected in (("stop", "stopped"), ("start", "running"), ("restart", "running")):
         assert client.post(f"/api/deployments/{created['id']}/actions/{action}").status_code == 202
-        wait_for(client, created["id"], {expected, "failed"}, timeout=120)
+        wait_for_status(client, created["id"], {expected, "failed"}, timeout=120)
         if expected == "stopped":
             assert fetch(running["url"])[0] is None
-    assert wait_for(client, created["id"], {"running"})["status"] == "running"
+    assert wait_for_status(client, created["id"], {"running"})["status"] == "running"
     assert serves(running["url"], "hello guests from v1"), "the app did not come back after the reboot"
 
     # Releases: a new commit goes live; a crashing one is switched back; a rollback; an env change.
     ident = created["id"]
     repos.commit("hello-real", flask_app("v2"))
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-    assert wait_release(client, ident, 2, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v2")
     repos.commit("hello-real", {"app.py": "raise SystemExit('broken on purpose')\n"})
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-    broken = wait_release(client, ident, 3, timeout=300)
+    broken = wait_for_release(client, ident, 3, timeout=300)
     assert broken["status"] == "failed" and "broken on purpose" in broken["error_message"]
     assert fetch(running["url"]) == (200, "hello guests from v2")
     assert client.post(f"/api/deployments/{ident}/releases/1/rollback").status_code == 202
-    assert wait_release(client, ident, 4, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 4, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v1")
     assert client.patch(f"/api/deployments/{ident}/env", json={"GREETING": "moon"}).status_code == 202
-    assert wait_release(client, ident, 5, timeout=300)["status"] == "live"
+    assert wait_for_release(client, ident, 5, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello moon from v1")
 
     # Delete: nothing of the guest remains on this machine.
     vmid = running["vm_id"]
     assert client.delete(f"/api/deployments/{created['id']}").status_code == 202
-    assert wait_for(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
+    assert wait_for_status(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
     assert vmid not in guests_of(made.fake)
     assert made.host.leftovers([f"g{vmid}"]) == []
     assert subprocess.run(["ip", "link", "show", f"pv{made.host.block}-g{vmid}"], capture_output=True).returncode != 0
@@ -201,9 +197,6 @@ DJANGO_APP = {
 
 
 def test_fastapi_django_express_and_a_static_site_each_run_on_a_guest_of_their_own(platform):
-    from tests.deploy.conftest import STATIC_SITE
-    from tests.deploy.test_simulation import EXPRESS_APP
-
     app, repos, _ = platform
     client = app.test_client()
     samples = {"real-fastapi": (FASTAPI_APP, "fastapi", "hello from fastapi"),
@@ -213,36 +206,36 @@ def test_fastapi_django_express_and_a_static_site_each_run_on_a_guest_of_their_o
     made = {}
     for name, (files, framework, _) in samples.items():
         repos.make(name, files)
-        made[name] = create(client, name=name, framework=framework, github_url=repos.url(name),
-                            env={"GREETING": "node"})["id"]
+        made[name] = create_deployment(client, name=name, framework=framework, github_url=repos.url(name),
+                                       env={"GREETING": "node"})["id"]
     for name, (_, _, text) in samples.items():
-        running = wait_for(client, made[name], {"running", "failed"}, timeout=400)
+        running = wait_for_status(client, made[name], {"running", "failed"}, timeout=400)
         assert running["status"] == "running", (name, running["error_message"])
         status, body = fetch(running["url"])
         assert status == 200 and (text in body if text else "static site v1" in body), (name, body[:200])
     for ident in made.values():
         client.delete(f"/api/deployments/{ident}")
     for ident in made.values():
-        assert wait_for(client, ident, {"deleted"}, timeout=120)["status"] == "deleted"
+        assert wait_for_status(client, ident, {"deleted"}, timeout=120)["status"] == "deleted"
 
 
 def test_a_guest_whose_host_key_changes_is_refused(platform):
     app, repos, _ = platform
     repos.make("real-pinned", flask_app("v1"))
     client = app.test_client()
-    created = create(client, name="real-pinned", github_url=repos.url("real-pinned"))
-    running = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    created = create_deployment(client, name="real-pinned", github_url=repos.url("real-pinned"))
+    running = wait_for_status(client, created["id"], {"running", "failed"}, timeout=300)
     assert running["status"] == "running", running["error_message"]
     # Someone else answers at the guest's address now: a new host key.
     status, _ = on_guest(app, running["ip_address"], "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A -q "
                                                      "&& systemctl restart ssh")
     assert status == 0
     assert client.post(f"/api/deployments/{created['id']}/actions/redeploy", json={}).status_code == 202
-    refused = wait_release(client, created["id"], 2, timeout=120)
+    refused = wait_for_release(client, created["id"], 2, timeout=120)
     assert refused["status"] == "failed" and "host key" in refused["error_message"].lower()
     assert fetch(running["url"]) == (200, "hello nobody from v1")  # the app it had keeps serving
     client.delete(f"/api/deployments/{created['id']}")
-    wait_for(client, created["id"], {"deleted"}, timeout=120)
+    wait_for_status(client, created["id"], {"deleted"}, timeout=120)
 
 
 def test_a_guest_that_never_answers_ssh_fails_plainly_and_leaves_no_guest(platform, monkeypatch):
@@ -261,8 +254,8 @@ def test_a_guest_that_never_answers_ssh_fails_plainly_and_leaves_no_guest(platfo
     monkeypatch.setattr(made.host, "boot", lambda name, timeout=60: boot_without_waiting(made.host, name))
     repos.make("real-silent", flask_app("v1"))
     client = app.test_client()
-    created = create(client, name="real-silent", github_url=repos.url("real-silent"))
-    failed = wait_for(client, created["id"], {"running", "failed"}, timeout=120)
+    created = create_deployment(client, name="real-silent", github_url=repos.url("real-silent"))
+    failed = wait_for_status(client, created["id"], {"running", "failed"}, timeout=120)
     assert failed["status"] == "failed" and "did not answer" in failed["error_message"]
     assert guests_of(made.fake) == [] and made.host.guests == {}
 
@@ -285,8 +278,8 @@ def test_a_build_that_runs_out_of_time_fails_and_leaves_no_guest(platform):
     collaborators.deploy_limits = dataclasses.replace(collaborators.deploy_limits, command_timeout=5)
     repos.make("real-slow", flask_app("v1"))
     client = app.test_client()
-    created = create(client, name="real-slow", github_url=repos.url("real-slow"), build_command="sleep 60")
-    failed = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    created = create_deployment(client, name="real-slow", github_url=repos.url("real-slow"), build_command="sleep 60")
+    failed = wait_for_status(client, created["id"], {"running", "failed"}, timeout=300)
     assert failed["status"] == "failed" and "ran past its 5 s limit" in failed["error_message"], failed["error_message"]
     assert guests_of(made.fake) == [] and made.host.guests == {}
 
@@ -295,12 +288,12 @@ def test_a_vm_deploys_as_its_cloud_init_user_with_sudo(platform):
     app, repos, made = platform
     repos.make("real-vm", flask_app("v1"))
     client = app.test_client()
-    created = create(client, name="real-vm", deployment_type="vm", github_url=repos.url("real-vm"))
-    running = wait_for(client, created["id"], {"running", "failed"}, timeout=300)
+    created = create_deployment(client, name="real-vm", deployment_type="vm", github_url=repos.url("real-vm"))
+    running = wait_for_status(client, created["id"], {"running", "failed"}, timeout=300)
     assert running["status"] == "running", running["error_message"]
     assert fetch(running["url"]) == (200, "hello nobody from v1")
     status, output = on_guest(app, running["ip_address"], "sudo -n systemctl is-active paas-app", user="paas")
     assert (status, output.strip()) == (0, "active")
     client.delete(f"/api/deployments/{created['id']}")
-    assert wait_for(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
+    assert wait_for_status(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
     assert made.host.guests == {}

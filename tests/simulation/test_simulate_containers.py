@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from backend.simulation.containers import machine_name
-from tests.deploy.test_simulate_command import Simulation, call
-from tests.deploy.test_simulation import fetch
+from tests.deploy.test_simulate_command import Simulation
+from tests.helpers.network import call_api, fetch
 from tests.simulation.test_containers import capable
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def test_the_simulation_deploys_onto_a_real_guest_and_removes_it_when_it_ends(tm
     simulation = ContainerSimulation(tmp_path / "sim")
     try:
         simulation.wait_ready(timeout=300)
-        status, _ = call(simulation.base, "POST", "/deployments", {
+        status, _ = call_api(simulation.base, "POST", "/deployments", {
             "name": "hello", "deployment_type": "lxc", "framework": "auto", "health_check_path": "/health",
             "github_url": "https://github.com/paas-examples/flask-hello", "env": {"GREETING": "Bonjour"}},
             token=simulation.token)
@@ -40,7 +40,7 @@ def test_the_simulation_deploys_onto_a_real_guest_and_removes_it_when_it_ends(tm
         assert deployment["url"].startswith("http://10.77.")
         status, page = fetch(deployment["url"])
         assert status == 200 and "<h1>Bonjour from Flask</h1>" in page
-        log = call(simulation.base, "GET", "/deployments/hello/logs?limit=500", token=simulation.token)[1]
+        log = call_api(simulation.base, "GET", "/deployments/hello/logs?limit=500", token=simulation.token)[1]
         text = "\n".join(line["line"] for line in log["lines"])
         assert "install python3 python3-venv git" in text  # the base image has no python3: apt installed it
         guest = f"g{deployment['vm_id']}"
