@@ -4,7 +4,6 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from backend.models.status import DeploymentStatus
 from backend.rules import (
     MAX_TAGS,
     check_branch,
@@ -16,6 +15,7 @@ from backend.rules import (
     check_name,
     check_tags,
 )
+from backend.status import DeploymentStatus
 
 Name = Annotated[str, AfterValidator(check_name)]
 GithubUrl = Annotated[str, AfterValidator(check_github_url)]

@@ -16,8 +16,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
-from backend.models.status import DeploymentStatus, check_transition
 from backend.models.types import UTCDateTime, utcnow
+from backend.status import DeploymentStatus, check_transition
 
 DEPLOYMENT_TYPES = ("vm", "lxc")
 
