@@ -6,20 +6,18 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults
-from backend.api.schemas import (
+from backend.api.spec import spec
+from backend.errors import DomainError, NotFound
+from backend.jobs import get_jobs
+from backend.schemas.common import ErrorResponse
+from backend.schemas.deployments import (
     DeploymentCreate,
     DeploymentEnvelope,
     DeploymentListQuery,
     DeploymentPage,
     DeploymentUpdate,
-    ErrorResponse,
-    EventList,
-    EventQuery,
-    HistoryQuery,
 )
-from backend.api.spec import spec
-from backend.errors import DomainError, NotFound
-from backend.jobs import get_jobs
+from backend.schemas.events import EventList, EventQuery, HistoryQuery
 from backend.services import cluster, history
 from backend.services import deployments as service
 from backend.services.provisioning import ACTIONS

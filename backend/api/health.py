@@ -2,8 +2,8 @@
 from flask import Blueprint
 from spectree import Response
 
-from backend.api.schemas import HealthOut
 from backend.api.spec import spec
+from backend.schemas.meta import HealthOut
 from backend.services.cluster import proxmox_health
 from backend.services.database import database_is_reachable
 

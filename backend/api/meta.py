@@ -4,12 +4,13 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import caller
-from backend.api.schemas import ErrorResponse, FrameworkList, NodeList, StatsOut
 from backend.api.spec import openapi_document as document_with_common_answers
 from backend.api.spec import spec
 from backend.errors import DomainError
 from backend.frameworks import FRAMEWORKS
 from backend.proxmox.errors import ProxmoxError
+from backend.schemas.common import ErrorResponse
+from backend.schemas.meta import FrameworkList, NodeList, StatsOut
 from backend.services import cluster
 from backend.services.deployments import deployment_stats
 

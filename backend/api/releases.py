@@ -9,21 +9,21 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import audit_action
 from backend.api.deployments import enqueue, find
-from backend.api.schemas import (
+from backend.api.spec import spec
+from backend.errors import NotFound, ValidationFailed
+from backend.extensions import db
+from backend.models import LogLine, Release
+from backend.schemas.common import ErrorResponse
+from backend.schemas.releases import (
     BuildLogPage,
     BuildLogQuery,
     EnvOut,
-    ErrorResponse,
     RedeployIn,
     ReleaseEnvelope,
     ReleaseList,
     RuntimeLogQuery,
     StreamQuery,
 )
-from backend.api.spec import spec
-from backend.errors import NotFound, ValidationFailed
-from backend.extensions import db
-from backend.models import LogLine, Release
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 

@@ -3,10 +3,12 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults, require_admin
-from backend.api.schemas import (
-    AuditPage,
-    AuditQuery,
-    ErrorResponse,
+from backend.api.spec import spec
+from backend.errors import NotFound
+from backend.models import Deployment
+from backend.schemas.audit import AuditPage, AuditQuery
+from backend.schemas.common import ErrorResponse
+from backend.schemas.users import (
     MeOut,
     TokenCreate,
     TokenCreated,
@@ -18,9 +20,6 @@ from backend.api.schemas import (
     UserList,
     UserUpdate,
 )
-from backend.api.spec import spec
-from backend.errors import NotFound
-from backend.models import Deployment
 from backend.services import accounts, audit
 
 

@@ -7,16 +7,16 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import audit_action, client_address
 from backend.api.deployments import enqueue, find
-from backend.api.schemas import (
+from backend.api.spec import spec
+from backend.schemas.common import ErrorResponse
+from backend.schemas.webhooks import (
     DeliveryPage,
     DeliveryQuery,
-    ErrorResponse,
     NotificationTargetIn,
     NotificationTargetOut,
     WebhookOut,
     WebhookReceipt,
 )
-from backend.api.spec import spec
 from backend.services import audit, notifications, webhooks
 
 TAGS = ["webhooks"]
