@@ -14,11 +14,21 @@ class Framework:
     default_port: int
     description: str
 
-    def to_dict(self):
-        from backend.deploy.recipes import describe  # noqa: PLC0415  (recipes reads this catalogue)
+    @property
+    def build_command(self):
+        """The recipe's install and build steps on a typical repository, as text (None: nothing to run)."""
+        return _typical_commands(self.key)["build_command"]
 
-        return {"key": self.key, "display_name": self.display_name, "language": self.language,
-                "default_port": self.default_port, **describe(self.key), "description": self.description}
+    @property
+    def start_command(self):
+        """The recipe's start command on a typical repository, as text."""
+        return _typical_commands(self.key)["start_command"]
+
+
+def _typical_commands(key):
+    from backend.deploy.recipes import describe  # noqa: PLC0415  (recipes reads this catalogue)
+
+    return describe(key)
 
 
 _CATALOGUE = (

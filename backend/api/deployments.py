@@ -9,7 +9,7 @@ from backend.api.auth import audit_action, caller, quota_defaults
 from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
 from backend.jobs import get_jobs
-from backend.schemas.common import ErrorResponse
+from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.deployments import (
     DeploymentCreate,
     DeploymentEnvelope,
@@ -17,7 +17,7 @@ from backend.schemas.deployments import (
     DeploymentPage,
     DeploymentUpdate,
 )
-from backend.schemas.events import EventList, EventQuery, HistoryQuery
+from backend.schemas.events import EventList, EventOut, EventQuery, HistoryQuery
 from backend.services import cluster, history
 from backend.services import deployments as service
 from backend.services.provisioning import ACTIONS
@@ -142,7 +142,7 @@ def deployment_events(ident, query: EventQuery):
     """The deployment's history, oldest first: status changes, steps, Proxmox tasks, actions."""
     deployment = find(ident)
     events, next_after = history.events_page(deployment.id, after=query.after, limit=query.limit)
-    return {"success": True, "events": [e.to_dict() for e in events], "next_after": next_after}
+    return {"success": True, "events": [dump(EventOut, e) for e in events], "next_after": next_after}
 
 
 @api_bp.get("/deployments/<ident>/history")

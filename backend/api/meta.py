@@ -9,8 +9,8 @@ from backend.api.spec import spec
 from backend.errors import DomainError
 from backend.frameworks import FRAMEWORKS
 from backend.proxmox.errors import ProxmoxError
-from backend.schemas.common import ErrorResponse
-from backend.schemas.meta import FrameworkList, NodeList, StatsOut
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.meta import FrameworkList, FrameworkOut, NodeList, StatsOut
 from backend.services import cluster
 from backend.services.deployments import deployment_stats
 
@@ -26,7 +26,7 @@ def stats():
 @spec.validate(resp=Response(HTTP_200=FrameworkList), tags=["frameworks"])
 def frameworks():
     """The catalogue of frameworks the platform builds and runs."""
-    return {"success": True, "frameworks": [f.to_dict() for f in FRAMEWORKS.values()]}
+    return {"success": True, "frameworks": [dump(FrameworkOut, f) for f in FRAMEWORKS.values()]}
 
 
 @api_bp.get("/nodes")

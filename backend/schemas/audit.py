@@ -2,9 +2,9 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from backend.schemas.common import MAX_ID
+from backend.schemas.common import MAX_ID, UuidText
 
 
 class AuditQuery(BaseModel):
@@ -21,12 +21,14 @@ class AuditQuery(BaseModel):
 
 
 class AuditOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    time: datetime
-    user_id: str | None
+    time: datetime = Field(validation_alias=AliasChoices("time", "created_at"))
+    user_id: UuidText | None
     username: str | None
     action: str
-    deployment_id: str | None
+    deployment_id: UuidText | None
     target: str | None
     ip_address: str | None
     request_id: str | None

@@ -2,9 +2,19 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from backend.schemas.common import Branch, Command, FrameworkKey, GithubUrl, HealthPath, Name, StrictModel, Tags
+from backend.schemas.common import (
+    Branch,
+    Command,
+    FrameworkKey,
+    GithubUrl,
+    HealthPath,
+    Name,
+    StrictModel,
+    Tags,
+    UuidText,
+)
 from backend.status import DeploymentStatus
 
 AppPort = Annotated[int, Field(ge=1024, le=65535, description="The port the app listens on (1024-65535)")]
@@ -101,8 +111,14 @@ class LiveStatusOut(BaseModel):
     error: str | None = None
 
 
-class DeploymentOut(BaseModel):
-    id: str
+class DeploymentRecord(BaseModel):
+    """A deployment as Deployment.to_dict() gives it, read from the row. A field read from an attribute of
+    another name takes either name (AliasChoices): the row's when dumped from it, the JSON's when spectree
+    checks a view's answer."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UuidText
     name: str
     deployment_type: Literal["vm", "lxc"]
     framework: str
@@ -115,7 +131,7 @@ class DeploymentOut(BaseModel):
     vm_id: int | None
     ip_address: str | None
     error_message: str | None
-    user_id: str | None
+    user_id: UuidText | None
     created_at: datetime
     updated_at: datetime
     deployed_at: datetime | None
@@ -125,11 +141,18 @@ class DeploymentOut(BaseModel):
     start_command: str | None
     port: int | None = Field(description="Override of the framework's port")
     health_check_path: str | None
-    env: dict[str, str] = Field(description="Environment variable keys, values masked")
+    env: dict[str, str] = Field(validation_alias=AliasChoices("env", "masked_env"),
+                                description="Environment variable keys, values masked")
     live_release: int | None = Field(description="The version of the release that serves")
     url: str | None = Field(description="Where the app answers, while it runs")
     webhook_enabled: bool = Field(description="GitHub push-to-deploy is on (POST .../webhook)")
-    notification_url: str | None = Field(description="Where status changes are posted (PUT .../notifications)")
+    notification_url: str | None = Field(validation_alias=AliasChoices("notification_url", "notify_url"),
+                                         description="Where status changes are posted (PUT .../notifications)")
+
+
+# The API's deployment: the record and, from GET /api/deployments/<id>, the guest's live status (which no row
+# has, so it is not read from one). No docstring: it would enter the OpenAPI document.
+class DeploymentOut(DeploymentRecord):
     live: LiveStatusOut | None = Field(None, description="Only in GET /api/deployments/<id>, when it has a guest")
 
 

@@ -2,14 +2,16 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from backend.schemas.common import MAX_ID
 
 
 class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    time: datetime
+    time: datetime = Field(validation_alias=AliasChoices("time", "created_at"))
     kind: Literal["status", "step", "task", "error", "action"]
     from_status: str | None
     to_status: str | None

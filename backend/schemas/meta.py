@@ -1,7 +1,7 @@
 """Stats, the framework catalogue, health and the cluster's nodes."""
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StatsOut(BaseModel):
@@ -15,6 +15,8 @@ class StatsOut(BaseModel):
 
 
 class FrameworkOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     key: str
     display_name: str
     language: str

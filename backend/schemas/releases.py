@@ -2,7 +2,7 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from backend.schemas.common import MAX_ID, MAX_VERSION, Branch, Commit, StrictModel
 from backend.schemas.deployments import DeploymentOut
@@ -14,6 +14,8 @@ class RedeployIn(StrictModel):
 
 
 class ReleaseOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     version: int
     status: Literal["queued", "building", "live", "superseded", "failed", "cancelled"]
     reason: Literal["create", "redeploy", "rollback", "env", "retry"]
@@ -46,9 +48,11 @@ class EnvOut(BaseModel):
 
 
 class LogLineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    release: int
-    time: datetime
+    release: int = Field(validation_alias=AliasChoices("release", "release_version"))
+    time: datetime = Field(validation_alias=AliasChoices("time", "created_at"))
     stream: Literal["out", "step", "error", "app"]
     line: str
 

@@ -2,9 +2,9 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from backend.schemas.common import StrictModel
+from backend.schemas.common import StrictModel, UuidText
 
 Username = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.-]{1,62}[a-z0-9]$", description="3-64 of a-z 0-9 _ . -")]
 TokenName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 _.:@-]+$")]
@@ -27,7 +27,9 @@ class QuotaValues(BaseModel):
 
 
 class UserOut(BaseModel):
-    id: str
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UuidText
     username: str
     role: Literal["admin", "member"]
     created_at: datetime
@@ -37,7 +39,9 @@ class UserOut(BaseModel):
 
 
 class TokenOut(BaseModel):
-    id: str
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UuidText
     name: str
     prefix: str = Field(description="The token's first characters, to recognise it")
     created_at: datetime

@@ -2,9 +2,10 @@
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from backend.schemas.common import MAX_ID, StrictModel
+from backend.schemas.common import MAX_ID, StrictModel, UuidText
+from backend.status import DeploymentStatus
 
 
 class WebhookOut(BaseModel):
@@ -27,7 +28,27 @@ class NotificationTargetOut(BaseModel):
     signature_header: str
 
 
+class StatusChange(BaseModel):
+    id: UuidText
+    name: str
+    status: DeploymentStatus
+    previous_status: DeploymentStatus
+    url: str | None
+    error_message: str | None
+
+
+class StatusNotification(BaseModel):
+    """What is POSTed to a deployment's notification URL when its status changes (the outbox row's payload)."""
+
+    event: Literal["deployment.status"]
+    deployment: StatusChange
+    message: str | None
+    time: datetime
+
+
 class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     event: str
     url: str
@@ -39,6 +60,12 @@ class DeliveryOut(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+
+    @field_validator("next_attempt_at")
+    @classmethod
+    def _only_while_pending(cls, value, info):
+        # A delivered or abandoned row keeps its last schedule, which no longer means anything.
+        return value if info.data.get("state") == "pending" else None
 
 
 class DeliveryQuery(BaseModel):
