@@ -17,6 +17,7 @@ from backend.rules import NAME_RE
 from backend.services import accounts, envvars
 from backend.services.cluster import require_proxmox
 from backend.services.lifecycle import add_event, change_status
+from backend.services.provisioning import ACTIONS
 from backend.status import BUSY_STATUSES
 
 RESOURCE_LIMITS = {
@@ -191,8 +192,6 @@ def request_delete(deployment):
 
 def request_action(deployment, action):
     """Check that a power action applies now and record the request; a job carries it out."""
-    from backend.services.provisioning import ACTIONS  # noqa: PLC0415
-
     require_proxmox()
     allowed, _ = ACTIONS[action]
     if deployment.status not in allowed:
