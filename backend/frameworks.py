@@ -1,7 +1,7 @@
 """The framework catalogue: what the platform knows how to build and run.
 
-How each one is built and started lives in backend/deploy/recipes.py; the catalogue's commands are
-that recipe applied to a typical repository, so GET /api/frameworks always shows what a deploy runs.
+How each one is built and started lives in backend/deploy/recipes.py; services/catalogue.py shows each
+entry with that recipe applied to a typical repository, so GET /api/frameworks always shows what a deploy runs.
 """
 from dataclasses import dataclass
 
@@ -13,12 +13,6 @@ class Framework:
     language: str
     default_port: int
     description: str
-
-    def to_dict(self):
-        from backend.deploy.recipes import describe  # noqa: PLC0415  (recipes reads this catalogue)
-
-        return {"key": self.key, "display_name": self.display_name, "language": self.language,
-                "default_port": self.default_port, **describe(self.key), "description": self.description}
 
 
 _CATALOGUE = (

@@ -6,20 +6,18 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults
-from backend.api.schemas import (
+from backend.api.spec import spec
+from backend.errors import DomainError, NotFound
+from backend.platform import platform_of
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.deployments import (
     DeploymentCreate,
     DeploymentEnvelope,
     DeploymentListQuery,
     DeploymentPage,
     DeploymentUpdate,
-    ErrorResponse,
-    EventList,
-    EventQuery,
-    HistoryQuery,
 )
-from backend.api.spec import spec
-from backend.errors import DomainError, NotFound
-from backend.platform import platform_of
+from backend.schemas.events import EventList, EventOut, EventQuery, HistoryQuery
 from backend.services import cluster, history
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
@@ -144,7 +142,7 @@ def deployment_events(ident, query: EventQuery):
     """The deployment's history, oldest first: status changes, steps, Proxmox tasks, actions."""
     deployment = find(ident)
     events, next_after = history.events_page(deployment.id, after=query.after, limit=query.limit)
-    return {"success": True, "events": [e.to_dict() for e in events], "next_after": next_after}
+    return {"success": True, "events": [dump(EventOut, e) for e in events], "next_after": next_after}
 
 
 @api_bp.get("/deployments/<ident>/history")

@@ -2,9 +2,9 @@
 from flask import Blueprint
 from spectree import Response
 
-from backend.api.schemas import HealthOut
 from backend.api.spec import spec
 from backend.platform import platform_of
+from backend.schemas.meta import HealthOut
 from backend.services.cluster import proxmox_health
 from backend.services.database import database_is_reachable
 

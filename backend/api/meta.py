@@ -4,14 +4,15 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import caller
-from backend.api.schemas import ErrorResponse, FrameworkList, NodeList, StatsOut
 from backend.api.spec import openapi_document as document_with_common_answers
 from backend.api.spec import spec
 from backend.errors import DomainError
-from backend.frameworks import FRAMEWORKS
 from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.meta import FrameworkList, FrameworkOut, NodeList, StatsOut
 from backend.services import cluster
+from backend.services.catalogue import catalogue
 from backend.services.deployments import deployment_stats
 
 
@@ -26,7 +27,7 @@ def stats():
 @spec.validate(resp=Response(HTTP_200=FrameworkList), tags=["frameworks"])
 def frameworks():
     """The catalogue of frameworks the platform builds and runs."""
-    return {"success": True, "frameworks": [f.to_dict() for f in FRAMEWORKS.values()]}
+    return {"success": True, "frameworks": [dump(FrameworkOut, entry) for entry in catalogue()]}
 
 
 @api_bp.get("/nodes")

@@ -9,22 +9,24 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import audit_action
 from backend.api.deployments import enqueue, find
-from backend.api.schemas import (
-    BuildLogPage,
-    BuildLogQuery,
-    EnvOut,
-    ErrorResponse,
-    RedeployIn,
-    ReleaseEnvelope,
-    ReleaseList,
-    RuntimeLogQuery,
-    StreamQuery,
-)
 from backend.api.spec import spec
 from backend.errors import NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import LogLine, Release
 from backend.platform import platform_of
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.releases import (
+    BuildLogPage,
+    BuildLogQuery,
+    EnvOut,
+    LogLineOut,
+    RedeployIn,
+    ReleaseEnvelope,
+    ReleaseList,
+    ReleaseOut,
+    RuntimeLogQuery,
+    StreamQuery,
+)
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 
@@ -34,7 +36,7 @@ STREAM_KEEPALIVE_SECONDS = 15
 
 
 def _release_envelope(release, deployment, status=202):
-    return {"success": True, "release": release.to_dict(), "deployment": deployment.to_dict()}, status
+    return {"success": True, "release": dump(ReleaseOut, release), "deployment": deployment.to_dict()}, status
 
 
 @api_bp.post("/deployments/<ident>/actions/redeploy")
@@ -57,7 +59,7 @@ def redeploy(ident, json: RedeployIn):
 def list_releases(ident):
     """Every release, newest first."""
     deployment = find(ident)
-    return {"success": True, "releases": [r.to_dict() for r in Release.for_deployment(deployment.id)]}
+    return {"success": True, "releases": [dump(ReleaseOut, r) for r in Release.for_deployment(deployment.id)]}
 
 
 def _release(deployment, version):
@@ -118,7 +120,7 @@ def patch_env(ident):
     if kind:
         enqueue(kind, deployment)
     body = {"success": True, "env": envvars.masked(deployment.env_encrypted),
-            "release": release.to_dict() if release else None}
+            "release": dump(ReleaseOut, release) if release else None}
     return body, 202 if release else 200
 
 
@@ -135,7 +137,7 @@ def _log_page(ident, query):
 def build_log(ident, query: BuildLogQuery):
     """The build and deploy log, kept in the database: every release's, or one's; paged by after=."""
     lines, next_after = _log_page(ident, query)
-    return {"success": True, "lines": [line.to_dict() for line in lines], "next_after": next_after}
+    return {"success": True, "lines": [dump(LogLineOut, line) for line in lines], "next_after": next_after}
 
 
 @api_bp.get("/deployments/<ident>/logs/text")
@@ -159,7 +161,7 @@ def app_log(ident, query: RuntimeLogQuery):
 
 
 def _event(line):
-    return f"id: {line.id}\nevent: line\ndata: {json.dumps(line.to_dict())}\n\n"
+    return f"id: {line.id}\nevent: line\ndata: {json.dumps(dump(LogLineOut, line))}\n\n"
 
 
 @api_bp.get("/deployments/<ident>/logs/stream")

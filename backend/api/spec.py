@@ -3,9 +3,10 @@ import logging
 
 from spectree import SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
+from spectree.utils import get_model_key, hash_module_path
 
-from backend.api.schemas import ErrorResponse
 from backend.api.validation import validation_failed_from_pydantic
+from backend.schemas.common import ErrorResponse
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,19 @@ def _without_values(error):
     return "; ".join(f"{'.'.join(map(str, p.get('loc', ()))) or 'body'}: {p.get('msg')}" for p in problems)
 
 
+# Spectree names a component by the schema and a hash of its module. The schemas lived in one module,
+# backend.api.schemas, until they were split by resource into backend/schemas/; they keep that module's
+# hash, so the document (and the type names of clients generated from it) does not change with the files.
+# A schema's name is unique across backend/schemas/ (tests/api/test_meta.py checks).
+SCHEMA_SUFFIX = hash_module_path("backend.api.schemas")
+
+
+def component_name(model):
+    if model.__module__.startswith("backend.schemas."):
+        return f"{model.__name__}.{SCHEMA_SUFFIX}"
+    return get_model_key(model)
+
+
 class InternalResponseError(Exception):
     """Carries the replacement response out of spectree's after hook."""
 
@@ -57,6 +71,7 @@ spec = SpecTree(
     before=_raise_validation_error,
     after=_hide_response_validation_error,
     validation_error_model=ErrorResponse,
+    naming_strategy=component_name,
     # Every operation needs a bearer token unless it says otherwise (security={}: the public ones).
     security_schemes=[SecurityScheme(name="bearer", data=SecuritySchemeData(
         type="http", scheme="bearer", description="An API token: paas_..."))],

@@ -3,24 +3,25 @@ from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults, require_admin
-from backend.api.schemas import (
-    AuditPage,
-    AuditQuery,
-    ErrorResponse,
+from backend.api.spec import spec
+from backend.errors import NotFound
+from backend.models import Deployment
+from backend.schemas.audit import AuditOut, AuditPage, AuditQuery
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.users import (
     MeOut,
     TokenCreate,
     TokenCreated,
     TokenEnvelope,
     TokenList,
+    TokenOut,
     UserCreate,
     UserCreated,
     UserEnvelope,
     UserList,
+    UserOut,
     UserUpdate,
 )
-from backend.api.spec import spec
-from backend.errors import NotFound
-from backend.models import Deployment
 from backend.services import accounts, audit
 
 
@@ -30,7 +31,7 @@ def me():
     """Who the token belongs to, the quotas that apply and what is in use."""
     user = caller()
     quotas = None if user.is_admin else accounts.quotas_of(user, quota_defaults())
-    return {"success": True, "user": user.to_dict(), "quotas": quotas, "usage": accounts.usage_of(user.id)}
+    return {"success": True, "user": dump(UserOut, user), "quotas": quotas, "usage": accounts.usage_of(user.id)}
 
 
 # -- tokens --------------------------------------------------------------------------------------------
@@ -43,15 +44,16 @@ def create_token(json: TokenCreate):
     """A new token for the caller. The token is in this answer only; the platform keeps its hash."""
     user = caller()
     token, row = accounts.issue_token(user, json.name, json.expires_in_days)
-    audit_action("token.create", target=f"token {row.prefix}", name=row.name, expires_at=row.to_dict()["expires_at"])
-    return {"success": True, "token": token, "token_info": row.to_dict()}, 201
+    info = dump(TokenOut, row)
+    audit_action("token.create", target=f"token {row.prefix}", name=row.name, expires_at=info["expires_at"])
+    return {"success": True, "token": token, "token_info": info}, 201
 
 
 @api_bp.get("/tokens")
 @spec.validate(resp=Response(HTTP_200=TokenList, HTTP_401=ErrorResponse), tags=["tokens"])
 def list_tokens():
     """The caller's tokens, newest first, by name and prefix (never the token)."""
-    return {"success": True, "tokens": [t.to_dict() for t in accounts.tokens_of(caller())]}
+    return {"success": True, "tokens": [dump(TokenOut, t) for t in accounts.tokens_of(caller())]}
 
 
 @api_bp.delete("/tokens/<token_id>")
@@ -61,7 +63,7 @@ def revoke_token(token_id):
     """Revoke one of the caller's tokens; it stops working at once. Idempotent."""
     row = accounts.revoke_token(accounts.find_token(caller(), token_id))
     audit_action("token.revoke", target=f"token {row.prefix}", name=row.name)
-    return {"success": True, "token_info": row.to_dict()}
+    return {"success": True, "token_info": dump(TokenOut, row)}
 
 
 # -- users (admins) ------------------------------------------------------------------------------------
@@ -71,7 +73,7 @@ def revoke_token(token_id):
 @spec.validate(resp=Response(HTTP_200=UserList, HTTP_401=ErrorResponse, HTTP_403=ErrorResponse), tags=["users"])
 def list_users():
     require_admin()
-    return {"success": True, "users": [u.to_dict() for u in accounts.list_users()]}
+    return {"success": True, "users": [dump(UserOut, u) for u in accounts.list_users()]}
 
 
 @api_bp.post("/users")
@@ -84,7 +86,7 @@ def create_user(json: UserCreate):
     user = accounts.create_user(json.username, json.role, quotas, json.allow_private_targets)
     token, row = accounts.issue_token(user, "initial")
     audit_action("user.create", target=f"user {user.username}", role=user.role, quotas=quotas or {})
-    return {"success": True, "user": user.to_dict(), "token": token, "token_info": row.to_dict()}, 201
+    return {"success": True, "user": dump(UserOut, user), "token": token, "token_info": dump(TokenOut, row)}, 201
 
 
 @api_bp.get("/users/<ident>")
@@ -92,7 +94,7 @@ def create_user(json: UserCreate):
                              HTTP_404=ErrorResponse), tags=["users"])
 def get_user(ident):
     require_admin()
-    return {"success": True, "user": accounts.find_user(ident).to_dict()}
+    return {"success": True, "user": dump(UserOut, accounts.find_user(ident))}
 
 
 @api_bp.patch("/users/<ident>")
@@ -106,7 +108,7 @@ def update_user(ident, json: UserUpdate):
         changes["quotas"] = json.quotas.model_dump(exclude_unset=True)
     user = accounts.update_user(accounts.find_user(ident), changes)
     audit_action("user.update", target=f"user {user.username}", changes=changes)
-    return {"success": True, "user": user.to_dict()}
+    return {"success": True, "user": dump(UserOut, user)}
 
 
 # -- audit (admins) ------------------------------------------------------------------------------------
@@ -127,4 +129,4 @@ def audit_log(query: AuditQuery):
             raise NotFound(f"no deployment {query.deployment[:80]!r}")
         filters["deployment_id"] = deployment.id
     rows, next_before = audit.entries(filters, query.limit)
-    return {"success": True, "entries": [r.to_dict() for r in rows], "next_before": next_before}
+    return {"success": True, "entries": [dump(AuditOut, r) for r in rows], "next_before": next_before}

@@ -7,16 +7,17 @@ from spectree import Response
 from backend.api import api_bp
 from backend.api.auth import audit_action, client_address
 from backend.api.deployments import enqueue, find
-from backend.api.schemas import (
+from backend.api.spec import spec
+from backend.schemas.common import ErrorResponse, dump
+from backend.schemas.webhooks import (
+    DeliveryOut,
     DeliveryPage,
     DeliveryQuery,
-    ErrorResponse,
     NotificationTargetIn,
     NotificationTargetOut,
     WebhookOut,
     WebhookReceipt,
 )
-from backend.api.spec import spec
 from backend.services import audit, notifications, webhooks
 
 TAGS = ["webhooks"]
@@ -24,7 +25,7 @@ GITHUB_EVENTS = ["push"]
 
 
 def _webhook_out(deployment, secret=None):
-    return {"success": True, "enabled": deployment.webhook_secret_encrypted is not None,
+    return {"success": True, "enabled": deployment.webhook_enabled,
             "url": url_for("api.github_webhook", deployment_id=str(deployment.id), _external=True),
             "secret": secret, "events": GITHUB_EVENTS}
 
@@ -134,4 +135,4 @@ def list_deliveries(ident, query: DeliveryQuery):
     """Outbound notifications, newest first: state, attempts, the last answer or error."""
     deployment = find(ident)
     rows, next_before = notifications.deliveries_page(deployment.id, before=query.before, limit=query.limit)
-    return {"success": True, "deliveries": [r.to_dict() for r in rows], "next_before": next_before}
+    return {"success": True, "deliveries": [dump(DeliveryOut, r) for r in rows], "next_before": next_before}

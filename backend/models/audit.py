@@ -4,7 +4,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
 from backend.models.types import UTCDateTime, utcnow
-from backend.models.user import iso
 
 
 class AuditEntry(db.Model):
@@ -46,17 +45,3 @@ class AuditEntry(db.Model):
         if before is not None:
             stmt = stmt.where(cls.id < before)
         return db.session.scalars(stmt.order_by(cls.id.desc()).limit(limit)).all()
-
-    def to_dict(self):
-        return {
-            "id": self.id,
-            "time": iso(self.created_at),
-            "user_id": str(self.user_id) if self.user_id else None,
-            "username": self.username,
-            "action": self.action,
-            "deployment_id": str(self.deployment_id) if self.deployment_id else None,
-            "target": self.target,
-            "ip_address": self.ip_address,
-            "request_id": self.request_id,
-            "details": dict(self.details or {}),
-        }

@@ -17,8 +17,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
 from backend.models import sealed
-from backend.models.status import DeploymentStatus, check_transition
 from backend.models.types import UTCDateTime, utcnow
+from backend.schemas.common import dump
+from backend.schemas.deployments import DeploymentRecord
+from backend.status import DeploymentStatus, check_transition
 
 DEPLOYMENT_TYPES = ("vm", "lxc")
 
@@ -139,6 +141,7 @@ class Deployment(db.Model):
         """The Proxmox tag that ties a guest to this deployment."""
         return f"paas-{self.id}"
 
+    @property
     def masked_env(self):
         """The environment's keys, values masked (an unreadable store shows as empty)."""
         if not self.env_encrypted:
@@ -147,6 +150,11 @@ class Deployment(db.Model):
             return sealed.masked(self.env_encrypted)
         except sealed.SecretsUnavailable:
             return {}
+
+    @property
+    def webhook_enabled(self):
+        """GitHub push-to-deploy is on: the webhook has a secret."""
+        return self.webhook_secret_encrypted is not None
 
     @property
     def url(self):
@@ -229,39 +237,8 @@ class Deployment(db.Model):
     # -- serialisation -------------------------------------------------------
 
     def to_dict(self):
-        def iso(value):
-            return value.isoformat().replace("+00:00", "Z") if value else None
-
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "deployment_type": self.deployment_type,
-            "framework": self.framework,
-            "github_url": self.github_url,
-            "branch": self.branch,
-            "resources": dict(self.resources or {}),
-            "tags": list(self.tags or []),
-            "status": self.status.value if self.status else None,
-            "node": self.node,
-            "vm_id": self.vm_id,
-            "ip_address": self.ip_address,
-            "error_message": self.error_message,
-            "user_id": str(self.user_id) if self.user_id else None,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "deployed_at": iso(self.deployed_at),
-            "deleted_at": iso(self.deleted_at),
-            "version": self.version,
-            "build_command": self.build_command,
-            "start_command": self.start_command,
-            "port": self.port,
-            "health_check_path": self.health_check_path,
-            "env": self.masked_env(),
-            "live_release": self.live_release,
-            "url": self.url,
-            "webhook_enabled": self.webhook_secret_encrypted is not None,
-            "notification_url": self.notify_url,
-        }
+        """The deployment in the API's JSON shape (backend/schemas/deployments.py)."""
+        return dump(DeploymentRecord, self)
 
     def __repr__(self):
         return f"<Deployment {self.name} {self.status}>"

@@ -35,17 +35,6 @@ class DeploymentEvent(db.Model):
             stmt = stmt.limit(limit)
         return db.session.scalars(stmt).all()
 
-    def to_dict(self):
-        return {
-            "id": self.id,
-            "time": self.created_at.isoformat().replace("+00:00", "Z") if self.created_at else None,
-            "kind": self.kind,
-            "from_status": self.from_status,
-            "to_status": self.to_status,
-            "message": self.message,
-            "upid": self.upid,
-        }
-
 
 class IpReservation(db.Model):
     """An address of PROXMOX_IP_POOL held by a deployment: the primary key makes each one taken once."""

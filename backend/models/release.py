@@ -15,10 +15,6 @@ RELEASE_REASONS = ("create", "redeploy", "rollback", "env", "retry")
 FINISHED = ("live", "superseded", "failed", "cancelled")
 
 
-def _iso(value):
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 class Release(db.Model):
     __tablename__ = "releases"
 
@@ -62,22 +58,6 @@ class Release(db.Model):
     def finished(self):
         return self.status in FINISHED
 
-    def to_dict(self):
-        return {
-            "version": self.version,
-            "status": self.status,
-            "reason": self.reason,
-            "branch": self.branch,
-            "requested_commit": self.requested_commit,
-            "commit_sha": self.commit_sha,
-            "rollback_of": self.rollback_of,
-            "config": dict(self.config or {}),
-            "error_message": self.error_message,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-        }
-
 
 class LogLine(db.Model):
     """One line of a release's build and deploy output; the id orders lines and resumes streams."""
@@ -102,7 +82,3 @@ class LogLine(db.Model):
         if after is not None:
             stmt = stmt.where(cls.id > after)
         return db.session.scalars(stmt.order_by(cls.id).limit(limit)).all()
-
-    def to_dict(self):
-        return {"id": self.id, "release": self.release_version, "time": _iso(self.created_at),
-                "stream": self.stream, "line": self.line}

@@ -12,10 +12,6 @@ ROLES = ("admin", "member")
 QUOTA_KEYS = ("deployments", "cores", "memory", "disk")
 
 
-def iso(value):
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
 def hash_token(token):
     """The stored form of a token: SHA-256 suffices for 256 random bits (no dictionary to try)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
@@ -45,6 +41,7 @@ class User(db.Model):
     def is_active(self):
         return self.disabled_at is None
 
+    @property
     def quota_overrides(self):
         return {key: getattr(self, f"max_{key}") for key in QUOTA_KEYS}
 
@@ -64,17 +61,6 @@ class User(db.Model):
     def count_admins(cls):
         return db.session.scalar(select(func.count()).select_from(cls).where(
             cls.role == "admin", cls.disabled_at.is_(None)))
-
-    def to_dict(self):
-        return {
-            "id": str(self.id),
-            "username": self.username,
-            "role": self.role,
-            "created_at": iso(self.created_at),
-            "disabled_at": iso(self.disabled_at),
-            "quota_overrides": self.quota_overrides(),
-            "allow_private_targets": self.allow_private_targets,
-        }
 
 
 class ApiToken(db.Model):
@@ -105,14 +91,3 @@ class ApiToken(db.Model):
     def usable(self, now=None):
         now = now or utcnow()
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
-
-    def to_dict(self):
-        return {
-            "id": str(self.id),
-            "name": self.name,
-            "prefix": self.prefix,
-            "created_at": iso(self.created_at),
-            "expires_at": iso(self.expires_at),
-            "last_used_at": iso(self.last_used_at),
-            "revoked_at": iso(self.revoked_at),
-        }

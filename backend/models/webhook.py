@@ -4,7 +4,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from backend.extensions import db
 from backend.models.types import UTCDateTime, utcnow
-from backend.models.user import iso
 
 NOTIFICATION_STATES = ("pending", "delivered", "failed")
 
@@ -58,18 +57,3 @@ class Notification(db.Model):
         if deployment_id is not None:
             stmt = stmt.where(cls.deployment_id == deployment_id)
         return db.session.scalars(stmt.order_by(cls.id)).all()
-
-    def to_dict(self):
-        return {
-            "id": self.id,
-            "event": self.event,
-            "url": self.url,
-            "payload": self.payload,
-            "state": self.state,
-            "attempts": self.attempts,
-            "next_attempt_at": iso(self.next_attempt_at) if self.state == "pending" else None,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "created_at": iso(self.created_at),
-            "delivered_at": iso(self.delivered_at),
-        }

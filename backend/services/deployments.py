@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from backend.errors import ConcurrentUpdate, InvalidState, NameTaken, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
-from backend.models.status import BUSY_STATUSES
 from backend.rules import NAME_RE
 from backend.services import accounts, envvars
 from backend.services.actions import ACTIONS
 from backend.services.cluster import require_proxmox
 from backend.services.lifecycle import add_event, change_status
 from backend.services.transactions import commit
+from backend.status import BUSY_STATUSES
 
 RESOURCE_LIMITS = {
     "lxc": {"cores": (1, 8), "memory": (256, 16384), "disk": (5, 200)},

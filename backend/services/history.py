@@ -1,6 +1,8 @@
 """A deployment's history for readers: its events a page at a time, and a readable log."""
 from backend.models import DeploymentEvent, LogLine
 from backend.proxmox.errors import ProxmoxError
+from backend.schemas.common import dump
+from backend.schemas.events import EventOut
 from backend.services import cluster
 
 
@@ -24,7 +26,7 @@ def readable_log(deployment_id, proxmox, with_tasks=True):
     """One line per event; under a Proxmox task's line, that task's own log (when Proxmox answers)."""
     lines = []
     for event in DeploymentEvent.for_deployment(deployment_id):
-        head = f"{event.to_dict()['time']} [{event.kind}]"
+        head = f"{dump(EventOut, event)['time']} [{event.kind}]"
         if event.from_status or event.to_status:
             head += f" {event.from_status or '-'} -> {event.to_status}"
         lines.append(f"{head} {event.message}".rstrip())

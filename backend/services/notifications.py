@@ -21,6 +21,8 @@ from backend.errors import InvalidState, ValidationFailed
 from backend.extensions import db
 from backend.models import Deployment, Notification, User
 from backend.models.types import utcnow
+from backend.schemas.common import dump
+from backend.schemas.webhooks import StatusNotification
 from backend.services import envvars
 from backend.services.history import page_of
 
@@ -121,13 +123,13 @@ def queue_status_change(deployment, before, after, message):
     """Add the notification of a status change to the session (the change's own commit writes it)."""
     if not deployment.notify_url:
         return None
-    payload = {
+    payload = dump(StatusNotification, {
         "event": "deployment.status",
-        "deployment": {"id": str(deployment.id), "name": deployment.name, "status": after, "previous_status": before,
+        "deployment": {"id": deployment.id, "name": deployment.name, "status": after, "previous_status": before,
                        "url": deployment.url, "error_message": deployment.error_message},
         "message": message,
-        "time": utcnow().isoformat().replace("+00:00", "Z"),
-    }
+        "time": utcnow(),
+    })
     row = Notification(deployment_id=deployment.id, event="deployment.status", url=deployment.notify_url,
                        payload=payload, next_attempt_at=utcnow())
     db.session.add(row)

@@ -1,4 +1,10 @@
 """/health, /api/frameworks and the OpenAPI document."""
+import importlib
+import pkgutil
+
+from pydantic import BaseModel
+
+import backend.schemas
 from app import db
 from backend.frameworks import FRAMEWORKS
 from tests.helpers.apps import create_test_app
@@ -74,6 +80,19 @@ def test_the_openapi_document_describes_every_api_route(app, client):
     schema = document["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"name", "deployment_type", "framework", "github_url"}
+
+
+def test_schema_names_are_unique_across_the_schema_modules():
+    # The OpenAPI document names a component by the schema's name alone (backend/api/spec.py: component_name).
+    modules = [importlib.import_module(f"backend.schemas.{info.name}")
+               for info in pkgutil.iter_modules(backend.schemas.__path__)]
+    owners = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == module.__name__:
+                owners.setdefault(name, set()).add(module.__name__)
+    assert len(owners) > 50
+    assert {name: where for name, where in owners.items() if len(where) > 1} == {}
 
 
 def test_the_docs_page_is_served(client):

@@ -34,7 +34,7 @@ def test_another_key_cannot_read_them(database_url, client):
         from backend.services import envvars
 
         deployment = Deployment.get_all()[0]
-        assert deployment.masked_env() == {}
+        assert deployment.masked_env == {}
         try:
             envvars.decrypt(deployment.env_encrypted)
         except envvars.SecretsUnavailable as exc:
