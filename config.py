@@ -125,7 +125,10 @@ def database_url(instance_path):
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = None  # resolved in create_app, which knows the instance folder
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No ping before each checkout: it is a round trip per checkout (several per request). A connection the
+    # server dropped fails the one request that meets it; SQLAlchemy then discards the pool's older connections.
+    # DATABASE_PRE_PING=true brings the ping back (a database behind something that cuts idle connections).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": env_bool("DATABASE_PRE_PING", False)}
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
     PER_PAGE_DEFAULT = env_int("PER_PAGE_DEFAULT", 20)
     PER_PAGE_MAX = env_int("PER_PAGE_MAX", 100)
