@@ -48,10 +48,17 @@ def resolve_resources(deployment_type, requested, current=None):
     return merged
 
 
-def _commit(deployment=None):
-    """Commit, turning the database's own guards into domain errors."""
+def _commit(deployment=None, keep_loaded=False):
+    """Commit, turning the database's own guards into domain errors.
+
+    keep_loaded: the session's objects keep their values through the commit instead of being reloaded on
+    their next use (for rows this request wrote itself, whose values it knows).
+    """
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = expire and not keep_loaded
     try:
-        db.session.commit()
+        session.commit()
     except IntegrityError as exc:
         db.session.rollback()
         if deployment is not None and Deployment.get_by_name(deployment.name) is not None:
@@ -63,6 +70,8 @@ def _commit(deployment=None):
     except StaleDataError as exc:
         db.session.rollback()
         raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
+    finally:
+        session.expire_on_commit = expire
 
 
 APP_SETTINGS = ("build_command", "start_command", "port", "health_check_path")
@@ -79,11 +88,13 @@ def visible_to(deployment, viewer):
     return deployment is not None and (viewer.is_admin or deployment.user_id == viewer.id)
 
 
-def create_deployment(data, owner, quota_defaults=None):
+def create_deployment(data, owner, quota_defaults=None, audit=None):
     """Record a new deployment of owner in status pending; the name must be free among live ones.
 
     Names are unique across users (they become guest hostnames), so a taken name answers 409 even
-    when another user holds it; that user's deployment itself stays invisible.
+    when another user holds it; that user's deployment itself stays invisible. audit(deployment), when
+    given, adds its entry to the same transaction: one commit writes the row, its event and the entry.
+    The returned deployment keeps the values it was written with (no reload before it is shown).
     """
     require_proxmox()
     resources = resolve_resources(data["deployment_type"], data.get("resources"))
@@ -111,7 +122,9 @@ def create_deployment(data, owner, quota_defaults=None):
     )
     db.session.add(deployment)
     add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
-    _commit(deployment)
+    if audit is not None:
+        audit(deployment)
+    _commit(deployment, keep_loaded=True)
     return deployment
 
 

@@ -1,8 +1,37 @@
-"""What a request asks of the database: an API read on PostgreSQL runs in autocommit (no BEGIN/ROLLBACK
-around it) and leaves no autocommit behind."""
-from sqlalchemy import event
+"""What a request asks of the database: a create commits once (row, event and audit entry together); an API
+read on PostgreSQL runs in autocommit (no BEGIN/ROLLBACK around it) and leaves no autocommit behind."""
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from app import db
+from backend.models import AuditEntry, Deployment, DeploymentEvent
+from tests.conftest import deployment_payload
+
+
+def test_a_create_commits_once_with_its_event_and_audit_entry(app, client):
+    client.get("/api/deployments")  # the token's first use is recorded (its own commit) before we count
+    commits = []
+
+    def count(session):
+        commits.append(session)
+
+    event.listen(Session, "after_commit", count)
+    try:
+        response = client.post("/api/deployments", json=deployment_payload(name="once"))
+    finally:
+        event.remove(Session, "after_commit", count)
+    assert response.status_code == 201
+    assert len(commits) == 1
+    deployment_id = Deployment.get_by_name("once").id
+    [entry] = db.session.scalars(select(AuditEntry).where(AuditEntry.deployment_id == deployment_id)).all()
+    assert entry.action == "deployment.create" and entry.details["framework"] == "flask"
+    assert db.session.scalars(select(DeploymentEvent).where(DeploymentEvent.deployment_id == deployment_id)).all()
+
+
+def test_a_refused_create_writes_no_audit_entry(app, client, make_deployment):
+    make_deployment(name="taken")
+    assert client.post("/api/deployments", json=deployment_payload(name="taken")).status_code == 409
+    assert len(db.session.scalars(select(AuditEntry).where(AuditEntry.target == "taken")).all()) == 1
 
 
 def _autocommit_of_each_statement(app):
