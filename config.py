@@ -127,11 +127,18 @@ def database_url(instance_path):
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET_KEY)
     SQLALCHEMY_DATABASE_URI = None  # resolved in create_app, which knows the instance folder
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # No ping before each checkout: it is a round trip per checkout (several per request). A connection the
+    # server dropped fails the one request that meets it; SQLAlchemy then discards the pool's older connections.
+    # DATABASE_PRE_PING=true brings the ping back (a database behind something that cuts idle connections).
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": env_bool("DATABASE_PRE_PING", False)}
     MAX_CONTENT_LENGTH = env_int("MAX_CONTENT_LENGTH", 64 * 1024)
     PER_PAGE_DEFAULT = env_int("PER_PAGE_DEFAULT", 20)
     PER_PAGE_MAX = env_int("PER_PAGE_MAX", 100)
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+    # Check every answer against its documented schema (spectree; a mismatch is logged and answered 500).
+    # On in testing and development, where a mismatch is a bug to see; off in production, where it costs
+    # milliseconds per request (a list page: validating 50 deployments) and the tests have checked the shapes.
+    VALIDATE_RESPONSES = env_bool("VALIDATE_RESPONSES", False)
     # Background jobs: thread (in the API process), celery (when CELERY_BROKER_URL is set) or manual.
     JOBS_BACKEND = os.environ.get("JOBS_BACKEND") or None
     JOB_WORKERS = env_int("JOB_WORKERS", 8)
@@ -205,6 +212,7 @@ class Config:
 
 class DevelopmentConfig(Config):
     DEBUG = env_bool("FLASK_DEBUG", False)
+    VALIDATE_RESPONSES = env_bool("VALIDATE_RESPONSES", True)
 
 
 class TestingConfig(Config):
@@ -212,6 +220,7 @@ class TestingConfig(Config):
 
     TESTING = True
     SECRET_KEY = "testing-secret-key"
+    VALIDATE_RESPONSES = True  # every answer a test gets has been checked against its schema
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     MAX_CONTENT_LENGTH = 64 * 1024
     PER_PAGE_DEFAULT = 20

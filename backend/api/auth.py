@@ -68,3 +68,9 @@ def audit_action(action, deployment=None, target=None, user=_UNSET, **details):
     """Record who (the caller) did what from which address, in the audit log."""
     return audit.record(action, user=caller() if user is _UNSET else user, deployment=deployment, target=target,
                         ip_address=client_address(), request_id=g.get("request_id"), details=details)
+
+
+def audit_in_transaction(action, deployment=None, **details):
+    """audit_action's entry added to the caller's transaction: written by its commit, with the action."""
+    return audit.record(action, user=caller(), deployment=deployment, ip_address=client_address(),
+                        request_id=g.get("request_id"), details=details, commit=False)

@@ -5,7 +5,7 @@ from flask import current_app, url_for
 from spectree import Response
 
 from backend.api import api_bp
-from backend.api.auth import audit_action, caller, quota_defaults
+from backend.api.auth import audit_action, audit_in_transaction, caller, quota_defaults
 from backend.api.spec import spec
 from backend.errors import DomainError, NotFound
 from backend.platform import platform_of
@@ -63,10 +63,13 @@ def create_deployment(json: DeploymentCreate):
     The caller owns it. Members are held to their quotas (422 quota_exceeded names the limit).
     """
     body = json.model_dump()
-    deployment = service.create_deployment(body, caller(), quota_defaults())
-    audit_action("deployment.create", deployment, type=deployment.deployment_type, framework=deployment.framework,
-                 github_url=deployment.github_url, resources=deployment.resources,
-                 env_keys=sorted((body.get("env") or {}).keys()))
+
+    def audit(deployment):
+        audit_in_transaction("deployment.create", deployment, type=deployment.deployment_type,
+                             framework=deployment.framework, github_url=deployment.github_url,
+                             resources=deployment.resources, env_keys=sorted((body.get("env") or {}).keys()))
+
+    deployment = service.create_deployment(body, caller(), quota_defaults(), audit=audit)
     enqueue("provision", deployment)
     location = url_for("api.get_deployment", ident=str(deployment.id))
     return _envelope(deployment), 201, {"Location": location}

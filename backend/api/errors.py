@@ -7,7 +7,6 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from backend.api.spec import InternalResponseError
 from backend.api.validation import validation_failed_from_pydantic
 from backend.errors import ConcurrentUpdate, DomainError
 from backend.extensions import db
@@ -24,6 +23,13 @@ HTTP_CODES = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+
+class InternalResponseError(Exception):
+    """Carries the replacement response out of spectree's after hook."""
+
+    def __init__(self, response):
+        super().__init__("response failed validation")
+        self.response = response
 
 
 def error_response(status, code, message, fields=None, headers=None):

@@ -89,6 +89,8 @@ class DeploymentListQuery(BaseModel):
     per_page: int | None = Field(None, ge=1, le=10_000)
     cursor: str | None = Field(None, max_length=512, description="next_cursor of the previous page")
     include_deleted: bool = False
+    total: Literal["exact"] | None = Field(
+        None, description="exact: also count every match (total, pages); it costs a scan of the matches")
 
     @model_validator(mode="after")
     def _page_or_cursor(self):
@@ -164,8 +166,8 @@ class DeploymentEnvelope(BaseModel):
 class DeploymentPage(BaseModel):
     success: Literal[True]
     deployments: list[DeploymentOut]
-    total: int
-    pages: int
+    total: int | None = Field(description="how many match; only with ?total=exact, else null")
+    pages: int | None = Field(description="total / per_page, rounded up; only with ?total=exact, else null")
     page: int | None = Field(description="null when paging by cursor")
     per_page: int
     next_cursor: str | None

@@ -113,12 +113,12 @@ def authenticate(token):
     """The (user, token row) a bearer token stands for, or None: unknown, revoked, expired, user disabled."""
     if not token or not TOKEN_RE.fullmatch(token):
         return None
-    row = ApiToken.find(token)
+    found = ApiToken.find_with_user(token)
     now = utcnow()
-    if row is None or not row.usable(now):
+    if found is None or not found[0].usable(now):
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.is_active:
+    row, user = found
+    if not user.is_active:
         return None
     if row.last_used_at is None or now - row.last_used_at > TOUCH_INTERVAL:
         try:

@@ -8,8 +8,12 @@ from backend.services.history import page_of
 log = logging.getLogger(__name__)
 
 
-def record(action, *, user=None, deployment=None, target=None, ip_address=None, request_id=None, details=None):
-    """Append one entry and commit it; an audit write that fails is logged, never hides the action's result."""
+def record(action, *, user=None, deployment=None, target=None, ip_address=None, request_id=None, details=None,
+           commit=True):
+    """Append one entry and commit it; an audit write that fails is logged, never hides the action's result.
+
+    commit=False: the entry joins the caller's transaction instead, and is written with the action or not at all.
+    """
     entry = AuditEntry(
         action=action,
         user_id=user.id if user is not None else None,
@@ -20,6 +24,9 @@ def record(action, *, user=None, deployment=None, target=None, ip_address=None, 
         request_id=request_id,
         details=details or {},
     )
+    if not commit:
+        db.session.add(entry)
+        return entry
     try:
         db.session.add(entry)
         db.session.commit()

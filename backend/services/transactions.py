@@ -14,14 +14,19 @@ from backend.errors import ConcurrentUpdate
 from backend.extensions import db
 
 
-def commit(conflict=None):
+def commit(conflict=None, keep_loaded=False):
     """Commit the session; roll back and raise a domain error when the database refuses.
 
     conflict(): the error for a unique-constraint violation (None, or no conflict given: the
     IntegrityError itself); a racing update of a versioned row raises ConcurrentUpdate.
+    keep_loaded: the session's objects keep their values through the commit instead of being reloaded on
+    their next use (rows this request wrote itself, whose values it knows).
     """
+    session = db.session()
+    expire = session.expire_on_commit
+    session.expire_on_commit = expire and not keep_loaded
     try:
-        db.session.commit()
+        session.commit()
     except IntegrityError as exc:
         db.session.rollback()
         error = conflict() if conflict is not None else None
@@ -31,6 +36,8 @@ def commit(conflict=None):
     except StaleDataError as exc:
         db.session.rollback()
         raise ConcurrentUpdate("the deployment was changed meanwhile; reload and retry") from exc
+    finally:
+        session.expire_on_commit = expire
 
 
 @contextmanager

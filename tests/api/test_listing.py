@@ -34,12 +34,40 @@ def names(response):
     return [d["name"] for d in response.get_json()["deployments"]]
 
 
-def test_the_first_page_has_totals_and_the_newest_first(client):
+def test_the_first_page_has_the_newest_first_and_no_count(client):
     seed(45)
     body = client.get("/api/deployments").get_json()
-    assert body["total"] == 45 and body["pages"] == 3 and body["page"] == 1 and body["per_page"] == 20
+    assert body["total"] is None and body["pages"] is None and body["page"] == 1 and body["per_page"] == 20
     assert [d["name"] for d in body["deployments"]] == [f"app-{i:03d}" for i in range(44, 24, -1)]
     assert body["next_cursor"]
+
+
+def test_total_exact_counts_every_match_and_the_pages(client):
+    seed(45)
+    body = client.get("/api/deployments?total=exact").get_json()
+    assert body["total"] == 45 and body["pages"] == 3 and body["page"] == 1 and len(body["deployments"]) == 20
+    cursor = body["next_cursor"]
+    by_cursor = client.get(f"/api/deployments?total=exact&cursor={cursor}").get_json()
+    assert by_cursor["total"] == 45 and by_cursor["pages"] == 3 and by_cursor["page"] is None
+    assert client.get(f"/api/deployments?cursor={cursor}").get_json()["total"] is None
+
+
+def test_total_exact_of_nothing_is_zero(client):
+    body = client.get("/api/deployments?total=exact").get_json()
+    assert body["total"] == 0 and body["pages"] == 0 and body["deployments"] == []
+
+
+@pytest.mark.parametrize("value", ["", "estimate", "EXACT", "1"])
+def test_total_is_exact_or_absent(client, value):
+    response = client.get(f"/api/deployments?total={value}")
+    assert response.status_code == 422 and "total" in response.get_json()["error"]["fields"]
+
+
+def test_the_document_says_the_total_is_only_counted_when_asked(client):
+    document = client.get("/api/openapi.json").get_json()
+    operation = document["paths"]["/api/deployments"]["get"]
+    [total] = [p for p in operation["parameters"] if p["name"] == "total"]
+    assert "exact" in str(total["schema"]) and "count" in str(total.get("description", total["schema"]))
 
 
 def test_page_numbers_walk_every_row_once(client):
@@ -53,7 +81,7 @@ def test_page_numbers_walk_every_row_once(client):
 
 def test_per_page_is_capped(client):
     seed(105)
-    body = client.get("/api/deployments?per_page=5000").get_json()
+    body = client.get("/api/deployments?per_page=5000&total=exact").get_json()
     assert body["per_page"] == 100 and len(body["deployments"]) == 100 and body["pages"] == 2
 
 
@@ -68,7 +96,7 @@ def test_cursors_walk_every_row_once_in_order(client, sort):
     db.session.commit()
     seen, cursor = [], None
     while True:
-        url = f"/api/deployments?sort={sort}&per_page=4" + (f"&cursor={cursor}" if cursor else "")
+        url = f"/api/deployments?sort={sort}&per_page=4&total=exact" + (f"&cursor={cursor}" if cursor else "")
         body = client.get(url).get_json()
         assert body["total"] == 23
         seen += [d["id"] for d in body["deployments"]]
@@ -120,7 +148,7 @@ def test_filters_combine(client):
     assert set(names(client.get("/api/deployments?status=running"))) == {"web-0", "web-1", "web-2"}
     assert len(names(client.get("/api/deployments?deployment_type=vm&framework=flask"))) == 2
     assert set(names(client.get("/api/deployments?name=eb-"))) == {"web-0", "web-1", "web-2"}
-    assert client.get("/api/deployments?framework=fastapi&per_page=1").get_json()["total"] == 3
+    assert client.get("/api/deployments?framework=fastapi&per_page=1&total=exact").get_json()["total"] == 3
 
 
 @pytest.mark.parametrize("value", ["%25", "_", "%00", "A", "a%20b"])
