@@ -24,6 +24,7 @@ HTTP_CODES = {
     429: "too_many_requests",
 }
 
+
 class InternalResponseError(Exception):
     """Carries the replacement response out of spectree's after hook."""
 
