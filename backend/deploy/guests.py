@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from backend.deploy.keys import load_or_create_keypair
+from backend.deploy.keys import load_or_create_keypair, public_key_line
 from backend.deploy.local import LocalTransport
-from backend.deploy.ssh import SSHTransport
 from backend.deploy.transport import APP_SERVICE, TransportError
 
 
@@ -44,11 +43,13 @@ class SSHTransports:
 
     def public_key(self):
         """The platform's public key line (the key pair is made on first use)."""
-        return load_or_create_keypair(self.key_path)[1]
+        return public_key_line(self.key_path)
 
     def open(self, target):
         if not target.address:
             raise TransportError("the guest has no address")
+        from backend.deploy.ssh import SSHTransport  # noqa: PLC0415 - paramiko (16 MB) only where a guest is reached
+
         pkey, _ = load_or_create_keypair(self.key_path)
         keys = target.host_keys
         return SSHTransport(target.address, port=self.port, user="root" if target.kind == "lxc" else self.vm_user,

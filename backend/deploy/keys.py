@@ -15,9 +15,11 @@ import os
 import secrets
 import stat
 
-import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+# paramiko is imported by the functions that make paramiko keys, not here: an API worker that hands its jobs
+# to Celery reads the platform's public key (public_key_line) and never loads paramiko's 16 MB.
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def parse_host_key_line(line):
     if len(fields) < 2:
         raise ValueError("a host key is written as 'type base64'")
     key_type, encoded = fields[0], fields[1]
+    import paramiko  # noqa: PLC0415 - paramiko (16 MB) only where a guest is reached
+
     try:
         blob = base64.b64decode(encoded, validate=True)
         key = paramiko.PKey.from_type_string(key_type, blob)
@@ -63,7 +67,29 @@ def _public_line(pkey):
     return f"{host_key_line(pkey)} {KEY_COMMENT}"
 
 
+def public_key_line(path):
+    """The platform's public key line ("ssh-ed25519 AAAA... paas-platform"), the key pair made when missing."""
+    path = os.fspath(path)
+    try:
+        data = _read_private(path)
+    except FileNotFoundError:
+        _create(path)
+        data = _read_private(path)
+    loaded = _load_private_key(path, data)
+    blob = loaded.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    public = f"{blob.decode('ascii')} {KEY_COMMENT}"
+    _ensure_public_file(path, public)
+    return public
+
+
 def _load(path):
+    pkey = _parse_private_key(path, _read_private(path))
+    public = _public_line(pkey)
+    _ensure_public_file(path, public)
+    return pkey, public
+
+
+def _read_private(path):
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)
@@ -78,22 +104,26 @@ def _load(path):
             data += chunk
     finally:
         os.close(fd)
-    pkey = _parse_private_key(path, data)
-    public = _public_line(pkey)
-    _ensure_public_file(path, public)
-    return pkey, public
+    return data
+
+
+def _load_private_key(path, data):
+    """The cryptography key of an unencrypted OpenSSH (or PEM) private key."""
+    try:
+        try:
+            return serialization.load_ssh_private_key(data, password=None)
+        except ValueError:
+            return serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        # No key material in the message: cryptography's texts name the format problem only.
+        raise ValueError(f"the platform's SSH key {path} is not an unencrypted private key: {exc}") from None
 
 
 def _parse_private_key(path, data):
     """The paramiko key of an unencrypted OpenSSH (or PEM) private key; ed25519, ECDSA or RSA."""
-    try:
-        try:
-            loaded = serialization.load_ssh_private_key(data, password=None)
-        except ValueError:
-            loaded = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        # No key material in the message: cryptography's texts name the format problem only.
-        raise ValueError(f"the platform's SSH key {path} is not an unencrypted private key: {exc}") from None
+    loaded = _load_private_key(path, data)
+    import paramiko  # noqa: PLC0415 - paramiko (16 MB) only where a guest is reached
+
     text = data.decode("ascii", errors="replace")
     if isinstance(loaded, ed25519.Ed25519PrivateKey):
         return paramiko.Ed25519Key(file_obj=io.StringIO(text))
