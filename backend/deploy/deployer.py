@@ -12,6 +12,8 @@ Each release is built in its own directory while the previous one keeps serving;
 is switched (an atomic rename), the service restarted and the app health-checked. If the check
 fails, `current` is switched back and the previous release restarted, so a failed release never
 takes down an app that worked.
+
+One module over 400 lines on purpose: it is one class, the steps of one release, read top to bottom.
 """
 import http.client
 import logging

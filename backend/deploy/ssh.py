@@ -31,6 +31,8 @@ period, then its channel is closed (closing alone would not stop a command witho
 Its process group (the pid above: sshd made the shell a session and group leader, and the shell
 exec'd the command) is signalled with `kill` over a second channel; the SSH "signal" request is
 sent too, but OpenSSH honours it for non-root logins only.
+
+One module over 400 lines on purpose: it is the SSH transport, one class and the helpers only it uses.
 """
 import codecs
 import logging

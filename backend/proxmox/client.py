@@ -1,6 +1,8 @@
 """The Proxmox VE client: proxmoxer over HTTPS, with retries, task waiting and placement.
 
 Knows nothing of Flask or of the models; everything it needs comes through ProxmoxSettings.
+
+One module over 400 lines on purpose: it is one class, the one place that speaks to the Proxmox API.
 """
 import ipaddress
 import logging

@@ -84,7 +84,7 @@ def _keep_an_admin(user):
     # Lock the active admins' rows first (in a fresh transaction, like lock_user), so two admins
     # demoting each other at once cannot both pass the count.
     user_id = user.id
-    db.session.commit()
+    commit()
     db.session.execute(update(User).where(User.role == "admin", User.disabled_at.is_(None)).values(role=User.role))
     user = db.session.get(User, user_id)
     if user.is_active and User.count_admins() <= 1:
@@ -123,7 +123,7 @@ def authenticate(token):
     if row.last_used_at is None or now - row.last_used_at > TOUCH_INTERVAL:
         try:
             db.session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-            db.session.commit()
+            commit()
         except OperationalError:  # best effort: a busy database must not refuse a valid token
             db.session.rollback()
             log.warning("could not record the use of token %s", row.prefix)
@@ -180,7 +180,7 @@ def lock_user(user):
     lock. It must open its transaction: MariaDB's repeatable read would otherwise count deployments in a
     snapshot taken before the lock was granted."""
     user_id = user.id
-    db.session.commit()  # nothing is pending here; this only ends the transaction reads opened
+    commit()  # nothing is pending here; this only ends the transaction reads opened
     db.session.execute(update(User).where(User.id == user_id).values(role=User.role))
 
 

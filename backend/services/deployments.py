@@ -103,7 +103,9 @@ def create_deployment(data, owner, quota_defaults=None, audit=None):
     )
     db.session.add(deployment)
     add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
-    commit(conflict=lambda: _name_taken(deployment))
+    if audit is not None:
+        audit(deployment)
+    commit(conflict=lambda: _name_taken(deployment), keep_loaded=True)
     return deployment
 
 

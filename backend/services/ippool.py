@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from backend.extensions import db
 from backend.models import IpReservation
 from backend.proxmox.errors import ProxmoxError
+from backend.services.transactions import commit
 
 
 class PoolExhausted(ProxmoxError):
@@ -49,7 +50,7 @@ def allocate(deployment_id, pool):
                 raise PoolExhausted(f"every address of {pool} is in use")
             db.session.add(IpReservation(address=free, deployment_id=deployment_id))
             try:
-                db.session.commit()
+                commit()
                 return f"{free}/{prefix}"
             except IntegrityError:
                 db.session.rollback()  # taken meanwhile (or this deployment got one): look again
@@ -62,6 +63,6 @@ def release(deployment_id):
     """Give the deployment's address back to the pool (nothing happens when it holds none)."""
     try:
         db.session.execute(delete(IpReservation).where(IpReservation.deployment_id == deployment_id))
-        db.session.commit()
+        commit()
     finally:
         db.session.remove()

@@ -25,6 +25,7 @@ from backend.schemas.common import dump
 from backend.schemas.webhooks import StatusNotification
 from backend.services import envvars
 from backend.services.history import page_of
+from backend.services.transactions import commit
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +110,14 @@ def set_target(deployment, url, resolve=None):
     secret = secrets.token_hex(32)
     deployment.notify_url = url
     deployment.notify_secret_encrypted = envvars.seal(secret)
-    db.session.commit()
+    commit()
     return secret
 
 
 def clear_target(deployment):
     deployment.notify_url = None
     deployment.notify_secret_encrypted = None
-    db.session.commit()
+    commit()
 
 
 def queue_status_change(deployment, before, after, message):
@@ -203,12 +204,12 @@ def deliver_due(deployment_id, settings, resolve=None):
             deployment = db.session.get(Deployment, row.deployment_id)
             if deployment is None or not deployment.notify_secret_encrypted or deployment.notify_url != row.url:
                 row.state, row.last_error = "failed", "the notification URL was removed or changed"
-                db.session.commit()
+                commit()
                 continue
             owner = db.session.get(User, deployment.user_id) if deployment.user_id else None
             if owner is not None and not owner.is_active:
                 row.state, row.last_error = "failed", "the deployment's owner is disabled"
-                db.session.commit()
+                commit()
                 continue
             row.attempts += 1
             try:
@@ -229,7 +230,7 @@ def deliver_due(deployment_id, settings, resolve=None):
                 delay = min(settings["retry_base"] * 2 ** (row.attempts - 1), settings["retry_max"])
                 row.next_attempt_at = utcnow() + timedelta(seconds=delay)
                 retrying.append(row.id)
-            db.session.commit()
+            commit()
         if not retrying:
             # Another run holds what else is pending and schedules its retry: one retry chain, not one per
             # run (a row another run claimed meanwhile is pending too, held for that run's attempt).
@@ -264,5 +265,5 @@ def _claim(row, settings):
         db.update(Notification)
         .where(Notification.id == row.id, Notification.state == "pending", Notification.next_attempt_at <= now)
         .values(next_attempt_at=hold))
-    db.session.commit()
+    commit()
     return taken.rowcount == 1

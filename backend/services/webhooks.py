@@ -13,7 +13,7 @@ from backend.extensions import db
 from backend.jsonbody import MalformedJson, parse_json_object
 from backend.models import Deployment, GithubDelivery, Release, User
 from backend.rules import GITHUB_URL_RE, check_commit
-from backend.services import envvars, releases
+from backend.services import envvars, releases, transactions
 
 DELIVERY_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 EVENT_RE = re.compile(r"[a-z_]{1,64}")
@@ -37,13 +37,13 @@ def enable(deployment):
         raise InvalidState("a deleted deployment has no webhook")
     secret = secrets.token_hex(32)
     deployment.webhook_secret_encrypted = envvars.seal(secret)
-    db.session.commit()
+    transactions.commit()
     return secret
 
 
 def disable(deployment):
     deployment.webhook_secret_encrypted = None
-    db.session.commit()
+    transactions.commit()
 
 
 def _repository_of(url):
@@ -111,7 +111,7 @@ def receive(deployment_id, *, event, delivery, signature, body, content_type):
         receipt.message = f"release {receipt.release.version} of {deployment.name} queued"
         receipt.http_status = 202
         return receipt
-    db.session.commit()
+    transactions.commit()
     return receipt
 
 

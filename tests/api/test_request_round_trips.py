@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from app import db
 from backend.models import AuditEntry, Deployment, DeploymentEvent
-from tests.conftest import deployment_payload
+from tests.helpers.api import deployment_payload
 
 
 def test_a_create_commits_once_with_its_event_and_audit_entry(app, client):

@@ -14,8 +14,6 @@ from manage_db import cli
 from tests.helpers.api import create_deployment, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 
-S = DeploymentStatus
-
 
 def add_row(app, name, status, deployment_type="lxc", vm_id=None, node=None):
     with app.app_context():
@@ -41,13 +39,13 @@ def add_lxc(fake, vmid, name, deployment_id, status="stopped"):
 
 
 def test_starting_the_pool_resumes_every_unfinished_deployment(papp, fake):
-    fresh = add_row(papp, "fresh", S.PENDING)
-    cut_before_create = add_row(papp, "cut-early", S.PROVISIONING)
-    cut_after_create = add_row(papp, "cut-late", S.PROVISIONING, vm_id=150, node="pve1")
+    fresh = add_row(papp, "fresh", DeploymentStatus.PENDING)
+    cut_before_create = add_row(papp, "cut-early", DeploymentStatus.PROVISIONING)
+    cut_after_create = add_row(papp, "cut-late", DeploymentStatus.PROVISIONING, vm_id=150, node="pve1")
     add_lxc(fake, 150, "cut-late", cut_after_create)
-    being_deleted = add_row(papp, "leaving", S.DELETING, vm_id=160, node="pve1")
+    being_deleted = add_row(papp, "leaving", DeploymentStatus.DELETING, vm_id=160, node="pve1")
     add_lxc(fake, 160, "leaving", being_deleted, status="running")
-    done = add_row(papp, "done", S.RUNNING)
+    done = add_row(papp, "done", DeploymentStatus.RUNNING)
 
     queued = platform_of(papp).jobs.start()
     assert set(queued) == {str(fresh), str(cut_before_create), str(cut_after_create), str(being_deleted)}
@@ -87,12 +85,12 @@ def test_a_pool_started_before_the_schema_exists_says_so_in_one_line_and_resumes
         assert "\n" not in postponed[0].getMessage()
 
         build_schema(url)
-        waiting = add_row(app, "waiting", S.PENDING)
+        waiting = add_row(app, "waiting", DeploymentStatus.PENDING)
         deadline = time.monotonic() + 10
         while ("provision", waiting) not in jobs.queue:
             assert time.monotonic() < deadline, "recovery never came back once the schema existed"
             time.sleep(0.05)
-        assert jobs.run_pending() == [S.RUNNING]
+        assert jobs.run_pending() == [DeploymentStatus.RUNNING]
     finally:
         jobs.shutdown()
 
@@ -121,9 +119,9 @@ def test_a_second_run_of_a_finished_job_changes_nothing(database_url, fake):
     app = app_on_fake_proxmox(database_url, fake, backend="manual")
     client = app.test_client()
     created = create_deployment(client)
-    assert platform_of(app).jobs.run_pending() == [S.RUNNING]
+    assert platform_of(app).jobs.run_pending() == [DeploymentStatus.RUNNING]
     before = wait_for_status(client, created["id"])
-    assert execute(app, "provision", created["id"]) is S.RUNNING
+    assert execute(app, "provision", created["id"]) is DeploymentStatus.RUNNING
     after = wait_for_status(client, created["id"])
     assert after["vm_id"] == before["vm_id"] and after["version"] == before["version"]
     assert guests_of(fake) == [before["vm_id"]]
@@ -142,7 +140,7 @@ def test_a_job_waits_while_another_holds_the_lease(database_url, fake):
     assert guests_of(fake) == []
     with app.app_context():
         lifecycle.release_lease(deployment_id, "another-worker")
-    assert execute(app, "provision", created["id"]) is S.RUNNING
+    assert execute(app, "provision", created["id"]) is DeploymentStatus.RUNNING
 
 
 def test_reconcile_reports_then_fixes_orphans_and_vanished_guests(database_url, fake):

@@ -15,8 +15,6 @@ from manage_db import cli
 from tests.helpers.api import create_deployment, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of, proxmox_settings_for
 
-S = DeploymentStatus
-
 
 def test_the_static_pool_gives_each_concurrent_deployment_its_own_address(database_url, fake):
     settings = proxmox_settings_for(fake, ip_pool="10.20.0.10-10.20.0.17/24", gateway="10.20.0.1")
@@ -103,8 +101,8 @@ def test_reconcile_reports_the_guest_a_failed_cleanup_left(database_url, fake):
     platform_of(app).jobs.run_pending()
     vmid = wait_for_status(client, created["id"])["vm_id"]
     with app.app_context():  # what _fail leaves when the destroy itself failed
-        lifecycle.apply(uuid.UUID(created["id"]),
-                        lambda row: lifecycle.change_status(row, S.FAILED, "start failed; guest not removed"))
+        lifecycle.apply(uuid.UUID(created["id"]), lambda row: lifecycle.change_status(
+            row, DeploymentStatus.FAILED, "start failed; guest not removed"))
     report = CliRunner().invoke(cli, ["reconcile", "--fix"], obj=app)
     assert report.exit_code == 0, report.output
     assert f"orphan guest lxc {vmid}" in report.output and "failed and the guest was left behind" in report.output

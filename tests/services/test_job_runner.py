@@ -6,17 +6,15 @@ from backend.models import DeploymentStatus
 from backend.services import lifecycle
 from tests.services.conftest import fresh
 
-S = DeploymentStatus
-
 
 def test_a_provision_job_runs_on_the_apps_platform_and_gives_its_lease_back(app, platform, new_deployment, proxmox):
     platform.transports = None  # apps are not deployed: the job ends at a running guest
     ident = new_deployment()
 
-    assert execute(app, "provision", ident) is S.RUNNING
+    assert execute(app, "provision", ident) is DeploymentStatus.RUNNING
 
     row = fresh(ident)
-    assert row.status is S.RUNNING and row.vm_id == 100 and proxmox.guest(100).status == "running"
+    assert row.status is DeploymentStatus.RUNNING and row.vm_id == 100 and proxmox.guest(100).status == "running"
     assert (row.job_owner, row.job_lease_until) == (None, None)
     assert platform.proxmox.kept == [proxmox]  # the thread's next job may reuse the connection
 
@@ -28,7 +26,7 @@ def test_a_job_waits_while_another_holds_the_lease(app, platform, new_deployment
     with pytest.raises(Retry):
         execute(app, "provision", ident)
 
-    assert fresh(ident).status is S.PENDING and proxmox.calls == []
+    assert fresh(ident).status is DeploymentStatus.PENDING and proxmox.calls == []
 
 
 def test_power_jobs_reach_the_guest_hooks_through_the_platform(app, platform, new_deployment, hooks):
@@ -36,9 +34,9 @@ def test_power_jobs_reach_the_guest_hooks_through_the_platform(app, platform, ne
     ident = new_deployment()
     execute(app, "provision", ident)
 
-    assert execute(app, "stop", ident) is S.STOPPED
-    assert execute(app, "start", ident) is S.RUNNING
-    assert execute(app, "destroy", ident) is S.DELETED
+    assert execute(app, "stop", ident) is DeploymentStatus.STOPPED
+    assert execute(app, "start", ident) is DeploymentStatus.RUNNING
+    assert execute(app, "destroy", ident) is DeploymentStatus.DELETED
 
     assert hooks.names() == ["stopped", "started", "destroying"]
-    assert fresh(ident).status is S.DELETED
+    assert fresh(ident).status is DeploymentStatus.DELETED

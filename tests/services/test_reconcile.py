@@ -9,8 +9,6 @@ from backend.services.release_runs import run_release
 from backend.services.releases import request_redeploy
 from tests.services.conftest import events, fresh
 
-S = DeploymentStatus
-
 
 def test_a_guest_left_behind_by_a_failed_cleanup_is_reported_and_with_fix_destroyed(new_deployment, job, proxmox):
     ident = new_deployment()
@@ -41,18 +39,19 @@ def test_a_running_deployment_whose_guest_is_gone_is_reported_and_with_fix_faile
 
     assert [m["id"] for m in report.missing] == [str(ident)] and report.marked == [str(ident)]
     row = fresh(ident)
-    assert row.status is S.FAILED and row.error_message == "guest 100 is gone from the cluster (found by reconcile)"
+    assert row.status is DeploymentStatus.FAILED
+    assert row.error_message == "guest 100 is gone from the cluster (found by reconcile)"
 
 
 def test_the_guest_a_failed_redeploy_kept_serving_is_not_an_orphan(new_deployment, job, guest_of, app_server,
                                                                   loopback_guests, proxmox):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     request_redeploy(db.session.get(Deployment, ident))
     db.session.remove()
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
-    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
     assert fresh(ident).live_release == 1 and guest.current() == "releases/1"  # release 1 still serves
 
     report = reconcile(proxmox.settings, client=proxmox)

@@ -11,7 +11,6 @@ from backend.services.release_runs import run_release
 from backend.services.releases import request_redeploy, update_env
 from tests.services.conftest import SHA, events, fresh, log_lines, releases
 
-S = DeploymentStatus
 SECRET = "hunter2-s3cret-value"
 
 
@@ -20,7 +19,7 @@ def test_a_release_goes_live_when_the_app_answers_its_health_check(new_deploymen
     ident = new_deployment(port=app_server.port, health_check_path="/healthz", env={"API_KEY": SECRET})
     guest = guest_of(ident)
 
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     row = fresh(ident)
     assert (row.live_release, row.served_port, row.ip_address) == (1, app_server.port, "127.0.0.1")
@@ -56,7 +55,7 @@ def test_a_release_whose_build_fails_is_recorded_failed_with_its_log_masked(new_
     guest.script(".venv/bin/pip", "install", exit_code=1, output=[
         "Collecting flask", f"ERROR: could not reach the index as admin:{SECRET}@pypi.internal"])
 
-    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
 
     row = fresh(ident)
     assert row.error_message.startswith("deploy failed: install requirements.txt exited with status 1; last lines:")
@@ -78,7 +77,7 @@ def test_a_failing_second_release_switches_back_to_the_first(new_deployment, job
                                                             loopback_guests, hooks):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     # Release 2 listens on a port where nothing answers, and its process exits at once.
     deployment = db.session.get(Deployment, ident)
     update_deployment(deployment, {"port": dead_port})
@@ -88,10 +87,10 @@ def test_a_failing_second_release_switches_back_to_the_first(new_deployment, job
     guest.app_runs = lambda transport: transport.current() != "releases/2"
     guest.service_output = ["Traceback (most recent call last):", "OSError: [Errno 98] Address already in use"]
 
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     row = fresh(ident)
-    assert row.status is S.RUNNING and (row.live_release, row.served_port) == (1, app_server.port)
+    assert row.status is DeploymentStatus.RUNNING and (row.live_release, row.served_port) == (1, app_server.port)
     found = releases(ident)
     assert found[1][0] == "live"
     assert found[2][0] == "failed"
@@ -110,12 +109,12 @@ def test_a_second_release_whose_build_fails_keeps_the_guest_and_the_first_releas
         new_deployment, job, guest_of, app_server, loopback_guests, proxmox):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     request_redeploy(db.session.get(Deployment, ident))
     db.session.remove()
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
 
-    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
 
     row = fresh(ident)
     assert row.error_message.startswith("deploy failed: install requirements.txt exited with status 1")
@@ -131,7 +130,7 @@ def test_a_guest_that_cannot_be_reached_fails_the_release_with_the_transport_wor
     ident = new_deployment()
     transports.fail_next_open(TransportError("connection refused by 127.0.0.1:22"))
 
-    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
 
     assert fresh(ident).error_message == "deploy failed: connection refused by 127.0.0.1:22"
     assert releases(ident)[1][:3] == ("failed", None, "connection refused by 127.0.0.1:22")
@@ -144,12 +143,12 @@ def test_a_delete_during_the_build_cancels_the_release_and_removes_the_guest(new
     guest = guest_of(ident)
 
     def user_deletes(transport, argv):
-        apply(ident, lambda row: change_status(row, S.DELETING, "delete requested"))
+        apply(ident, lambda row: change_status(row, DeploymentStatus.DELETING, "delete requested"))
     guest.script(".venv/bin/pip", "install", handler=user_deletes)
 
-    assert provision(job(ident), deploy_app=run_release) is S.DELETED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.DELETED
 
-    assert fresh(ident).status is S.DELETED and proxmox.vmids() == []
+    assert fresh(ident).status is DeploymentStatus.DELETED and proxmox.vmids() == []
     assert releases(ident)[1][0] == "cancelled" and releases(ident)[1][2] == "the deployment was deleted"
     assert guest.ran(".venv/bin/pip") and not guest.ran("ln") and guest.service_calls == []  # nothing switched
     assert hooks.names() == ["destroying"]
@@ -159,13 +158,13 @@ def test_an_environment_change_redeploys_the_live_commit_with_the_new_variables(
                                                                                 app_server, loopback_guests):
     ident = new_deployment(port=app_server.port, env={"API_KEY": "first-value"})
     guest = guest_of(ident)
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     release, kind = update_env(db.session.get(Deployment, ident), {"API_KEY": "second-value", "MODE": "blue"})
     assert (release.version, release.reason, release.requested_commit, kind) == (2, "env", SHA, "provision")
     db.session.remove()
 
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     found = releases(ident)
     assert (found[1][0], found[2][0], found[2][1]) == ("superseded", "live", SHA)
@@ -184,16 +183,16 @@ def test_a_deployment_whose_first_release_failed_is_retried_on_a_new_guest(new_d
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
-    assert provision(job(ident), deploy_app=run_release) is S.FAILED
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
     assert proxmox.vmids() == []
 
     release, _ = request_redeploy(db.session.get(Deployment, ident))
     assert (release.version, release.reason) == (2, "retry")
     db.session.remove()
-    assert fresh(ident).status is S.PENDING
+    assert fresh(ident).status is DeploymentStatus.PENDING
     guest.script(".venv/bin/pip", "install")  # the repository is fixed
 
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     row = fresh(ident)
     assert row.live_release == 2 and row.vm_id == 100 and proxmox.vmids() == [100]
@@ -205,7 +204,7 @@ def test_a_release_run_cut_off_after_its_switch_is_redone_with_the_live_release_
         new_deployment, job, guest_of, app_server, loopback_guests):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     request_redeploy(db.session.get(Deployment, ident))
     db.session.remove()
     cut = []
@@ -220,7 +219,7 @@ def test_a_release_run_cut_off_after_its_switch_is_redone_with_the_live_release_
         provision(job(ident), deploy_app=run_release)
     assert guest.current() == "releases/2" and releases(ident)[2][0] == "building"
 
-    assert provision(job(ident), deploy_app=run_release) is S.RUNNING
+    assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
     assert [where for action, _, where in guest.service_calls if action == "restart"] == \
         ["releases/1", "releases/2", "releases/1", "releases/2"]

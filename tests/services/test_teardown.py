@@ -11,8 +11,6 @@ from backend.services.provisioning import provision
 from backend.services.teardown import destroy
 from tests.services.conftest import events, fresh, status_chain
 
-S = DeploymentStatus
-
 
 def delete(ident):
     """What DELETE /api/deployments/<id> does before its job runs."""
@@ -29,10 +27,10 @@ def test_destroy_stops_and_destroys_the_guest_tells_the_hooks_and_frees_the_pool
     db.session.remove()
     delete(ident)
 
-    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.DELETED
 
     row = fresh(ident)
-    assert row.status is S.DELETED and row.deleted_at is not None and row.ip_address is None
+    assert row.status is DeploymentStatus.DELETED and row.deleted_at is not None and row.ip_address is None
     assert proxmox.vmids() == [] and proxmox.calls_to("destroy")[0].args == ("pve2", 100, "lxc")
     assert hooks.names() == ["destroying"] and hooks.events[0][1].name == str(ident)
     assert db.session.query(IpReservation).count() == 0
@@ -46,9 +44,9 @@ def test_destroy_of_a_deployment_whose_guest_is_gone_already_deletes_it(new_depl
     del proxmox.guests_by_vmid[100]  # someone removed it in the Proxmox UI
     delete(ident)
 
-    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.DELETED
 
-    assert fresh(ident).status is S.DELETED and proxmox.calls_to("destroy") == []
+    assert fresh(ident).status is DeploymentStatus.DELETED and proxmox.calls_to("destroy") == []
 
 
 def test_destroy_failing_at_proxmox_fails_the_deployment_so_that_it_can_be_deleted_again(new_deployment, job,
@@ -58,14 +56,14 @@ def test_destroy_failing_at_proxmox_fails_the_deployment_so_that_it_can_be_delet
     delete(ident)
     proxmox.fail_next("destroy", ProxmoxError("unable to remove volume: storage is busy", status=500))
 
-    assert destroy(job(ident, watch_deletion=False)) is S.FAILED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.FAILED
 
     row = fresh(ident)
-    assert row.status is S.FAILED and row.vm_id == 100 and proxmox.vmids() == [100]
+    assert row.status is DeploymentStatus.FAILED and row.vm_id == 100 and proxmox.vmids() == [100]
     assert row.error_message == "delete failed: unable to remove volume: storage is busy; delete it again to retry"
 
     delete(ident)
-    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.DELETED
     assert proxmox.vmids() == []
 
 
@@ -76,7 +74,7 @@ def test_destroy_is_idempotent(new_deployment, job, proxmox):
     destroy(job(ident, watch_deletion=False))
     calls = len(proxmox.calls)
 
-    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.DELETED
     assert proxmox.calls[calls:] == []
 
 
@@ -85,9 +83,9 @@ def test_a_deployment_that_never_had_a_guest_is_deleted_without_proxmox(new_depl
     delete(ident)
     without_cluster = Platform(proxmox=None, transports=None, guest_hooks=hooks, deploy_limits=limits)
 
-    assert destroy(JobContext(ident, without_cluster, watch_deletion=False)) is S.DELETED
+    assert destroy(JobContext(ident, without_cluster, watch_deletion=False)) is DeploymentStatus.DELETED
 
-    assert fresh(ident).status is S.DELETED
+    assert fresh(ident).status is DeploymentStatus.DELETED
 
 
 def test_a_delete_after_a_run_cut_off_during_its_create_waits_for_the_create_then_destroys(new_deployment, job,
@@ -104,6 +102,6 @@ def test_a_delete_after_a_run_cut_off_during_its_create_waits_for_the_create_the
     assert proxmox.guest(100).lock == "create" and proxmox.guest(100).tags == []  # untagged while being made
     delete(ident)
 
-    assert destroy(job(ident, watch_deletion=False)) is S.DELETED
+    assert destroy(job(ident, watch_deletion=False)) is DeploymentStatus.DELETED
 
     assert proxmox.vmids() == [] and proxmox.calls_to("destroy")[0].args == ("pve2", 100, "lxc")
