@@ -192,12 +192,12 @@ def prepare(url, rows):
     sys.path.insert(0, str(ROOT))
     # Imported here: gunicorn imports this module for the bare app, which must not carry the platform.
     from flask_migrate import upgrade
-    from sqlalchemy import create_engine, insert, text
+    from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     from app import create_app, db
-    from backend.models import Deployment, DeploymentStatus
     from backend.services import accounts
+    from bench.common import insert_deployments
 
     parsed = make_url(url)
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -214,28 +214,7 @@ def prepare(url, rows):
         user = accounts.create_user("bench", role="admin")
         token, _ = accounts.issue_token(user, "bench")
         start = datetime.now(UTC) - timedelta(days=365)
-        batch, some_id = [], None
-        for i in range(rows):
-            created = start + timedelta(seconds=i * 300)
-            status = DeploymentStatus(STATUSES[i % len(STATUSES)])
-            row_id = uuid.uuid4()
-            some_id = some_id or row_id
-            batch.append({
-                "id": row_id, "name": f"app-{i:06d}", "deployment_type": "vm" if i % 3 == 0 else "lxc",
-                "framework": FRAMEWORKS[i % len(FRAMEWORKS)], "github_url": f"https://github.com/acme/app-{i}",
-                "branch": "main", "resources": {"cores": 1, "memory": 512, "disk": 8}, "tags": ["bench"],
-                "status": status, "created_at": created, "updated_at": created, "user_id": user.id,
-                "deployed_at": created if status is DeploymentStatus.RUNNING else None,
-                "vm_id": 100000 + i, "version": 1,
-            })
-            if len(batch) == 5000:
-                db.session.execute(insert(Deployment), batch)
-                batch = []
-        if batch:
-            db.session.execute(insert(Deployment), batch)
-        db.session.commit()
-        db.session.execute(text("ANALYZE"))
-        db.session.commit()
+        some_id = insert_deployments(rows, start, user_id=user.id)
         # A cursor in the middle of the table: the last row of page rows/2/PER_PAGE.
         middle = start + timedelta(seconds=(rows // 2) * 300)
         raw = json.dumps({"s": "-created_at", "v": middle.isoformat(), "id": str(uuid.UUID(int=0))},
@@ -297,33 +276,6 @@ class Server:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-class FakeProxmox:
-    """python -m backend.simulation.fake_proxmox on 127.0.0.1, ending by itself after lifetime seconds."""
-
-    def __init__(self, lifetime):
-        command = [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "backend.simulation.fake_proxmox",
-                   "--task-seconds", "0.2", "--agent-delay", "0.2", "--lifetime", str(lifetime), "--tcp-nodelay"]
-        self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     text=True)
-        self.values = {}
-        while "PROXMOX_CA_BUNDLE" not in self.values:
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.kill()
-                raise RuntimeError("the fake Proxmox did not start")
-            key, _, value = line.strip().partition("=")
-            self.values[key] = value
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
                 self.proc.wait()
 
 
@@ -428,7 +380,9 @@ def main():
     started = []
     tmp = tempfile.TemporaryDirectory(prefix="bench-control-plane-")
     try:
-        fake = FakeProxmox(lifetime=600)
+        from bench.common import FakeProcess  # here too: see prepare()
+
+        fake = FakeProcess(task_seconds=0.2, lifetime=600, agent_delay=0.2)
         started.append(fake)
         env = {"APP_ENV": "production", "SECRET_KEY": uuid.uuid4().hex * 2, "DATABASE_URL": args.url,
                "RATELIMIT_ENABLED": "false", "SSH_KEY_PATH": str(Path(tmp.name) / "ssh" / "id_ed25519"),

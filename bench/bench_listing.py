@@ -9,25 +9,23 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
 from app import create_app, db
-from backend.models import Deployment, DeploymentStatus
+from backend.models import Deployment
 from backend.models.types import utcnow
+from backend.services import accounts
 from backend.services.deployments import _encode_cursor
+from bench.common import insert_deployments
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/paas_bench"
 PER_PAGE = 50
-STATUSES = [DeploymentStatus.RUNNING] * 6 + [DeploymentStatus.STOPPED, DeploymentStatus.FAILED,
-                                             DeploymentStatus.PENDING, DeploymentStatus.DEPLOYING]
-FRAMEWORKS = ["flask", "django", "fastapi", "express", "nextjs", "static"]
 
 
 def ensure_database(url):
@@ -42,34 +40,19 @@ def ensure_database(url):
 
 
 def load(app, rows):
-    """Rebuild the schema with the migrations and bulk-insert rows deployments."""
+    """Rebuild the schema with the migrations, make an admin and bulk-insert rows deployments of theirs;
+    returns the admin's token."""
     from flask_migrate import upgrade
 
     with app.app_context():
-        db.session.execute(text("DROP TABLE IF EXISTS deployments, alembic_version CASCADE"))
+        db.session.execute(text("DROP SCHEMA public CASCADE"))
+        db.session.execute(text("CREATE SCHEMA public"))
         db.session.commit()
         upgrade()
-        start = utcnow() - timedelta(days=365)
-        batch = []
-        for i in range(rows):
-            created = start + timedelta(seconds=i * 300)
-            status = STATUSES[i % len(STATUSES)]
-            batch.append({
-                "id": uuid.uuid4(), "name": f"app-{i:06d}", "deployment_type": "vm" if i % 3 == 0 else "lxc",
-                "framework": FRAMEWORKS[i % len(FRAMEWORKS)], "github_url": f"https://github.com/acme/app-{i}",
-                "branch": "main", "resources": {"cores": 1, "memory": 512, "disk": 8}, "tags": ["bench"],
-                "status": status, "created_at": created, "updated_at": created,
-                "deployed_at": created if status is DeploymentStatus.RUNNING else None,
-                "vm_id": 100000 + i, "version": 1,
-            })
-            if len(batch) == 5000:
-                db.session.execute(insert(Deployment), batch)
-                batch = []
-        if batch:
-            db.session.execute(insert(Deployment), batch)
-        db.session.commit()
-        db.session.execute(text("ANALYZE deployments"))
-        db.session.commit()
+        admin = accounts.create_user("bench", role="admin")
+        token, _ = accounts.issue_token(admin, "bench")
+        insert_deployments(rows, utcnow() - timedelta(days=365), user_id=admin.id)
+    return token
 
 
 def timed(client, url, repeat):
@@ -96,7 +79,7 @@ def main():
     ensure_database(args.url)
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=args.url)
     began = time.perf_counter()
-    load(app, args.rows)
+    token = load(app, args.rows)
     print(f"loaded {args.rows} deployments in {time.perf_counter() - began:.1f} s")
 
     depth_page = args.rows // PER_PAGE  # 2000 for 100000 rows: the last full page
@@ -109,6 +92,7 @@ def main():
         ).one()
         cursor = _encode_cursor("-created_at", row)
         client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         by_page = f"/api/deployments?per_page={PER_PAGE}&page={depth_page}"
         by_cursor = f"/api/deployments?per_page={PER_PAGE}&cursor={cursor}"
         assert client.get(by_page).get_json()["deployments"] == client.get(by_cursor).get_json()["deployments"]

@@ -30,13 +30,10 @@ missing) gets the migrated schema, is emptied before each burst and left without
 PostgreSQL does not answer, a SQLite file in a temporary directory stands in.
 """
 import argparse
-import json
 import math
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,7 +51,8 @@ from sqlalchemy.exc import OperationalError  # noqa: E402
 from app import create_app, db  # noqa: E402
 from backend.platform import platform_of  # noqa: E402
 from backend.proxmox.client import ProxmoxClient  # noqa: E402
-from backend.proxmox.settings import ProxmoxSettings  # noqa: E402
+from backend.services import accounts  # noqa: E402
+from bench.common import FakeProcess  # noqa: E402
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/paas_bench"
 TARGET_RATIO = 1.2
@@ -62,47 +60,6 @@ TARGET_CPU_MS = 50.0
 
 
 # -- the fake Proxmox, in its own process ----------------------------------------------------------
-
-
-class FakeProcess:
-    """The fake as a child process on 127.0.0.1 that ends by itself after `lifetime` seconds."""
-
-    def __init__(self, task_seconds, lifetime, nodelay=True):
-        command = [sys.executable, "-W", "ignore::RuntimeWarning", "-m", "backend.simulation.fake_proxmox",
-                   "--task-seconds", str(task_seconds), "--lifetime", str(lifetime), "--summary"]
-        if nodelay:
-            command.append("--tcp-nodelay")
-        self.proc = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     text=True)
-        self.values = {}
-        while "PROXMOX_CA_BUNDLE" not in self.values:
-            line = self.proc.stdout.readline()
-            if not line:
-                self.proc.kill()
-                raise RuntimeError("the fake Proxmox did not start")
-            key, _, value = line.strip().partition("=")
-            self.values[key] = value
-
-    def settings(self):
-        v = self.values
-        return ProxmoxSettings(host=v["PROXMOX_HOST"], port=int(v["PROXMOX_PORT"]), user=v["PROXMOX_USER"],
-                               token_name=v["PROXMOX_TOKEN_NAME"], token_value=v["PROXMOX_TOKEN_VALUE"],
-                               ca_bundle=v["PROXMOX_CA_BUNDLE"], timeout=30, storage="local-lvm",
-                               task_timeout=120, ip_timeout=60)
-
-    def stop(self):
-        """Interrupt the fake and return its summary (every task, requests by endpoint, its own CPU)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = self.proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        for line in out.splitlines():
-            if line.startswith("SUMMARY "):
-                return json.loads(line[len("SUMMARY "):])
-        raise RuntimeError("the fake Proxmox ended without a summary")
 
 
 # -- the database ----------------------------------------------------------------------------------
@@ -186,6 +143,11 @@ def burst(url, workers, deployments, task_seconds, warmup, nodelay):
                          JOB_TIME_LIMIT=600, PROXMOX_SETTINGS=fake.settings(), LOG_LEVEL="WARNING")
         jobs = platform_of(app).jobs
         client = app.test_client()
+        with app.app_context():
+            admin = accounts.create_user(f"bench-{uuid.uuid4().hex[:8]}", role="admin")
+            token, _ = accounts.issue_token(admin, "bench")
+            db.session.remove()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         # Warm the request path (routing, validation, the pool's first connection) outside the window.
         assert client.get("/health").status_code == 200
         assert client.get("/api/deployments").status_code == 200
