@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app import create_app  # noqa: E402
 from backend.platform import platform_of  # noqa: E402
+from backend.services import accounts  # noqa: E402
 from backend.simulation.fake_proxmox import FakeProxmox, Node  # noqa: E402
 from backend.simulation.runtime import address_pool, claim_block, prepare_examples, settings_for  # noqa: E402
 
@@ -79,7 +80,10 @@ def platform(work, rewrites, fake, round_number):
 
     with app.app_context():
         upgrade()
+        admin = accounts.create_user(f"bench-{round_number}", role="admin")
+        token, _ = accounts.issue_token(admin, "bench")
     client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     try:
         started = time.perf_counter()
         response = client.post("/api/deployments", json={
