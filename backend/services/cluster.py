@@ -68,6 +68,8 @@ def _quick_client(proxmox):
 
 def public_message(exc):
     """What a user may read of a Proxmox failure: not the cluster's address or the platform's user."""
+    if str(exc) == NOT_CONFIGURED:
+        return NOT_CONFIGURED
     if exc.status is None:
         return "Proxmox did not answer"
     if exc.status == 401:

@@ -9,7 +9,7 @@ from backend.models.types import utcnow
 from backend.proxmox.errors import ProxmoxError
 from backend.services import ippool
 from backend.services.guests import destroy_guest, find_guests, load_snapshot, tell_guest_hooks
-from backend.services.job_context import Cancelled, JobTimeout, LeaseLost, StepFailed, transition
+from backend.services.job_context import AppError, Cancelled, JobTimeout, LeaseLost, StepFailed, transition
 from backend.services.lifecycle import apply, change_status
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ def _destroy_all(ctx, deployment):
 def fail_and_clean_up(ctx, deployment, step, exc):
     """Destroy what exists of the guest, then status failed with the step and Proxmox's words."""
     reason = StepFailed(step, exc)
-    if isinstance(exc, (ProxmoxError, JobTimeout)):
-        log.warning("deployment %s: %s", deployment.id, reason)
+    if isinstance(exc, (ProxmoxError, JobTimeout, AppError)):
+        log.warning("deployment %s: %s", deployment.id, reason)  # worded failures: no traceback
     else:
         log.exception("deployment %s: unexpected error in step %s", deployment.id, step)
     message = str(reason)

@@ -1,4 +1,6 @@
 """The read-only cluster views a request uses (nodes, a guest's live status, a task's log), through the quick client."""
+import pytest
+
 from backend.extensions import db
 from backend.models import Deployment
 from backend.proxmox.errors import ProxmoxError
@@ -40,3 +42,14 @@ def test_a_cluster_that_does_not_answer_is_said_in_words_a_user_may_read(new_dep
     assert cluster.live_status(deployment, platform.proxmox) == {
         "error": "Configuration file 'nodes/pve2/lxc/100.conf' does not exist"}
     assert cluster.live_status(deployment, platform.proxmox)["status"] == "running"
+
+
+def test_without_a_cluster_the_live_status_says_proxmox_is_not_configured(new_deployment, job, platform):
+    ident = new_deployment()
+    provision(job(ident))
+    deployment = db.session.get(Deployment, ident)
+
+    assert cluster.live_status(deployment, None) == {"error": cluster.NOT_CONFIGURED}
+    with pytest.raises(ProxmoxError) as refused:
+        cluster.nodes(None)
+    assert cluster.public_message(refused.value) == cluster.NOT_CONFIGURED
