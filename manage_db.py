@@ -11,6 +11,7 @@ The app comes from create_app() (APP_ENV picks the config) unless one is passed 
 context object, which is how the tests point the commands at their own database.
 """
 import functools
+import time
 
 import click
 from flask import current_app
@@ -20,6 +21,7 @@ from app import create_app
 from backend.errors import DomainError
 from backend.jobs.backends import ThreadJobs
 from backend.jobs.recovery import recover as queue_unfinished
+from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
 from backend.services import accounts, audit
 from backend.services import backup as backup_service
@@ -141,11 +143,11 @@ def restore(file, force):
 def reconcile(fix):
     """Compare the database with the Proxmox cluster: guests the platform tagged that no live deployment
     owns, and deployments whose guest is gone. Report only, unless --fix. Exit status 1 when something is off."""
-    settings = current_app.config.get("PROXMOX_SETTINGS")
-    if settings is None:
+    proxmox = platform_of(current_app).proxmox
+    if proxmox is None:
         raise click.ClickException("Proxmox is not configured: set PROXMOX_HOST and its credentials")
     try:
-        report = run_reconcile(settings, fix=fix)
+        report = run_reconcile(proxmox.job_client(time.sleep), fix=fix)
     except ProxmoxError as exc:
         raise click.ClickException(f"Proxmox did not answer: {exc.describe()}") from None
     for orphan in report.orphans:

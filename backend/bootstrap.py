@@ -1,8 +1,8 @@
 """The composition root: the one place that builds the platform's collaborators from the configuration.
 
 create_app() calls init_app(); entry points (api/, jobs/, manage_db.py) take the result with
-backend.platform.platform_of(app) and hand its parts to the services as arguments. Nothing else names a concrete
-adapter (which transport reaches guests, which job backend runs jobs, how Proxmox clients are kept).
+backend.platform.platform_of(app) and hand its parts to the services as arguments. Which transport reaches
+guests, which job backend runs jobs and how Proxmox clients are kept is decided here.
 """
 import dataclasses
 from pathlib import Path

@@ -69,7 +69,8 @@ def create_deployment(json: DeploymentCreate):
                              framework=deployment.framework, github_url=deployment.github_url,
                              resources=deployment.resources, env_keys=sorted((body.get("env") or {}).keys()))
 
-    deployment = service.create_deployment(body, caller(), quota_defaults(), audit=audit)
+    deployment = service.create_deployment(body, caller(), quota_defaults(), audit=audit,
+                                           proxmox=platform_of().proxmox)
     enqueue("provision", deployment)
     location = url_for("api.get_deployment", ident=str(deployment.id))
     return _envelope(deployment), 201, {"Location": location}
@@ -133,7 +134,7 @@ def deployment_action(ident, action):
     """start (a stopped deployment), stop or restart (a running one): 202, a job acts, the status follows."""
     if action not in ACTIONS:
         raise NotFound(f"no action {action[:40]!r}; use one of {', '.join(ACTIONS)}")
-    deployment = service.request_action(find(ident), action)
+    deployment = service.request_action(find(ident), action, proxmox=platform_of().proxmox)
     audit_action(f"deployment.{action}", deployment)
     enqueue(action, deployment)
     return _envelope(deployment), 202

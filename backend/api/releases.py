@@ -47,7 +47,8 @@ def redeploy(ident, json: RedeployIn):
     The body may be empty ({}). A failed release leaves the previous one serving.
     """
     deployment = find(ident)
-    release, kind = releases.request_redeploy(deployment, branch=json.branch, commit=json.commit)
+    release, kind = releases.request_redeploy(deployment, branch=json.branch, commit=json.commit,
+                                             proxmox=platform_of().proxmox)
     audit_action("deployment.redeploy", deployment, release=release.version, branch=release.branch,
                  commit=json.commit)
     enqueue(kind, deployment)
@@ -83,7 +84,8 @@ def get_release(ident, version):
 def rollback(ident, version):
     """A new release with that release's commit and config (settings and environment) together."""
     deployment = find(ident)
-    release, kind = releases.request_rollback(deployment, _release(deployment, version).version)
+    release, kind = releases.request_rollback(deployment, _release(deployment, version).version,
+                                             proxmox=platform_of().proxmox)
     audit_action("deployment.rollback", deployment, release=release.version, to_version=int(version))
     enqueue(kind, deployment)
     return _release_envelope(release, deployment)
@@ -114,7 +116,7 @@ def patch_env(ident):
     if not body:
         raise ValidationFailed("the body must be a JSON object of variables", fields={"body": "must be an object"})
     deployment = find(ident)
-    release, kind = releases.update_env(deployment, body)
+    release, kind = releases.update_env(deployment, body, proxmox=platform_of().proxmox)
     audit_action("deployment.env", deployment, set=sorted(k for k, v in body.items() if v is not None),
                  deleted=sorted(k for k, v in body.items() if v is None))
     if kind:

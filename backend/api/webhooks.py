@@ -8,6 +8,7 @@ from backend.api import api_bp
 from backend.api.auth import audit_action, client_address
 from backend.api.deployments import enqueue, find
 from backend.api.spec import spec
+from backend.platform import platform_of
 from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.webhooks import (
     DeliveryOut,
@@ -78,6 +79,7 @@ def github_webhook(deployment_id):
         signature=request.headers.get("X-Hub-Signature-256"),
         body=request.get_data(cache=True),
         content_type=request.content_type or "",
+        proxmox=platform_of().proxmox,
     )
     if receipt.status in ("deploying", "ignored") and receipt.deployment is not None:
         audit.record(f"webhook.{receipt.status}", deployment=receipt.deployment, ip_address=client_address(),

@@ -6,7 +6,7 @@ from backend.proxmox.client import usable_ipv4
 from backend.proxmox.errors import ProxmoxError
 from backend.services import lifecycle
 from backend.services.guests import load_snapshot, tell_guest_hooks
-from backend.services.job_context import Cancelled, StepFailed
+from backend.services.job_context import Cancelled, JobTimeout, StepFailed
 from backend.services.lifecycle import apply, change_status, record
 from backend.services.teardown import destroy
 
@@ -53,7 +53,7 @@ def power(ctx, action):
             address = None
     except Cancelled:
         return destroy(ctx)
-    except (ProxmoxError, TimeoutError) as exc:
+    except (ProxmoxError, JobTimeout) as exc:
         _note_failure(deployment.id, str(StepFailed(action, exc)))
         return deployment.status
 
@@ -87,7 +87,7 @@ def resize(ctx):
         client.grow_disk(node, vmid, kind, resources["disk"])
     except Cancelled:
         return destroy(ctx)
-    except (ProxmoxError, TimeoutError) as exc:
+    except (ProxmoxError, JobTimeout) as exc:
         _note_failure(deployment.id, str(StepFailed("resize", exc)))
         return deployment.status
     record(deployment.id, "step", f"resized {kind} {vmid}: {resources['cores']} cores, "

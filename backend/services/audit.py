@@ -3,6 +3,7 @@ import logging
 
 from backend.extensions import db
 from backend.models import AuditEntry
+from backend.services import transactions
 from backend.services.history import page_of
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ def record(action, *, user=None, deployment=None, target=None, ip_address=None, 
         return entry
     try:
         db.session.add(entry)
-        db.session.commit()
+        transactions.commit()
     except Exception:
         db.session.rollback()
         log.error("could not write the audit entry for %s", action, exc_info=True)

@@ -6,11 +6,9 @@ a slow or absent Proxmox makes a field say so instead of holding the request.
 import threading
 import time
 
-from flask import current_app
-
 from backend.errors import ProxmoxNotConfigured
 from backend.models import DeploymentStatus
-from backend.proxmox.client import ProxmoxClient, upid_node
+from backend.proxmox.client import upid_node
 from backend.proxmox.errors import ProxmoxError
 
 NOT_CONFIGURED = "Proxmox is not configured: set PROXMOX_HOST and its credentials"
@@ -20,16 +18,17 @@ _health = {"settings": None, "at": 0.0, "state": None, "probing": False}
 _health_lock = threading.Lock()
 
 
-def require_proxmox():
-    """Refuse (503 proxmox_not_configured) a request that would need a guest when no cluster is configured."""
-    if current_app.config.get("PROXMOX_SETTINGS") is None:
+def require_proxmox(proxmox):
+    """Refuse (503 proxmox_not_configured) a request that would need a guest when no cluster is configured
+    (proxmox: the platform's clients, None without a cluster)."""
+    if proxmox is None:
         raise ProxmoxNotConfigured(f"{NOT_CONFIGURED}; nothing was recorded")
 
 
 def _probe(proxmox):
     """Ask the cluster for its version once; record "ok" or "unreachable" for its settings."""
     try:
-        ProxmoxClient(proxmox.quick_settings).call("get", "version")
+        proxmox.quick_client().call("get", "version")
         state = "ok"
     except ProxmoxError:
         state = "unreachable"

@@ -69,15 +69,16 @@ def visible_to(deployment, viewer):
     return deployment is not None and (viewer.is_admin or deployment.user_id == viewer.id)
 
 
-def create_deployment(data, owner, quota_defaults=None, audit=None):
+def create_deployment(data, owner, quota_defaults=None, audit=None, *, proxmox):
     """Record a new deployment of owner in status pending; the name must be free among live ones.
 
     Names are unique across users (they become guest hostnames), so a taken name answers 409 even
     when another user holds it; that user's deployment itself stays invisible. audit(deployment), when
     given, adds its entry to the same transaction: one commit writes the row, its event and the entry.
     The returned deployment keeps the values it was written with (no reload before it is shown).
+    proxmox: the platform's Proxmox clients (None without a cluster: nothing is recorded).
     """
-    require_proxmox()
+    require_proxmox(proxmox)
     resources = resolve_resources(data["deployment_type"], data.get("resources"))
     if not owner.is_admin:
         accounts.lock_user(owner)
@@ -183,9 +184,9 @@ def request_delete(deployment):
     return True
 
 
-def request_action(deployment, action):
+def request_action(deployment, action, *, proxmox):
     """Check that a power action applies now and record the request; a job carries it out."""
-    require_proxmox()
+    require_proxmox(proxmox)
     allowed, _ = ACTIONS[action]
     if deployment.status not in allowed:
         raise InvalidState(

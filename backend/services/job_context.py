@@ -44,7 +44,7 @@ class StepFailed(Exception):
         self.error = error
         if isinstance(error, ProxmoxError):
             detail = error.describe()
-        elif isinstance(error, (TimeoutError, AppError)):
+        elif isinstance(error, (JobTimeout, AppError)):
             detail = str(error)
         else:
             detail = f"internal error ({error.__class__.__name__})"

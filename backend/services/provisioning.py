@@ -7,6 +7,7 @@ Rules every job keeps:
 - it always reaches a final state, within its time limit; a failure destroys what the job created;
 - a delete wins: when the row turns deleting, the job destroys the guest instead of finishing.
 """
+import dataclasses
 import logging
 import random
 
@@ -53,6 +54,8 @@ def provision(ctx, deploy_app=None):
                 record(deployment.id, "step", f"resuming with {deployment.kind} {vmid} on {node}, found by its tag")
                 lifecycle.claim_vmid(deployment.id, node, vmid)
                 wait_unlocked(ctx, vmid)
+            # From here a guest exists: a cleanup that cannot reload the row must still know it.
+            deployment = dataclasses.replace(deployment, node=node, vm_id=vmid)
             ctx.checkpoint()
             if deployment.kind == "qemu":
                 step = "configure"

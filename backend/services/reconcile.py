@@ -7,10 +7,9 @@ from sqlalchemy import select
 
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
-from backend.proxmox.client import ProxmoxClient
 from backend.proxmox.errors import ProxmoxError
+from backend.services.guests import PLATFORM_TAG
 from backend.services.lifecycle import add_event, apply, change_status
-from backend.services.provisioning import PLATFORM_TAG
 
 TAG_RE = re.compile(r"paas-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 # Rows a job is working on: their guest may legitimately be missing or not yet tagged.
@@ -53,9 +52,9 @@ def _forget_guest(deployment_id, vmid):
     apply(deployment_id, change)
 
 
-def reconcile(settings, fix=False, client=None):
-    """Report (and with fix: destroy orphans, fail rows without a guest). Returns a Report."""
-    client = client or ProxmoxClient(settings)
+def reconcile(client, fix=False):
+    """Report (and with fix: destroy orphans, fail rows without a guest) against client, a Proxmox client
+    (the platform's, or a fake). Returns a Report."""
     report = Report()
     guests = [g for g in client.guests() if not g["template"]]
     rows = {row.id: row for row in db.session.scalars(select(Deployment))}

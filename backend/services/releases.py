@@ -24,13 +24,13 @@ def new_release(deployment, reason, *, branch=None, commit=None, rollback_of=Non
                    created_at=utcnow())
 
 
-def _start(deployment, release, message):
+def _start(deployment, release, message, proxmox):
     """Put the release in the queue and the deployment in the status whose job will run it.
 
     Returns the job kind to enqueue ("provision" covers both: a deploying deployment goes straight to
     its deploy step, a pending one gets a guest first).
     """
-    require_proxmox()
+    require_proxmox(proxmox)
     served_and_kept = (deployment.status is DeploymentStatus.FAILED and deployment.live_release is not None
                        and deployment.vm_id is not None)
     if deployment.status is DeploymentStatus.RUNNING or served_and_kept:
@@ -50,18 +50,18 @@ def _start(deployment, release, message):
     return "provision"
 
 
-def request_redeploy(deployment, branch=None, commit=None):
+def request_redeploy(deployment, branch=None, commit=None, *, proxmox):
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be deployed")
     if branch:
         deployment.branch = branch
     release = new_release(deployment, "redeploy", branch=branch, commit=commit)
     what = f"branch {release.branch}" + (f" at {commit}" if commit else "")
-    kind = _start(deployment, release, f"release {release.version} requested ({what})")
+    kind = _start(deployment, release, f"release {release.version} requested ({what})", proxmox)
     return release, kind
 
 
-def request_rollback(deployment, version):
+def request_rollback(deployment, version, *, proxmox):
     """A new release with an old release's code (its commit) and config (settings and environment)."""
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be rolled back")
@@ -81,11 +81,12 @@ def request_rollback(deployment, version):
     deployment.branch = old.branch
     release = new_release(deployment, "rollback", branch=old.branch, commit=old.commit_sha, rollback_of=version,
                           config=settings_of(deployment), env_token=old.env_encrypted)
-    kind = _start(deployment, release, f"rollback to release {version} requested (release {release.version})")
+    kind = _start(deployment, release, f"rollback to release {version} requested (release {release.version})",
+                  proxmox)
     return release, kind
 
 
-def update_env(deployment, changes):
+def update_env(deployment, changes, *, proxmox):
     """Apply {KEY: value | None}; a running deployment gets a release with the new environment."""
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be changed")
@@ -97,7 +98,8 @@ def update_env(deployment, changes):
         live = Release.get(deployment.id, deployment.live_release)
         release = new_release(deployment, "env", branch=live.branch if live else None,
                               commit=live.commit_sha if live else None)
-        return release, _start(deployment, release, f"environment changed ({keys}); release {release.version}")
+        return release, _start(deployment, release, f"environment changed ({keys}); release {release.version}",
+                              proxmox)
     add_event(deployment, "action", f"environment changed ({keys}); used by the next release")
     commit()
     return None, None

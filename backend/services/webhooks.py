@@ -80,7 +80,7 @@ def _payload(body, content_type):
     return parse_json_object(body)
 
 
-def receive(deployment_id, *, event, delivery, signature, body, content_type):
+def receive(deployment_id, *, event, delivery, signature, body, content_type, proxmox):
     """Handle one GitHub delivery (the signature is checked before anything else is looked at)."""
     deployment = _verified_deployment(deployment_id, signature, body)
     if not DELIVERY_RE.fullmatch(delivery or ""):
@@ -101,7 +101,7 @@ def receive(deployment_id, *, event, delivery, signature, body, content_type):
         record.outcome = f"deploying: commit {receipt.commit}"
         # request_redeploy commits the release together with the delivery's record.
         try:
-            receipt.release, receipt.job = releases.request_redeploy(deployment, commit=receipt.commit)
+            receipt.release, receipt.job = releases.request_redeploy(deployment, commit=receipt.commit, proxmox=proxmox)
         except InvalidState as exc:
             # Busy (deploying, provisioning) or stopped: a passing state. Nothing is recorded, so the
             # delivery can be redelivered from GitHub once the deployment is running again.

@@ -19,6 +19,8 @@ are neither recorded nor faulted):
     fake.before("start", lambda *args, **kwargs: ..., once=True)  # runs before the next start (e.g. to delete
                                                                    # the row, or to take the VMID it wants)
 and every call is in fake.calls (fake.calls_to("start") for one method's).
+
+One module over 400 lines on purpose: one in-memory cluster, kept beside the client it stands in for.
 """
 import copy
 import dataclasses

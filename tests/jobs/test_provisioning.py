@@ -203,7 +203,7 @@ def test_a_job_past_its_time_limit_fails_and_cleans_up(database_url, fake):
 def test_without_proxmox_a_create_is_503_and_stores_nothing(database_url, fake):
     from backend.models import Deployment
     app = app_on_fake_proxmox(database_url, fake, settings=None)
-    app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
+    platform_of(app).proxmox = None  # what services see: the cluster is gone
     client = app.test_client()
     try:
         response = client.post("/api/deployments", json={
@@ -226,7 +226,7 @@ def test_a_pending_deployment_whose_cluster_went_away_fails_without_speaking_of_
     app = app_on_fake_proxmox(database_url, fake, backend="manual")
     client = app.test_client()
     ident = create_deployment(client)["id"]
-    app.config["PROXMOX_SETTINGS"] = platform_of(app).proxmox = None
+    platform_of(app).proxmox = None  # what services see: the cluster is gone
     platform_of(app).jobs.run_pending()
     failed = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
     assert failed["status"] == "failed"

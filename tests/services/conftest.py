@@ -71,12 +71,12 @@ def owner(app):
 
 
 @pytest.fixture
-def new_deployment(app, owner):
+def new_deployment(app, owner, platform):
     """new_deployment(**fields) -> the id of a pending deployment of owner, created by the service."""
     def make(**fields):
         data = {"name": "shop-api", "deployment_type": "lxc", "framework": "flask",
                 "github_url": "https://github.com/acme/shop-api", **fields}
-        deployment = create_deployment(data, db.session.merge(owner))
+        deployment = create_deployment(data, db.session.merge(owner), proxmox=platform.proxmox)
         ident = deployment.id
         db.session.remove()
         return ident

@@ -17,13 +17,13 @@ def test_a_guest_left_behind_by_a_failed_cleanup_is_reported_and_with_fix_destro
     provision(job(ident))
     proxmox.add_guest(200, "pve1", name="someone-elses")  # not the platform's: never touched
 
-    report = reconcile(proxmox.settings, client=proxmox)
+    report = reconcile(proxmox)
 
     assert [(o["vmid"], o["deployment_id"], o["reason"]) for o in report.orphans] == [
         (100, str(ident), "its deployment shop-api failed and the guest was left behind")]
     assert report.missing == [] and proxmox.vmids() == [100, 200]
 
-    fixed = reconcile(proxmox.settings, fix=True, client=proxmox)
+    fixed = reconcile(proxmox, fix=True)
 
     assert fixed.destroyed == [100] and proxmox.vmids() == [200]
     assert fresh(ident).vm_id is None
@@ -35,7 +35,7 @@ def test_a_running_deployment_whose_guest_is_gone_is_reported_and_with_fix_faile
     provision(job(ident))
     del proxmox.guests_by_vmid[100]
 
-    report = reconcile(proxmox.settings, fix=True, client=proxmox)
+    report = reconcile(proxmox, fix=True)
 
     assert [m["id"] for m in report.missing] == [str(ident)] and report.marked == [str(ident)]
     row = fresh(ident)
@@ -44,16 +44,16 @@ def test_a_running_deployment_whose_guest_is_gone_is_reported_and_with_fix_faile
 
 
 def test_the_guest_a_failed_redeploy_kept_serving_is_not_an_orphan(new_deployment, job, guest_of, app_server,
-                                                                  loopback_guests, proxmox):
+                                                                  loopback_guests, proxmox, platform):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
-    request_redeploy(db.session.get(Deployment, ident))
+    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
     db.session.remove()
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
     assert fresh(ident).live_release == 1 and guest.current() == "releases/1"  # release 1 still serves
 
-    report = reconcile(proxmox.settings, client=proxmox)
+    report = reconcile(proxmox)
 
     assert report.orphans == []

@@ -74,14 +74,14 @@ def test_a_release_whose_build_fails_is_recorded_failed_with_its_log_masked(new_
 
 
 def test_a_failing_second_release_switches_back_to_the_first(new_deployment, job, guest_of, app_server, dead_port,
-                                                            loopback_guests, hooks):
+                                                            loopback_guests, hooks, platform):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     # Release 2 listens on a port where nothing answers, and its process exits at once.
     deployment = db.session.get(Deployment, ident)
     update_deployment(deployment, {"port": dead_port})
-    release, kind = request_redeploy(db.session.get(Deployment, ident))
+    release, kind = request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
     assert (release.version, kind) == (2, "provision")
     db.session.remove()
     guest.app_runs = lambda transport: transport.current() != "releases/2"
@@ -106,11 +106,11 @@ def test_a_failing_second_release_switches_back_to_the_first(new_deployment, job
 
 
 def test_a_second_release_whose_build_fails_keeps_the_guest_and_the_first_release_serving(
-        new_deployment, job, guest_of, app_server, loopback_guests, proxmox):
+        new_deployment, job, guest_of, app_server, loopback_guests, proxmox, platform):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
-    request_redeploy(db.session.get(Deployment, ident))
+    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
     db.session.remove()
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
 
@@ -155,12 +155,13 @@ def test_a_delete_during_the_build_cancels_the_release_and_removes_the_guest(new
 
 
 def test_an_environment_change_redeploys_the_live_commit_with_the_new_variables(new_deployment, job, guest_of,
-                                                                                app_server, loopback_guests):
+                                                                                app_server, loopback_guests, platform):
     ident = new_deployment(port=app_server.port, env={"API_KEY": "first-value"})
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
 
-    release, kind = update_env(db.session.get(Deployment, ident), {"API_KEY": "second-value", "MODE": "blue"})
+    release, kind = update_env(db.session.get(Deployment, ident), {"API_KEY": "second-value", "MODE": "blue"},
+                               proxmox=platform.proxmox)
     assert (release.version, release.reason, release.requested_commit, kind) == (2, "env", SHA, "provision")
     db.session.remove()
 
@@ -179,14 +180,15 @@ def test_an_environment_change_redeploys_the_live_commit_with_the_new_variables(
 
 
 def test_a_deployment_whose_first_release_failed_is_retried_on_a_new_guest(new_deployment, job, guest_of,
-                                                                           app_server, loopback_guests, proxmox):
+                                                                           app_server, loopback_guests, proxmox,
+                                                                           platform):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.FAILED
     assert proxmox.vmids() == []
 
-    release, _ = request_redeploy(db.session.get(Deployment, ident))
+    release, _ = request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
     assert (release.version, release.reason) == (2, "retry")
     db.session.remove()
     assert fresh(ident).status is DeploymentStatus.PENDING
@@ -201,11 +203,11 @@ def test_a_deployment_whose_first_release_failed_is_retried_on_a_new_guest(new_d
 
 
 def test_a_release_run_cut_off_after_its_switch_is_redone_with_the_live_release_serving_meanwhile(
-        new_deployment, job, guest_of, app_server, loopback_guests):
+        new_deployment, job, guest_of, app_server, loopback_guests, platform):
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
-    request_redeploy(db.session.get(Deployment, ident))
+    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
     db.session.remove()
     cut = []
 
