@@ -191,13 +191,11 @@ def prepare(url, rows):
     """A fresh migrated database with one admin, a token and rows deployments: (token, an id, a cursor)."""
     sys.path.insert(0, str(ROOT))
     # Imported here: gunicorn imports this module for the bare app, which must not carry the platform.
-    from flask_migrate import upgrade
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
     from app import create_app, db
-    from backend.services import accounts
-    from bench.common import insert_deployments
+    from bench.common import fresh_schema_with_admin, insert_deployments
 
     parsed = make_url(url)
     admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
@@ -207,12 +205,7 @@ def prepare(url, rows):
     admin.dispose()
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=url)
     with app.app_context():
-        db.session.execute(text("DROP SCHEMA public CASCADE"))
-        db.session.execute(text("CREATE SCHEMA public"))
-        db.session.commit()
-        upgrade()
-        user = accounts.create_user("bench", role="admin")
-        token, _ = accounts.issue_token(user, "bench")
+        user, token = fresh_schema_with_admin()
         start = datetime.now(UTC) - timedelta(days=365)
         some_id = insert_deployments(rows, start, user_id=user.id)
         # A cursor in the middle of the table: the last row of page rows/2/PER_PAGE.

@@ -20,9 +20,8 @@ from sqlalchemy.engine import make_url
 from app import create_app, db
 from backend.models import Deployment
 from backend.models.types import utcnow
-from backend.services import accounts
 from backend.services.deployments import _encode_cursor
-from bench.common import insert_deployments
+from bench.common import fresh_schema_with_admin, insert_deployments
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/paas_bench"
 PER_PAGE = 50
@@ -42,15 +41,8 @@ def ensure_database(url):
 def load(app, rows):
     """Rebuild the schema with the migrations, make an admin and bulk-insert rows deployments of theirs;
     returns the admin's token."""
-    from flask_migrate import upgrade
-
     with app.app_context():
-        db.session.execute(text("DROP SCHEMA public CASCADE"))
-        db.session.execute(text("CREATE SCHEMA public"))
-        db.session.commit()
-        upgrade()
-        admin = accounts.create_user("bench", role="admin")
-        token, _ = accounts.issue_token(admin, "bench")
+        admin, token = fresh_schema_with_admin()
         insert_deployments(rows, utcnow() - timedelta(days=365), user_id=admin.id)
     return token
 

@@ -7,11 +7,13 @@ import uuid
 from datetime import timedelta
 from pathlib import Path
 
+from flask_migrate import upgrade
 from sqlalchemy import insert, text
 
 from backend.extensions import db
 from backend.models import Deployment
 from backend.proxmox.settings import ProxmoxSettings
+from backend.services import accounts
 from backend.status import DeploymentStatus
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +64,20 @@ class FakeProcess:
             if line.startswith("SUMMARY "):
                 return json.loads(line[len("SUMMARY "):])
         raise RuntimeError("the fake Proxmox ended without a summary")
+
+
+def fresh_schema_with_admin():
+    """Drop everything in the app's PostgreSQL database, migrate it, and make an admin (in the app's context);
+    returns (the admin, a token of theirs)."""
+
+
+    db.session.execute(text("DROP SCHEMA public CASCADE"))
+    db.session.execute(text("CREATE SCHEMA public"))
+    db.session.commit()
+    upgrade()
+    admin = accounts.create_user("bench", role="admin")
+    token, _ = accounts.issue_token(admin, "bench")
+    return admin, token
 
 
 def insert_deployments(rows, start, user_id=None):
