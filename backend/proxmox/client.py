@@ -32,20 +32,23 @@ TASK_NOT_VISIBLE = re.compile(r"no such task|unable to open file", re.IGNORECASE
 DISK_KEYS = ("scsi0", "virtio0", "sata0", "ide0")
 
 
-def _node(node):
+def checked_node(node):
+    """node, when it is a node name (it becomes a word of an API path)."""
     if not isinstance(node, str) or not NODE_RE.fullmatch(node):
         raise ValueError(f"not a node name: {node!r}")
     return node
 
 
-def _vmid(vmid):
+def checked_vmid(vmid):
+    """vmid as an int, when it is a valid VMID."""
     vmid = int(vmid)
     if not 100 <= vmid <= 999_999_999:
         raise ValueError(f"not a VMID: {vmid}")
     return vmid
 
 
-def _kind(kind):
+def checked_kind(kind):
+    """kind, when it is lxc or qemu."""
     if kind not in KINDS:
         raise ValueError(f"guest kind must be lxc or qemu, not {kind!r}")
     return kind
@@ -179,7 +182,7 @@ class ProxmoxClient:
         return result
 
     def _storage_free_gb(self, node):
-        for storage in self.call("get", f"nodes/{_node(node)}/storage"):
+        for storage in self.call("get", f"nodes/{checked_node(node)}/storage"):
             if storage.get("storage") == self.settings.storage:
                 return storage.get("avail", 0) // 2**30
         return 0
@@ -200,11 +203,11 @@ class ProxmoxClient:
 
     def next_vmid(self):
         """A free VMID as /cluster/nextid sees it now: not reserved, so a create may still collide."""
-        return _vmid(self.call("get", "cluster/nextid"))
+        return checked_vmid(self.call("get", "cluster/nextid"))
 
     def check_vmid(self, vmid):
         """vmid when it is free now; a 400 ProxmoxError when it is taken."""
-        return _vmid(self.call("get", "cluster/nextid", vmid=_vmid(vmid)))
+        return checked_vmid(self.call("get", "cluster/nextid", vmid=checked_vmid(vmid)))
 
     def guests(self, tag=None):
         """Guests of the cluster (vmid, node, type, status, name, tags), optionally only those with tag."""
@@ -331,7 +334,7 @@ class ProxmoxClient:
     def create_lxc(self, node, vmid, *, hostname, cores, memory, disk, tags, ip_cidr=None, swap=512):
         """Start creating a container; returns the task id. A taken VMID raises GuestExists."""
         params = {
-            "vmid": _vmid(vmid),
+            "vmid": checked_vmid(vmid),
             "ostemplate": self.settings.lxc_template,
             "hostname": hostname,
             "cores": int(cores),
@@ -346,17 +349,17 @@ class ProxmoxClient:
         }
         if self.settings.ssh_public_key:
             params["ssh-public-keys"] = self.settings.ssh_public_key
-        return self.call("post", f"nodes/{_node(node)}/lxc", **params)
+        return self.call("post", f"nodes/{checked_node(node)}/lxc", **params)
 
     def clone_vm(self, node, vmid, *, name, template_id=None):
         """Start cloning the VM template into vmid on node; returns the task id."""
         template_id = template_id or self.settings.vm_template_id
         if not template_id:
             raise ProxmoxError("no VM template configured (PROXMOX_VM_TEMPLATE_ID)")
-        params = {"newid": _vmid(vmid), "name": name, "full": 1 if self.settings.full_clone else 0}
+        params = {"newid": checked_vmid(vmid), "name": name, "full": 1 if self.settings.full_clone else 0}
         if self.settings.full_clone:
             params["storage"] = self.settings.storage
-        return self.call("post", f"nodes/{_node(node)}/qemu/{_vmid(template_id)}/clone", **params)
+        return self.call("post", f"nodes/{checked_node(node)}/qemu/{checked_vmid(template_id)}/clone", **params)
 
     def configure_vm(self, node, vmid, *, cores, memory, tags, ip_cidr=None):
         """Size the clone and give cloud-init its user, network and key; waits for the change."""
@@ -372,7 +375,7 @@ class ProxmoxClient:
         if self.settings.ssh_public_key:
             # The API wants this option percent-encoded (spaces as %20), on top of form encoding.
             params["sshkeys"] = quote(self.settings.ssh_public_key.strip() + "\n", safe="")
-        self._run(self.call("post", f"nodes/{_node(node)}/qemu/{_vmid(vmid)}/config", **params))
+        self._run(self.call("post", f"nodes/{checked_node(node)}/qemu/{checked_vmid(vmid)}/config", **params))
 
     def grow_vm_disk(self, node, vmid, disk_gb):
         """Grow the VM's boot disk to disk_gb (never shrinks: Proxmox refuses that)."""
@@ -391,24 +394,24 @@ class ProxmoxClient:
         """Grow the boot disk to disk_gb GB when it is smaller; a no-op otherwise."""
         key, current_gb = self.disk_size_gb(node, vmid, kind)
         if disk_gb > current_gb:
-            self._run(self.call("put", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/resize",
+            self._run(self.call("put", f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/resize",
                                 disk=key, size=f"{int(disk_gb)}G"))
 
     def set_size(self, node, vmid, kind, *, cores, memory):
         """Change cores and memory (MB) of a guest; takes effect at its next start."""
-        path = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/config"
+        path = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/config"
         if kind == "lxc":
             self.call("put", path, cores=int(cores), memory=int(memory))
         else:
             self._run(self.call("post", path, cores=int(cores), memory=int(memory)))
 
     def guest_config(self, node, vmid, kind):
-        return self.call("get", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/config")
+        return self.call("get", f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/config")
 
     # -- power ------------------------------------------------------------------------------
 
     def _power(self, node, vmid, kind, action, **params):
-        path = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/status/{action}"
+        path = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/status/{action}"
         return self._run(self.call("post", path, **params))
 
     # Each power action waits for its task and returns the task id (for the deployment's history).
@@ -432,7 +435,7 @@ class ProxmoxClient:
 
     def status(self, node, vmid, kind):
         """Live status of a guest: status, cpu, memory, disk and uptime."""
-        data = self.call("get", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}/status/current")
+        data = self.call("get", f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/status/current")
         return {
             "status": data.get("status"),
             "cpu": data.get("cpu"),
@@ -453,7 +456,8 @@ class ProxmoxClient:
         params = {"purge": 1}
         if kind == "qemu":
             params["destroy-unreferenced-disks"] = 1
-        return self._run(self.call("delete", f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}", **params))
+        path = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}"
+        return self._run(self.call("delete", path, **params))
 
     # -- addresses --------------------------------------------------------------------------
 
@@ -478,7 +482,7 @@ class ProxmoxClient:
             interval = min(interval * 1.5, 2.0)
 
     def _find_ip(self, node, vmid, kind):
-        base = f"nodes/{_node(node)}/{_kind(kind)}/{_vmid(vmid)}"
+        base = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}"
         if kind == "lxc":
             for interface in self.call("get", f"{base}/interfaces") or []:
                 if interface.get("name") != "lo" and usable_ipv4(interface.get("inet") or "",

@@ -29,30 +29,16 @@ import itertools
 import re
 from dataclasses import dataclass, field
 
-from backend.proxmox.client import join_tags, split_tags, upid_node, usable_ipv4
+from backend.proxmox.client import (
+    checked_kind,
+    checked_node,
+    checked_vmid,
+    join_tags,
+    split_tags,
+    upid_node,
+    usable_ipv4,
+)
 from backend.proxmox.errors import GuestExists, ProxmoxError, ProxmoxTimeout, TaskFailed
-
-NODE_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?")
-KINDS = ("lxc", "qemu")
-
-
-def _node(node):
-    if not isinstance(node, str) or not NODE_RE.fullmatch(node):
-        raise ValueError(f"not a node name: {node!r}")
-    return node
-
-
-def _vmid(vmid):
-    vmid = int(vmid)
-    if not 100 <= vmid <= 999_999_999:
-        raise ValueError(f"not a VMID: {vmid}")
-    return vmid
-
-
-def _kind(kind):
-    if kind not in KINDS:
-        raise ValueError(f"guest kind must be lxc or qemu, not {kind!r}")
-    return kind
 
 
 @dataclass
@@ -273,9 +259,9 @@ class FakeProxmoxClient:
     # -- the ProxmoxClient methods -------------------------------------------------------------------------
 
     def _find(self, node, vmid, kind, *, unlocked=True):
-        _node(node)
-        _kind(kind)
-        vmid = _vmid(vmid)
+        checked_node(node)
+        checked_kind(kind)
+        vmid = checked_vmid(vmid)
         guest = self.guests_by_vmid.get(vmid)
         if guest is None or guest.node != node or guest.kind != kind:
             prefix = "lxc" if kind == "lxc" else "qemu-server"
@@ -337,7 +323,7 @@ class FakeProxmoxClient:
 
     @_api
     def check_vmid(self, vmid):
-        vmid = _vmid(vmid)
+        vmid = checked_vmid(vmid)
         if vmid in self.guests_by_vmid:
             raise ProxmoxError("Parameter verification failed.", status=400,
                                errors={"vmid": f"VM {vmid} already exists"})
@@ -376,8 +362,8 @@ class FakeProxmoxClient:
 
     @_api
     def create_lxc(self, node, vmid, *, hostname, cores, memory, disk, tags, ip_cidr=None, swap=512):
-        _node(node)
-        vmid = _vmid(vmid)
+        checked_node(node)
+        vmid = checked_vmid(vmid)
         if node not in self.nodes_by_name:
             raise ProxmoxError(f"hostname lookup '{node}' failed - failed to get address info", status=500)
         if vmid in self.guests_by_vmid:
@@ -406,8 +392,8 @@ class FakeProxmoxClient:
         template_id = template_id or self.settings.vm_template_id
         if not template_id:
             raise ProxmoxError("no VM template configured (PROXMOX_VM_TEMPLATE_ID)")
-        _node(node)
-        vmid = _vmid(vmid)
+        checked_node(node)
+        vmid = checked_vmid(vmid)
         template = self.guests_by_vmid.get(template_id)
         if template is None or template.node != node or template.kind != "qemu":
             raise ProxmoxError(f"Configuration file 'nodes/{node}/qemu-server/{template_id}.conf' does not exist",
