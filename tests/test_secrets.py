@@ -889,7 +889,9 @@ def test_env_values_an_app_prints_are_masked(database_url, tmp_path, leaks, fern
         finally:
             assert stop_jobs(app)
             for sandbox in (tmp_path / "simulation" / "guests").glob("*"):
-                LocalTransport(sandbox).stop_service("paas-app")
+                sandbox_guest = LocalTransport(sandbox)
+                for service in sandbox_guest.services():
+                    sandbox_guest.stop_service(service)
         fake_received(leaks, fake)
     leaks.assert_clean()
 

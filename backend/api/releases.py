@@ -20,6 +20,8 @@ from backend.schemas.releases import (
     BuildLogQuery,
     EnvOut,
     LogLineOut,
+    ProcessList,
+    ProcessOut,
     RedeployIn,
     ReleaseEnvelope,
     ReleaseList,
@@ -29,6 +31,7 @@ from backend.schemas.releases import (
 )
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
+from backend.services.processes import process_states
 
 TAGS = ["releases"]
 STREAM_POLL_SECONDS = 0.5
@@ -156,10 +159,21 @@ def build_log_text(ident, query: BuildLogQuery):
 @api_bp.get("/deployments/<ident>/logs/runtime")
 @spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse), tags=TAGS)
 def app_log(ident, query: RuntimeLogQuery):
-    """The app's own recent output (its journal on a real guest), as text/plain."""
+    """The app's own recent output (its journal on a real guest), as text/plain: the web process's, or another's
+    (?process=worker)."""
     deployment = find(ident)
-    lines = runtime_log(deployment, query.lines, platform_of().transports)
+    lines = runtime_log(deployment, query.lines, platform_of().transports, process=query.process)
     return "".join(f"{line}\n" for line in lines), 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@api_bp.get("/deployments/<ident>/processes")
+@spec.validate(resp=Response(HTTP_200=ProcessList, HTTP_404=ErrorResponse, HTTP_409=ErrorResponse,
+                             HTTP_502=ErrorResponse), tags=TAGS)
+def list_processes(ident):
+    """The live release's processes (web and its Procfile's others) and the state of each on the guest now."""
+    deployment = find(ident)
+    found = process_states(deployment, platform_of().transports)
+    return {"success": True, "release": deployment.live_release, "processes": [dump(ProcessOut, p) for p in found]}
 
 
 def _event(line):

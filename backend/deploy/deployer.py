@@ -15,16 +15,25 @@ takes down an app that worked.
 
 One module over 400 lines on purpose: it is one class, the steps of one release, read top to bottom.
 """
+import hashlib
 import http.client
 import logging
+import secrets
 import shlex
 import time
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from backend.deploy import recipes
+from backend.deploy import detection, recipes
 from backend.deploy.control import Interrupted, RunControl
-from backend.deploy.transport import APP_SERVICE, CommandTimeout, HostKeyMismatch, ServiceSpec, TransportError
+from backend.deploy.transport import (
+    APP_SERVICE,
+    CommandTimeout,
+    HostKeyMismatch,
+    ServiceSpec,
+    TransportError,
+    process_service,
+)
 from backend.deploy.units import render_env_file
 from backend.rules import check_branch, check_commit, check_github_url
 
@@ -137,6 +146,14 @@ class Deployer:
                                f"{self._tail_text(result.tail)}")
         return lines if quiet else result
 
+    def succeeds(self, argv):
+        """Whether a quiet command (a test) exits 0."""
+        self.control.checkpoint()
+        try:
+            return self.transport.run(list(argv), timeout=self._timeout()).ok
+        except TransportError as exc:
+            raise DeployFailed(f"{argv[0]}: {exc}") from None
+
     def _tail_text(self, tail):
         tail = [self.log.redact(line) for line in list(tail)[-ERROR_TAIL_LINES:] if line.strip()]
         return ("; last lines:\n" + "\n".join(tail)) if tail else ""
@@ -238,14 +255,28 @@ class Deployer:
         return sha
 
     def read_repo(self):
-        listing = self.sh(["find", self.src, "-maxdepth", "2", "-not", "-path", f"{self.src}/node_modules/*"],
-                          quiet=True)
+        """The source's file names (a few levels deep) and the text of the files detection asks for, in two
+        commands whatever their number."""
+        pruned = ("-name", ".git", "-o", "-name", "node_modules", "-o", "-name", ".venv")
+        listing = self.sh(["find", self.src, "-mindepth", "1", "-maxdepth", str(detection.LIST_DEPTH),
+                           "(", *pruned, ")", "-prune", "-o", "-print"], quiet=True)
         prefix = self.src + "/"
         files = {line[len(prefix):] for line in listing if line.startswith(prefix)}
+        wanted = detection.files_to_read(files)
         texts = {}
-        for name in recipes.DETECTION_FILES:
-            if name in files:
-                texts[name] = "\n".join(self.sh(["head", "-c", "65536", "--", f"{self.src}/{name}"], quiet=True))
+        if wanted:
+            # Each file's text follows a line holding a marker no file of the repository can know in advance.
+            marker = f"paas-file-{secrets.token_hex(8)}"
+            lines = self.sh(["sh", "-c", READ_FILES, "paas-read", marker, self.src, *wanted], quiet=True)
+            current = None
+            for line in lines:
+                if line.startswith(marker + " "):
+                    current = line[len(marker) + 1:]
+                    texts[current] = []
+                elif current is not None:
+                    texts[current].append(line)
+            texts = {name: "\n".join(body[:-1] if body and body[-1] == "" else body).strip("\n") + "\n"
+                     for name, body in texts.items()}
         return recipes.Repo(files, texts)
 
     def make_plan(self, repo):
@@ -254,50 +285,177 @@ class Deployer:
             self.plan = recipes.plan_for(config.get("framework") or "auto", repo, host=self.transport.bind_host,
                                          port=config.get("port"), build_command=config.get("build_command"),
                                          start_command=config.get("start_command"),
-                                         health_check_path=config.get("health_check_path"))
+                                         health_check_path=config.get("health_check_path"),
+                                         release_command=config.get("release_command"))
         except recipes.RecipeError as exc:
             raise DeployFailed(str(exc)) from None
-        self.log(f"framework {self.plan.framework}, port {self.plan.port}, start: {self.plan.config()['start']}")
+        for reason in self.plan.reasons:
+            self.log(reason)
+        shown = self.plan.config()
+        self.log(f"port {self.plan.port}; processes: "
+                 + "; ".join(f"{name}: {command}" for name, command in shown["processes"].items()))
+        if shown["release"]:
+            self.log(f"release phase: {shown['release']}")
         return self.plan
 
     def install_runtime(self):
         if getattr(self.transport, "manages_system", False):
             self.ensure_packages(tuple(self.plan.packages), label=f"install {' '.join(self.plan.packages)}")
-            return
-        for command in self.plan.commands:
-            result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)
-            if not result:
-                raise DeployFailed(f"{command} is not installed on this machine; "
-                                   f"the {self.plan.runtime} runtime needs it")
+        else:
+            for command in self.plan.commands:
+                result = self.sh(["sh", "-c", 'command -v "$1"', "paas-which", command], quiet=True, check=False)
+                if not result:
+                    raise DeployFailed(f"{command} is not installed on this machine; "
+                                       f"the {self.plan.runtime} runtime needs it")
+        self.runtime_version = self.check_runtime()
+
+    # What reports the version of each runtime on the guest.
+    VERSION_COMMANDS = {"python": ("python3", "-c", "import platform; print(platform.python_version())"),
+                        "node": ("node", "--version")}
+
+    def check_runtime(self):
+        """The guest's version of the app's runtime, checked against what the app asks for."""
+        argv = self.VERSION_COMMANDS.get(self.plan.runtime)
+        if argv is None:
+            return None
+        lines = self.sh(list(argv), quiet=True, check=False)
+        version = next((line.strip() for line in lines if line.strip()), "")
+        if not version:
+            raise DeployFailed(f"{argv[0]} did not report its version on the guest")
+        self.log(f"{self.plan.runtime} {version.lstrip('v')} on the guest")
+        for requirement in self.plan.requirements:
+            if requirement.runtime != self.plan.runtime:
+                continue
+            try:
+                problem = detection.unmet(requirement, version)
+            except detection.RecipeError as exc:
+                raise DeployFailed(str(exc)) from None
+            if problem:
+                raise DeployFailed(problem)
+            self.log(f"{requirement.source} asks for {self.plan.runtime} {requirement.spec}: satisfied")
+        return version
+
+    def _script(self, argv, what):
+        """A start script: the release's directory, PATH, PORT and HOST, then exec argv."""
+        path_dirs = "".join(f"{shlex.quote(f'{self.src}/{d}')}:" for d in self.plan.path_dirs)
+        return (
+            "#!/bin/sh\n"
+            f"# Written by the platform: the {what} of release {self.release.version} of {self.release.name}.\n"
+            f"cd {shlex.quote(self.src)} || exit 1\n"
+            f'PATH={path_dirs}"$PATH"\n'
+            f"PORT={self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
+            "export PATH PORT HOST\n"
+            f"exec {shlex.join(argv)}\n"
+        ).encode()
 
     def write_files(self):
         env = dict(self.release.env)
         self.transport.upload(f"{self.dir}/app.env", render_env_file(env), mode=0o600)
         script = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
         self.transport.upload(f"{self.dir}/env.sh", script.encode(), mode=0o600)
-        path_dirs = "".join(f"{shlex.quote(f'{self.src}/{d}')}:" for d in self.plan.path_dirs)
-        start = (
-            "#!/bin/sh\n"
-            f"# Written by the platform: release {self.release.version} of {self.release.name}.\n"
-            f"cd {shlex.quote(self.src)} || exit 1\n"
-            f'PATH={path_dirs}"$PATH"\n'
-            f"PORT={self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
-            "export PATH PORT HOST\n"
-            f"exec {shlex.join(self.plan.start)}\n"
-        )
-        self.transport.upload(f"{self.dir}/start", start.encode(), mode=0o755)
+        self.transport.upload(f"{self.dir}/start", self._script(self.plan.start, "web process"), mode=0o755)
+        for process in self.plan.processes:
+            script = self._script(process.argv, f"{process.name} process")
+            self.transport.upload(f"{self.dir}/proc-{process.name}", script, mode=0o755)
+        # Which processes this release runs: read back when the deployer switches to it again.
+        names = "".join(f"{p.name}\n" for p in self.plan.processes)
+        self.transport.upload(f"{self.dir}/processes", names.encode(), mode=0o644)
         if getattr(self.transport, "manages_system", False):
             user = self.transport.app_user
             self.sh(["chown", "-R", "--", f"{user}:{user}", self.dir], quiet=True)
 
     def build(self):
-        for step in self.plan.install + self.plan.build:
+        install = self.plan.install
+        if install and self.plan.cache_dir:
+            key = self.dependency_key()
+            cached = self.reuse_cache(key)
+            if cached:
+                install = self.plan.reinstall
+        for step in install + self.plan.build:
             self.in_release(step.argv, step.label)
+        if self.plan.install and self.plan.cache_dir:
+            self.transport.upload(f"{self.dir}/build-key", f"{key}\n".encode(), mode=0o644)
+
+    # -- the build cache: a release whose dependency files are unchanged reuses the previous install -------
+
+    def dependency_key(self):
+        """A digest of what decides the install step's result: the dependency files' content, the install
+        commands and the runtime's version."""
+        lines = self.sh(["sh", "-c", 'cd "$1" || exit 1; shift; for f; do if [ -f "$f" ]; then sha256sum -- "$f"; fi; '
+                         "done", "paas-deps", self.src, *recipes.DEPENDENCY_FILES], quiet=True)
+        digest = hashlib.sha256()
+        for part in (*sorted(line.strip() for line in lines if line.strip()),
+                     *(shlex.join(step.argv) for step in self.plan.install), str(self.runtime_version)):
+            digest.update(part.encode() + b"\0")
+        return digest.hexdigest()
+
+    def reuse_cache(self, key):
+        """Copy the install of an earlier release on the guest with the same key; True when one was reused."""
+        cache_dir = self.plan.cache_dir
+        if self.succeeds(["test", "-e", f"{self.src}/{cache_dir}"]):
+            self.log(f"build cache: the repository has its own {cache_dir}; installing as it says")
+            return False
+        listing = self.sh(["ls", "-1", "--", f"{self.root}/releases"], quiet=True, check=False)
+        versions = sorted((int(n) for n in listing if n.strip().isdigit() and int(n) != self.release.version),
+                          key=lambda v: (v != self.release.live_release, -v))
+        for version in versions:
+            other = f"{self.root}/releases/{version}"
+            lines = self.sh(["cat", "--", f"{other}/build-key"], quiet=True, check=False)
+            if not lines or lines[0].strip() != key:
+                continue
+            if not self.succeeds(["test", "-d", f"{other}/src/{cache_dir}"]):
+                continue
+            self.log.step(f"build cache: the dependencies are those of release {version}; reusing its {cache_dir}")
+            # As the app's user: the source is the user's, and a link planted in it must not lead root anywhere.
+            copied = self.sh(["cp", "-a", "--", f"{other}/src/{cache_dir}", f"{self.src}/{cache_dir}"],
+                             label=None, check=False, as_app_user=True)
+            if copied.ok and cache_dir == recipes.VENV:
+                copied = self.sh(["python3", "-c", RELOCATE_VENV, f"{other}/src/{cache_dir}",
+                                  f"{self.src}/{cache_dir}"], check=False, as_app_user=True)
+            if copied.ok:
+                return True
+            self.log(f"build cache: copying failed (exit {copied.exit_code}); installing from scratch")
+            self.sh(["rm", "-rf", "--", f"{self.src}/{cache_dir}"], quiet=True)
+            return False
+        self.log("build cache: no earlier release on the guest has these dependencies; installing")
+        return False
+
+    def release_phase(self):
+        """The release command, after the build and before the switch: a failure leaves the live release serving."""
+        if self.plan.release is not None:
+            self.in_release(self.plan.release.argv, self.plan.release.label)
+
+    # -- the processes ---------------------------------------------------------------------------------
 
     def service_spec(self):
         return ServiceSpec(name=APP_SERVICE, description=f"{self.release.name} (deployed by the PaaS)",
                            working_directory=f"{self.current}/src", exec_start=(f"{self.current}/start",),
                            environment_file=f"{self.current}/app.env", user=self.transport.app_user)
+
+    def process_spec(self, name):
+        return ServiceSpec(name=process_service(name), description=f"{self.release.name} {name} (deployed by the PaaS)",
+                           working_directory=f"{self.current}/src", exec_start=(f"{self.current}/proc-{name}",),
+                           environment_file=f"{self.current}/app.env", user=self.transport.app_user)
+
+    def release_processes(self, target):
+        """The names of the processes beside web that the release in target (releases/<n>) runs."""
+        lines = self.sh(["cat", "--", f"{self.root}/{target}/processes"], quiet=True, check=False)
+        return [line.strip() for line in lines if recipes.PROCESS_NAME.fullmatch(line.strip())]
+
+    def run_processes(self, names):
+        """Install and (re)start the units of the processes named, remove those of any other process."""
+        try:
+            wanted = {process_service(name): name for name in names}
+            for service in self.transport.services():
+                if service != APP_SERVICE and service not in wanted:
+                    self.log(f"process unit {service} is not in this release: removed")
+                    self.transport.remove_service(service)
+            for service, name in wanted.items():
+                self.transport.install_service(self.process_spec(name))
+                self.transport.restart_service(service)
+                self.log(f"process {name}: (re)started as {service}")
+        except TransportError as exc:
+            raise DeployFailed(f"the processes did not start: {exc}") from None
 
     def previous_target(self):
         """The directory of the release that served before this one, when it is still on the guest."""
@@ -375,23 +533,29 @@ class Deployer:
                 self.control.sleep(2)
 
     def run(self):
-        """Build, switch, check; switch back on failure. Returns the commit that went live."""
+        """Build, release phase, switch, check; switch back on failure. Returns the commit that went live."""
         self.log.step(f"release {self.release.version}: {self.release.github_url} branch {self.release.branch}"
                       + (f" at {self.release.commit}" if self.release.commit else ""))
         self.wait_reachable()
         self.prepare_guest()
-        sha = self.fetch()
-        self.make_plan(self.read_repo())
-        self.on_progress(config={**self.release.config, **self.plan.config()})
-        self.install_runtime()
-        self.write_files()
-        self.build()
+        try:
+            sha = self.fetch()
+            self.make_plan(self.read_repo())
+            self.on_progress(config={**self.release.config, **self.plan.config()})
+            self.install_runtime()
+            self.write_files()
+            self.build()
+            self.release_phase()
+        except (DeployFailed, TimeoutError) as exc:
+            self.keep_live_release(exc)
+            raise
         previous = self.previous_target()
         self.log.step(f"switch to release {self.release.version}")
         self.switch_to(f"releases/{self.release.version}")
         try:
             self.restart()
             self.health_check()
+            self.run_processes([process.name for process in self.plan.processes])
         except Interrupted:
             raise
         except Exception as exc:
@@ -402,6 +566,20 @@ class Deployer:
         previous_version = int(last_part) if last_part.isdigit() else None
         self.prune([previous_version] if previous_version else [])
         return sha
+
+    def keep_live_release(self, exc):
+        """A failure before the switch: when the live release still serves from `current`, say so (KeptPrevious)
+        instead of failing the deployment; nothing of it was touched."""
+        live = self.release.live_release
+        if live is None or live == self.release.version:
+            return
+        try:
+            serving = self.current_target() == f"releases/{live}"
+        except (DeployFailed, TimeoutError, Interrupted):
+            return
+        if serving:
+            self.log(str(exc), stream="error")
+            raise KeptPrevious(f"{exc} (release {live} still serves)") from None
 
     def roll_back(self, previous, exc):
         """The new release failed its check: put the previous one back and make sure it answers."""
@@ -415,6 +593,7 @@ class Deployer:
         try:
             self.restart()
             self.health_check_previous()
+            self.run_processes(self.release_processes(previous))
         except (DeployFailed, TimeoutError) as again:
             raise DeployFailed(f"{exc}; switching back to the previous release failed too: {again}") from None
         raise KeptPrevious(str(exc))
@@ -426,6 +605,30 @@ class Deployer:
             self.health_check()
         finally:
             self.plan = plan
+
+
+# Prints each file named after the marker and the directory, each after a line "MARKER NAME", its first 64 KiB.
+READ_FILES = 'marker=$1; cd "$2" || exit 1; shift 2; for f; do printf "\\n%s %s\\n" "$marker" "$f"; ' \
+             'head -c 65536 -- "$f"; done'
+
+# Given two paths, rewrites the first into the second in a copied virtualenv's scripts and pyvenv.cfg (their
+# shebangs name the virtualenv's own python by its absolute path). A constant: the paths come as arguments.
+RELOCATE_VENV = """
+import os, sys
+old, new = (os.fsencode(p) for p in sys.argv[1:3])
+bindir = os.path.join(new, b"bin")
+for path in [os.path.join(new, b"pyvenv.cfg")] + [os.path.join(bindir, n) for n in os.listdir(bindir)]:
+    if os.path.islink(path) or not os.path.isfile(path):
+        continue
+    with open(path, "rb") as handle:
+        data = handle.read()
+    if old in data and b"\\0" not in data:
+        tmp = path + b".paas-tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(data.replace(old, new))
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+"""
 
 
 def probe(host, port, path, timeout=2.0):

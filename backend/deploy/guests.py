@@ -103,17 +103,21 @@ class SandboxHooks(NoGuestHooks):
     def stopped(self, target):
         transport = self._transport(target)
         if transport:
-            transport.stop_service(APP_SERVICE)
+            for service in transport.services():
+                transport.stop_service(service)
 
     def started(self, target):
+        # As systemd starts a booting guest's enabled units: every service the app has, the web one first.
         transport = self._transport(target)
-        if transport and (Path(transport.root) / ".services" / f"{APP_SERVICE}.json").exists():
-            transport.restart_service(APP_SERVICE)
+        if transport:
+            for service in sorted(transport.services(), key=lambda name: name != APP_SERVICE):
+                transport.restart_service(service)
 
     restarted = started
 
     def destroying(self, target):
         transport = self._transport(target)
         if transport:
-            transport.stop_service(APP_SERVICE)
+            for service in transport.services():
+                transport.stop_service(service)
             shutil.rmtree(transport.root, ignore_errors=True)

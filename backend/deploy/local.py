@@ -3,7 +3,9 @@
 Commands run as subprocesses (argument lists, no shell) in their own process group, so a time limit
 kills everything they started. The "service" is a supervised process: started in its own session
 from the release's start script with the environment file's variables, its pid and output kept in
-the sandbox, stopped by signalling its process group.
+the sandbox, stopped by signalling its process group. Like the systemd units on a real guest, a
+service that exits with a failure is started again after RESTART_SECONDS, at most START_LIMIT_BURST
+times within START_LIMIT_SECONDS; then it stays failed until started by hand.
 """
 import json
 import logging
@@ -16,11 +18,25 @@ import threading
 import time
 from pathlib import Path
 
-from backend.deploy.transport import CommandResult, CommandTimeout, LineSink, ServiceSpec, Transport, TransportError
+from backend.deploy.transport import (
+    SERVICE_NAME,
+    CommandResult,
+    CommandTimeout,
+    LineSink,
+    ServiceSpec,
+    ServiceState,
+    Transport,
+    TransportError,
+)
 from backend.deploy.units import parse_env_file
 
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10
+RESTART_SECONDS = 2  # as RestartSec= of the units on a real guest
+START_LIMIT_BURST, START_LIMIT_SECONDS = 5, 60  # as StartLimitBurst= and StartLimitIntervalSec=
+# Serialises a service's pid file between its supervisor thread (which restarts a crashed process) and
+# start_service/stop_service, so that a stop never races a restart into leaving a process behind.
+_SUPERVISION = threading.Lock()
 EXIT_GRACE_SECONDS = 2
 # What a command sees of this process's environment; the rest (our own secrets among it) stays here.
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_CACHE_DIR",
@@ -138,6 +154,9 @@ class LocalTransport(Transport):
         base = self._services / name
         return base.with_suffix(".json"), base.with_suffix(".pid"), base.with_suffix(".log")
 
+    def _state_file(self, name):
+        return (self._services / name).with_suffix(".state")
+
     def install_service(self, spec):
         self._services.mkdir(mode=0o700, exist_ok=True)
         unit, _, _ = self._files(spec.name)
@@ -145,6 +164,17 @@ class LocalTransport(Transport):
                 "exec_start": list(spec.exec_start), "environment_file": spec.environment_file,
                 "environment": [list(pair) for pair in spec.environment]}
         self.upload(str(unit), json.dumps(body).encode(), mode=0o600)
+
+    def services(self):
+        if not self._services.is_dir():
+            return []
+        return sorted(path.stem for path in self._services.glob("*.json") if SERVICE_NAME.fullmatch(path.stem))
+
+    def remove_service(self, name):
+        self.stop_service(name)
+        unit, pidfile, _ = self._files(name)
+        for path in (unit, pidfile, self._state_file(name)):
+            path.unlink(missing_ok=True)
 
     def _spec(self, name):
         unit, _, _ = self._files(name)
@@ -157,28 +187,62 @@ class LocalTransport(Transport):
                            environment_file=body["environment_file"],
                            environment=tuple(tuple(p) for p in body["environment"]))
 
-    def service_pid(self, name):
-        """The pid of the service's process group leader while it runs, else None."""
+    def _recorded(self, name):
+        """(pid, start time) the pid file names, or None."""
         _, pidfile, _ = self._files(name)
         try:
             pid, started = (int(part) for part in pidfile.read_text().split())
         except (FileNotFoundError, ValueError):
             return None
+        return pid, started
+
+    @staticmethod
+    def _alive(pid, started):
         # A pid from an earlier boot or run may belong to someone else now: it must be the same process.
         if _start_time(pid) != started:
-            return None
+            return False
         try:
             os.killpg(pid, 0)
         except (ProcessLookupError, PermissionError):
-            return None
-        return pid
+            return False
+        return True
+
+    def service_pid(self, name):
+        """The pid of the service's process group leader while it runs, else None."""
+        recorded = self._recorded(name)
+        return recorded[0] if recorded and self._alive(*recorded) else None
 
     def service_running(self, name):
         return self.service_pid(name) is not None
 
-    def start_service(self, name):
+    def service_state(self, name):
+        if not self._files(name)[0].exists():
+            return ServiceState("unknown", detail="not installed")
+        try:
+            state = json.loads(self._state_file(name).read_text())
+        except (FileNotFoundError, ValueError):
+            state = {}
+        restarts = int(state.get("restarts", 0))
         if self.service_pid(name):
-            return
+            return ServiceState("running", restarts)
+        if state.get("failed"):
+            return ServiceState("failed", restarts, state.get("detail"))
+        if self._recorded(name):
+            return ServiceState("starting", restarts, state.get("detail"))  # its supervisor restarts it
+        return ServiceState("stopped", restarts)
+
+    def _write_state(self, name, **state):
+        self._state_file(name).write_text(json.dumps(state))
+
+    def start_service(self, name):
+        with _SUPERVISION:
+            if self.service_pid(name):
+                return
+            self._write_state(name, restarts=0)
+            self._spawn(name, [])
+
+    def _spawn(self, name, restarts):
+        """Start the service's process and its supervisor; restarts: when earlier automatic restarts happened."""
         spec = self._spec(name)
         _, pidfile, logfile = self._files(name)
         env = base_environment(self.root)
@@ -194,34 +258,63 @@ class LocalTransport(Transport):
                                            start_new_session=True)
             except OSError as exc:
                 raise TransportError(f"cannot start {name}: {exc.strerror}") from None
-        pidfile.write_text(f"{process.pid} {_start_time(process.pid)}")
-        # Reap it when it exits, so that a crashed app does not linger as a zombie of this process.
-        threading.Thread(target=process.wait, name=f"reap-{name}", daemon=True).start()
+        recorded = (process.pid, _start_time(process.pid))
+        pidfile.write_text(f"{recorded[0]} {recorded[1]}")
+        # Reap it when it exits (a crashed app must not linger as a zombie of this process), and restart it
+        # after a failure, as systemd's Restart=on-failure does.
+        threading.Thread(target=self._supervise, args=(name, process, recorded, restarts), name=f"supervise-{name}",
+                         daemon=True).start()
+
+    def _supervise(self, name, process, recorded, restarts):
+        code = process.wait()
+        if code == 0:
+            return
+        time.sleep(RESTART_SECONDS)
+        with _SUPERVISION:
+            if self._recorded(name) != recorded:
+                return  # stopped, or started again, by hand meanwhile
+            now = time.monotonic()
+            recent = [t for t in restarts if now - t < START_LIMIT_SECONDS]
+            detail = f"exited with status {code}" if code > 0 else f"killed by signal {-code}"
+            if len(recent) >= START_LIMIT_BURST:
+                log.warning("service %s in %s keeps failing (%s): not restarted again", name, self.root, detail)
+                self._write_state(name, restarts=len(restarts), failed=True,
+                                  detail=f"{detail}; restarted {len(recent)} times within {START_LIMIT_SECONDS} s")
+                self._files(name)[1].unlink(missing_ok=True)
+                return
+            self._write_state(name, restarts=len(restarts) + 1, detail=detail)
+            try:
+                self._spawn(name, [*restarts, now])
+            except TransportError as exc:
+                self._write_state(name, restarts=len(restarts) + 1, failed=True, detail=str(exc))
+                self._files(name)[1].unlink(missing_ok=True)
 
     def stop_service(self, name):
-        pid = self.service_pid(name)
-        _, pidfile, _ = self._files(name)
-        if pid:
+        with _SUPERVISION:
+            recorded = self._recorded(name)
+            # Gone from the pid file first: its supervisor then knows the exit that follows is wanted.
+            self._files(name)[1].unlink(missing_ok=True)
+        if recorded and self._alive(*recorded):
+            pid = recorded[0]
             try:
                 os.killpg(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-            if not self._wait_gone(name):
+            if not self._wait_gone(recorded):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 # Gone for sure before a successor starts: a dying server still holding the port would
                 # make the new one fail to bind, and could answer the new release's health check itself.
-                self._wait_gone(name)
-        pidfile.unlink(missing_ok=True)
+                self._wait_gone(recorded)
 
-    def _wait_gone(self, name):
-        """Wait up to STOP_GRACE_SECONDS for the service's process to end; True when it has."""
+    def _wait_gone(self, recorded):
+        """Wait up to STOP_GRACE_SECONDS for the process to end; True when it has."""
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        while self.service_pid(name) and time.monotonic() < deadline:
+        while self._alive(*recorded) and time.monotonic() < deadline:
             time.sleep(0.05)
-        return not self.service_pid(name)
+        return not self._alive(*recorded)
 
     def restart_service(self, name):
         self.stop_service(name)

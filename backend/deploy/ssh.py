@@ -50,12 +50,15 @@ from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL
 
 from backend.deploy.keys import host_key_line, parse_host_key_line
 from backend.deploy.transport import (
+    APP_SERVICE,
     ENV_KEY,
+    PROCESS_PREFIX,
     SERVICE_NAME,
     CommandResult,
     CommandTimeout,
     HostKeyMismatch,
     LineSink,
+    ServiceState,
     Transport,
     TransportError,
 )
@@ -549,6 +552,39 @@ class SSHTransport(Transport):
 
     def restart_service(self, name):
         self._systemctl("restart", _service(name))
+
+    def services(self):
+        out = []
+        self.run(["ls", "-1", "--", self.unit_dir], timeout=SERVICE_TIMEOUT, on_line=out.append)
+        names = {line.strip()[:-len(".service")] for line in out if line.strip().endswith(".service")}
+        return sorted(name for name in names if SERVICE_NAME.fullmatch(name)
+                      and (name == APP_SERVICE or name.startswith(PROCESS_PREFIX)))
+
+    def remove_service(self, name):
+        name = _service(name)
+        self.run([SYSTEMCTL, "disable", "--now", name], timeout=SERVICE_TIMEOUT)  # fails when not installed
+        self.run(["rm", "-f", "--", posixpath.join(self.unit_dir, f"{name}.service")], timeout=SERVICE_TIMEOUT)
+        self._systemctl("daemon-reload")
+        self.run([SYSTEMCTL, "reset-failed", name], timeout=SERVICE_TIMEOUT)  # forgets a failed state, if any
+
+    # systemd's ActiveState as the platform words it (activating covers the wait before an automatic restart)
+    STATES = {"active": "running", "reloading": "running", "activating": "starting", "deactivating": "stopped",
+              "inactive": "stopped", "failed": "failed"}
+
+    def service_state(self, name):
+        out = []
+        result = self.run([SYSTEMCTL, "show", _service(name), "-p", "LoadState", "-p", "ActiveState", "-p",
+                           "SubState", "-p", "NRestarts", "-p", "Result"], timeout=SERVICE_TIMEOUT, on_line=out.append)
+        if not result.ok:
+            raise TransportError(f"systemctl show {name} failed on {self._where()} (exit {result.exit_code})")
+        props = dict(line.partition("=")[::2] for line in out if "=" in line)
+        if props.get("LoadState") != "loaded":
+            return ServiceState("unknown", detail="not installed")
+        restarts = int(props["NRestarts"]) if props.get("NRestarts", "").isdigit() else None
+        detail = props.get("SubState")
+        if props.get("Result") not in (None, "", "success"):
+            detail = f"{detail}, last result {props['Result']}"
+        return ServiceState(self.STATES.get(props.get("ActiveState"), "unknown"), restarts, detail)
 
     def service_log(self, name, lines=200):
         lines = int(lines)

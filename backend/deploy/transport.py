@@ -10,10 +10,31 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-APP_SERVICE = "paas-app"  # the service (a systemd unit on a real guest) an app runs as
+APP_SERVICE = "paas-app"  # the service (a systemd unit on a real guest) an app's web process runs as
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+PROCESS_PREFIX = APP_SERVICE + "-"  # the app's other processes: paas-app-worker, paas-app-clock, ...
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TAIL_LINES = 40
+
+
+def process_service(name):
+    """The service a process of the app runs as: web is APP_SERVICE, a Procfile's worker paas-app-worker."""
+    if name == "web":
+        return APP_SERVICE
+    service = PROCESS_PREFIX + name.replace("_", "-")
+    if not SERVICE_NAME.fullmatch(service):
+        raise ValueError(f"bad process name {name!r}")
+    return service
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """A service as its supervisor sees it: state is running, starting, stopped, failed or unknown; restarts counts
+    the automatic restarts after a crash since it was last started by hand."""
+
+    state: str
+    restarts: int | None = None
+    detail: str | None = None
 
 
 class TransportError(Exception):
@@ -139,6 +160,18 @@ class Transport(abc.ABC):
     def service_running(self, name):
         """True/False when the transport can tell whether the service's process runs, else None."""
         return None
+
+    @abc.abstractmethod
+    def service_state(self, name):
+        """The service's ServiceState."""
+
+    @abc.abstractmethod
+    def services(self):
+        """The names of the app's installed services (APP_SERVICE and its processes'), sorted."""
+
+    @abc.abstractmethod
+    def remove_service(self, name):
+        """Stop the service and remove it, so that it no longer starts at boot (no-op when it is not installed)."""
 
     def close(self):  # noqa: B027 - optional: transports without a connection have nothing to drop
         """Drop any connection."""

@@ -89,6 +89,7 @@ class Deployment(db.Model):
     # How the app is built and run: the framework's recipe, unless these override it.
     build_command: Mapped[str | None] = mapped_column(Text)
     start_command: Mapped[str | None] = mapped_column(Text)
+    release_command: Mapped[str | None] = mapped_column(Text)
     port: Mapped[int | None] = mapped_column(Integer)
     health_check_path: Mapped[str | None] = mapped_column(String(255))
     # The user's environment variables: Fernet-encrypted JSON; the key lives in configuration only.

@@ -24,9 +24,14 @@ EnvValues = Annotated[dict[str, str], Field(description="Environment variables; 
 class AppSettings(BaseModel):
     """How the app is built and run; each replaces its part of the framework's recipe."""
 
-    build_command: Command | None = Field(None, description="Run in the source directory instead of the "
-                                          "recipe's build step; one command with arguments, no shell operators")
-    start_command: Command | None = Field(None, description="The production server; $PORT and $HOST are filled in")
+    build_command: Command | None = Field(None, description="Replaces the recipe's build step (after its install); "
+                                          "a shell command line, run as the app's user in the source directory")
+    start_command: Command | None = Field(None, description="The web process (replaces the recipe's and a Procfile's "
+                                          "web line); a shell command line, $PORT and $HOST set")
+    release_command: Command | None = Field(None, description="The release phase: run after the build and before the "
+                                            "switch, with the new release's environment (migrations, init-db); if it "
+                                            "fails, the release fails and the live one keeps serving. Replaces a "
+                                            "Procfile's release line")
     port: AppPort | None = None
     health_check_path: HealthPath | None = Field(None, description="GET here must answer 2xx/3xx (default /)")
 
@@ -67,8 +72,8 @@ class DeploymentUpdate(StrictModel, AppSettings):
     @model_validator(mode="after")
     def _something_to_change(self):
         if not self.model_fields_set:
-            raise ValueError("give at least one of: tags, resources, build_command, start_command, port, "
-                             "health_check_path")
+            raise ValueError("give at least one of: tags, resources, build_command, start_command, "
+                             "release_command, port, health_check_path")
         return self
 
 
@@ -141,6 +146,7 @@ class DeploymentRecord(BaseModel):
     version: int
     build_command: str | None
     start_command: str | None
+    release_command: str | None
     port: int | None = Field(description="Override of the framework's port")
     health_check_path: str | None
     env: dict[str, str] = Field(validation_alias=AliasChoices("env", "masked_env"),

@@ -82,3 +82,23 @@ class RuntimeLogQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lines: int = Field(200, ge=1, le=5000)
+    process: str = Field("web", pattern=r"^[a-z0-9][a-z0-9_-]{0,29}$",
+                         description="web, or another process of the live release (a Procfile line: worker, ...)")
+
+
+class ProcessOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    name: str = Field(description="web, or the name of a Procfile line")
+    command: str | None = Field(description="What it runs")
+    service: str = Field(description="Its systemd unit on the guest")
+    state: Literal["running", "starting", "stopped", "failed", "unknown"] = Field(
+        description="starting: waiting to be restarted after a crash")
+    restarts: int | None = Field(description="Automatic restarts after a crash since it was last started")
+    detail: str | None
+
+
+class ProcessList(BaseModel):
+    success: Literal[True]
+    release: int = Field(description="The live release, whose processes these are")
+    processes: list[ProcessOut]

@@ -55,7 +55,7 @@ def _name_taken(deployment):
     return None
 
 
-APP_SETTINGS = ("build_command", "start_command", "port", "health_check_path")
+APP_SETTINGS = ("build_command", "start_command", "release_command", "port", "health_check_path")
 
 
 def scoped(stmt, viewer):
@@ -98,6 +98,7 @@ def create_deployment(data, owner, quota_defaults=None, audit=None, *, proxmox):
         user_id=owner.id,
         build_command=data.get("build_command"),
         start_command=data.get("start_command"),
+        release_command=data.get("release_command"),
         port=data.get("port"),
         health_check_path=data.get("health_check_path"),
         env_encrypted=envvars.encrypt(envvars.validate(data.get("env") or {})),

@@ -1,25 +1,22 @@
 """The app's runtime log, read from its guest on request."""
-from backend.deploy.transport import APP_SERVICE, TransportError
-from backend.errors import DomainError, InvalidState
-from backend.models import DeploymentStatus, Release
+from backend.deploy.transport import TransportError
+from backend.errors import DomainError
+from backend.models import Release
 from backend.services import envvars
 from backend.services.guests import guest_target
+from backend.services.processes import require_guest, require_process
 
-READABLE = (DeploymentStatus.RUNNING, DeploymentStatus.DEPLOYING, DeploymentStatus.FAILED, DeploymentStatus.STOPPED)
 
-
-def runtime_log(deployment, lines, transports):
-    """The last `lines` lines the app wrote (the journal of its unit on a real guest), read through
-    transports (the platform's factory; None when the platform does not deploy apps)."""
-    if transports is None or deployment.status not in READABLE:
-        raise InvalidState(f"there is no app log to read while the deployment is {deployment.status.value}")
-    if deployment.vm_id is None or deployment.live_release is None:
-        raise InvalidState("no release of this deployment has served yet")
+def runtime_log(deployment, lines, transports, process="web"):
+    """The last `lines` lines a process of the app wrote (the journal of its unit on a real guest), read
+    through transports (the platform's factory; None when the platform does not deploy apps)."""
+    require_guest(deployment, transports, "app log")
+    service = require_process(deployment, process)
     redact = envvars.redactor(_environment_values(deployment))
     try:
         transport = transports.open(guest_target(deployment))
         try:
-            return [redact(line) for line in transport.service_log(APP_SERVICE, lines=lines)]
+            return [redact(line) for line in transport.service_log(service, lines=lines)]
         finally:
             transport.close()
     except TransportError as exc:

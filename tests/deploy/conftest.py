@@ -43,7 +43,9 @@ def sim(database_url, fake, repos, tmp_path):
     from backend.deploy.local import LocalTransport
 
     for sandbox in (Path(tmp_path) / "simulation" / "guests").glob("*"):
-        LocalTransport(sandbox).stop_service("paas-app")
+        sandbox_guest = LocalTransport(sandbox)
+        for service in sandbox_guest.services():
+            sandbox_guest.stop_service(service)
     fake.assert_no_violations()
 
 

@@ -11,7 +11,7 @@ as whom), every upload and every service call, and answers commands from a scrip
 
 A build command the deployer wraps in its environment loader (sh -c '. "$1" && shift && exec "$@"' paas-build
 ENV_FILE ARGV...) is matched on ARGV. Commands no rule answers get the few shell tools the deployer keeps its
-releases with (mkdir -p, rm -rf, test -d, ln -sfn, mv -Tf, readlink, ls -1) done on an in-memory tree of
+releases with (mkdir -p, rm -rf, test -d, test -e, ln -sfn, mv -Tf, readlink, ls -1) done on an in-memory tree of
 directories and symlinks; anything else succeeds silently.
 
 The app service runs after a start or restart when app_runs(transport) says so (by default it does);
@@ -19,7 +19,7 @@ service_running() reports it, so a health check that gets no answer stops at onc
 """
 from dataclasses import dataclass, field
 
-from backend.deploy.transport import TAIL_LINES, CommandResult, ServiceSpec, Transport, TransportError
+from backend.deploy.transport import TAIL_LINES, CommandResult, ServiceSpec, ServiceState, Transport, TransportError
 
 BUILD_WRAPPER = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build")
 
@@ -73,7 +73,7 @@ class FakeTransport(Transport):
         self.files = {}  # path -> bytes, the last upload to each path
         self.dirs = set()
         self.links = {}  # path -> target
-        self.services = {}  # name -> ServiceSpec
+        self.installed = {}  # name -> ServiceSpec
         self.running = {}  # name -> bool
         self.service_calls = []  # (action, name, where `current` pointed then)
         self.service_output = []  # what service_log answers
@@ -136,6 +136,8 @@ class FakeTransport(Transport):
             return 0, []
         if name == "test" and args[:1] == ["-d"]:
             return (0 if args[1] in self.dirs else 1), []
+        if name == "test" and args[:1] == ["-e"]:
+            return (0 if args[1] in self.dirs or args[1] in self.files or args[1] in self.links else 1), []
         if name == "ln" and args[:1] == ["-sfn"]:
             self.links[args[2]] = args[1]
             return 0, []
@@ -178,11 +180,11 @@ class FakeTransport(Transport):
     def install_service(self, spec):
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"install_service takes a ServiceSpec, not {spec!r}")
-        self.services[spec.name] = spec
+        self.installed[spec.name] = spec
         self.service_calls.append(("install", spec.name, self.current()))
 
     def _installed(self, name):
-        if name not in self.services:
+        if name not in self.installed:
             raise TransportError(f"Unit {name}.service not found.")
 
     def start_service(self, name):
@@ -205,6 +207,19 @@ class FakeTransport(Transport):
 
     def service_running(self, name):
         return self.running.get(name, False)
+
+    def service_state(self, name):
+        if name not in self.installed:
+            return ServiceState("unknown", detail="not installed")
+        return ServiceState("running" if self.running.get(name) else "stopped", 0)
+
+    def services(self):
+        return sorted(self.installed)
+
+    def remove_service(self, name):
+        self.service_calls.append(("remove", name, self.current()))
+        self.installed.pop(name, None)
+        self.running.pop(name, None)
 
     def close(self):
         self.closed += 1

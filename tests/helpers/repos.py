@@ -1,6 +1,7 @@
 """Local git repositories that stand for GitHub ones, and the sample apps the deploy tests put in them."""
 import subprocess
 import textwrap
+from pathlib import Path
 
 
 def git(cwd, *args):
@@ -79,3 +80,13 @@ EXPRESS_APP = {
         app.listen(Number(process.env.PORT), process.env.HOST);
     """,
 }
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def example(name):
+    """The files of examples/<name> as Repos.make takes them (what a user would push to GitHub)."""
+    root = EXAMPLES / name
+    return {str(path.relative_to(root)): path.read_text() for path in sorted(root.rglob("*"))
+            if path.is_file() and not {"node_modules", ".venv", "__pycache__"} & set(path.parts)}

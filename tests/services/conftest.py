@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from backend.deploy.deployer import Limits
+from backend.deploy.deployer import READ_FILES, Limits
 from backend.extensions import db
 from backend.models import Deployment, DeploymentEvent, LogLine, Release
 from backend.platform import EXTENSION, Platform, platform_of
@@ -187,14 +187,17 @@ def script_repository(transport, files=FILES, sha=SHA):
         src = argv[1]
         return 0, [src, *(f"{src}/{name}" for name in sorted(files))]
 
-    def head(transport, argv):
-        return 0, files[argv[-1].rsplit("/", 1)[-1]].splitlines()
+    def read(transport, argv):
+        marker, names = argv[4], argv[6:]
+        return 0, [line for name in names for line in ("", f"{marker} {name}", *files[name].splitlines())]
 
     transport.script("git", "clone", handler=lambda transport, argv: transport.make_dirs(argv[-1]))
     transport.script("git", "-C", handler=lambda transport, argv: (0, [sha]) if argv[-2:] == ["rev-parse", "HEAD"]
                      else None)
     transport.script("find", handler=listing)
-    transport.script("head", handler=head)
+    transport.script("sh", "-c", READ_FILES, handler=read)
+    transport.script("python3", "-c", output=["3.11.2"])
+    transport.script("node", "--version", output=["v20.19.2"])
     transport.script("sh", "-c", 'command -v "$1"', handler=lambda transport, argv: (0, [f"/usr/bin/{argv[-1]}"]))
     return transport
 
