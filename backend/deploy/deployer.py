@@ -381,8 +381,7 @@ class Deployer:
     def dependency_key(self):
         """A digest of what decides the install step's result: the dependency files' content, the install
         commands and the runtime's version."""
-        lines = self.sh(["sh", "-c", 'cd "$1" || exit 1; shift; for f; do if [ -f "$f" ]; then sha256sum -- "$f"; fi; '
-                         "done", "paas-deps", self.src, *recipes.DEPENDENCY_FILES], quiet=True)
+        lines = self.sh(["sh", "-c", HASH_FILES, "paas-deps", self.src, *recipes.DEPENDENCY_FILES], quiet=True)
         digest = hashlib.sha256()
         for part in (*sorted(line.strip() for line in lines if line.strip()),
                      *(shlex.join(step.argv) for step in self.plan.install), str(self.runtime_version)):
@@ -610,6 +609,11 @@ class Deployer:
 # Prints each file named after the marker and the directory, each after a line "MARKER NAME", its first 64 KiB.
 READ_FILES = 'marker=$1; cd "$2" || exit 1; shift 2; for f; do printf "\\n%s %s\\n" "$marker" "$f"; ' \
              'head -c 65536 -- "$f"; done'
+
+# Prints the SHA-256 of each regular file the patterns after the directory match in it (the patterns are the
+# platform's own, recipes.DEPENDENCY_FILES; a pattern that matches nothing stays as it is and is skipped).
+HASH_FILES = 'cd "$1" || exit 1; shift; for pattern; do for f in $pattern; do ' \
+             'if [ -f "$f" ]; then sha256sum -- "$f"; fi; done; done'
 
 # Given two paths, rewrites the first into the second in a copied virtualenv's scripts and pyvenv.cfg (their
 # shebangs name the virtualenv's own python by its absolute path). A constant: the paths come as arguments.

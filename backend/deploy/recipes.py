@@ -25,8 +25,9 @@ PROCESS_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
 MAX_PROCESSES = 10
 # The files whose content decides what a build installs: unchanged, a release may reuse the previous one's
 # virtualenv or node_modules (the build cache).
-DEPENDENCY_FILES = ("requirements.txt", "pyproject.toml", "poetry.lock", "uv.lock", "Pipfile.lock", "setup.py",
-                    "setup.cfg", "package.json", "package-lock.json", "npm-shrinkwrap.json")
+DEPENDENCY_FILES = ("requirements*.txt", "requirements/*.txt", "constraints*.txt", "pyproject.toml", "poetry.lock",
+                    "uv.lock", "pdm.lock", "Pipfile", "Pipfile.lock", "setup.py", "setup.cfg", "package.json",
+                    "package-lock.json", "npm-shrinkwrap.json")  # shell patterns, relative to the source
 
 
 @dataclass(frozen=True)

@@ -22,5 +22,7 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
+    # Dropped in place: a batch copy of deployments cannot write its generated columns (SQLite 3.35+ drops a plain
+    # column itself).
+    with op.batch_alter_table('deployments', schema=None, recreate='never') as batch_op:
         batch_op.drop_column('release_command')

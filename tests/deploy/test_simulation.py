@@ -11,7 +11,7 @@ from backend.platform import platform_of
 from tests.helpers.api import build_log, create_deployment, releases_of, wait_for_release, wait_for_status
 from tests.helpers.apps import guests_of
 from tests.helpers.network import fetch
-from tests.helpers.repos import EXPRESS_APP, STATIC_SITE, flask_app
+from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, flask_app
 
 pytestmark = pytest.mark.slow  # real git, pip, npm, gunicorn, sshd or Celery processes
 
@@ -52,7 +52,7 @@ def test_flask_app_from_create_to_delete(sclient, sim, repos, fake):
     assert releases_of(sclient, ident)[0]["commit_sha"] == second
 
     # A broken release is switched back: v2 keeps serving, the release says why.
-    repos.commit("hello-flask", {"app.py": "raise SystemExit('broken on purpose')\n"})
+    repos.commit("hello-flask", BROKEN_APP)
     assert sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
     broken = wait_for_release(sclient, ident, 3)
     assert broken["status"] == "failed" and "health check failed" in broken["error_message"]

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from backend.deploy import ssh
 from backend.deploy.keys import host_key_line, load_or_create_keypair, parse_host_key_line
 from backend.deploy.ssh import SSHTransport
-from backend.deploy.transport import CommandTimeout, ServiceSpec, TransportError
+from backend.deploy.transport import CommandTimeout, ServiceSpec, ServiceState, TransportError
 from backend.deploy.units import render_unit
 from tests.deploy.sshd import start_sshd
 
@@ -445,6 +445,14 @@ if [ "$1" = start ] && [ "$2" = broken ]; then
     echo "Job for broken.service failed because the control process exited with error code." >&2
     exit 1
 fi
+if [ "$1" = show ]; then
+    case "$2" in
+        paas-app) printf 'LoadState=loaded\nActiveState=active\nSubState=running\nNRestarts=0\nResult=success\n' ;;
+        paas-app-worker) printf 'NRestarts=3\nActiveState=activating\nSubState=auto-restart\nResult=exit-code\n'
+                         echo LoadState=loaded ;;
+        *) printf 'LoadState=not-found\nActiveState=inactive\nNRestarts=0\n' ;;
+    esac
+fi
 """)
     journalctl = tmp_path / "journalctl"
     journalctl.write_text(f"""#!/bin/sh
@@ -486,6 +494,26 @@ def test_start_stop_restart_and_log(t, stub_systemd):
         "systemctl [start] [web]", "systemctl [stop] [web]", "systemctl [restart] [web]",
         "journalctl [-u] [web] [-n] [50] [--no-pager] [-o] [cat]",
     ]
+
+
+def test_services_are_listed_stated_and_removed(t, stub_systemd, tmp_path):
+    units = tmp_path / "units"
+    units.mkdir()
+    for name in ("paas-app.service", "paas-app-worker.service", "ssh.service", "paas-app-clock.service.d"):
+        (units / name).write_text("")
+    assert t.services() == ["paas-app", "paas-app-worker"]
+
+    assert t.service_state("paas-app") == ServiceState("running", 0, "running")
+    assert t.service_state("paas-app-worker") == ServiceState("starting", 3, "auto-restart, last result exit-code")
+    assert t.service_state("paas-app-gone").state == "unknown"
+
+    open(stub_systemd, "w").close()
+    t.remove_service("paas-app-worker")
+    assert not (units / "paas-app-worker.service").exists() and (units / "paas-app.service").exists()
+    assert calls(stub_systemd) == ["systemctl [disable] [--now] [paas-app-worker]", "systemctl [daemon-reload]",
+                                   "systemctl [reset-failed] [paas-app-worker]"]
+    with pytest.raises(ValueError):
+        t.remove_service("paas-app; reboot")
 
 
 def test_a_failing_systemctl_raises_with_its_output(t, stub_systemd):

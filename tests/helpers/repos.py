@@ -65,6 +65,9 @@ def flask_app(version="v1"):
     }
 
 
+# An app that exits as it starts (its health check fails); detection finds its app object all the same.
+BROKEN_APP = {"app.py": "raise SystemExit('broken on purpose')\napp = object()  # never reached\n"}
+
 STATIC_SITE = {"public/index.html": "<!doctype html><title>static</title><h1>static site v1</h1>\n",
                "README.md": "not served\n"}
 

@@ -10,10 +10,10 @@ import pytest
 
 from backend.platform import platform_of
 from backend.simulation.realguests import RealGuestCluster
-from tests.helpers.api import create_deployment, wait_for_release, wait_for_status
+from tests.helpers.api import build_log, create_deployment, wait_for_release, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.helpers.network import fetch
-from tests.helpers.repos import EXPRESS_APP, STATIC_SITE, Repos, flask_app
+from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, example, flask_app
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,7 @@ def test_a_flask_app_deploys_over_ssh_and_lives_through_power_actions_and_a_rebo
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
     assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
     assert fetch(running["url"]) == (200, "hello guests from v2")
-    repos.commit("hello-real", {"app.py": "raise SystemExit('broken on purpose')\n"})
+    repos.commit("hello-real", BROKEN_APP)
     assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
     broken = wait_for_release(client, ident, 3, timeout=300)
     assert broken["status"] == "failed" and "broken on purpose" in broken["error_message"]
@@ -297,3 +297,88 @@ def test_a_vm_deploys_as_its_cloud_init_user_with_sudo(platform):
     client.delete(f"/api/deployments/{created['id']}")
     assert wait_for_status(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
     assert made.host.guests == {}
+
+
+def test_real_layouts_release_phase_workers_and_the_build_cache_on_guests(platform):
+    """The samples of each layout on real guests: a factory package initialised by its release command, a Procfile
+    worker restarted by systemd after it crashes, an Express build whose node_modules the next release reuses."""
+    app, repos, _ = platform
+    client = app.test_client()
+    samples = {"real-notes": ("flask-factory", {"release_command": "flask --app notes init-db"}),
+               "real-worker": ("procfile-worker", {}),
+               "real-built": ("express-build", {})}
+    made = {}
+    for name, (sample, extra) in samples.items():
+        repos.make(name, example(sample))
+        made[name] = create_deployment(client, name=name, framework="auto", github_url=repos.url(name),
+                                       health_check_path="/health", **extra)["id"]
+    running = {}
+    for name, ident in made.items():
+        running[name] = wait_for_status(client, ident, {"running", "failed"}, timeout=400)
+        assert running[name]["status"] == "running", (name, running[name]["error_message"])
+
+    assert fetch(running["real-notes"]["url"]) == (200, "1 notes: welcome")
+
+    # The worker runs as the app's user under its own unit; systemd restarted it after its first start crashed.
+    worker = running["real-worker"]
+    assert serves_matching(worker["url"], "migrated at", "heartbeat: missing")
+    processes = {p["name"]: p for p in
+                 client.get(f"/api/deployments/{worker['id']}/processes").get_json()["processes"]}
+    assert processes["worker"]["state"] == "running" and processes["worker"]["restarts"] >= 1, processes
+    assert processes["web"]["state"] == "running"
+    status, output = on_guest(app, worker["ip_address"], "systemctl is-enabled paas-app-worker; "
+                                                         "ps -o user= -C python | sort -u")
+    assert status == 0 and output.split() == ["enabled", "paas-app"], output
+    worker_log = client.get(f"/api/deployments/{worker['id']}/logs/runtime?process=worker").get_data(as_text=True)
+    assert "crashing on purpose" in worker_log and "worker: beat" in worker_log
+
+    # A redeploy with the same dependencies reuses node_modules.
+    built = running["real-built"]
+    repos.commit("real-built", {"build.js": example("express-build")["build.js"] + "// a change\n"})
+    assert client.post(f"/api/deployments/{built['id']}/actions/redeploy", json={}).status_code == 202
+    assert wait_for_release(client, built["id"], 2, timeout=300)["status"] == "live"
+    assert "reusing its node_modules" in build_log(client, built["id"], release=2)
+    assert fetch(built["url"]) == (200, "hello nobody from a built express app")
+
+    for ident in made.values():
+        client.delete(f"/api/deployments/{ident}")
+    for ident in made.values():
+        assert wait_for_status(client, ident, {"deleted"}, timeout=120)["status"] == "deleted"
+
+
+def serves_matching(url, wanted, unwanted, timeout=60):
+    """True once url answers 200 with wanted and without unwanted in its body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = fetch(url)
+        if status == 200 and wanted in body and unwanted not in body:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+INJECTED = ("id -un > whoami; pwd > where; touch /etc/paas-pwned /srv/paas/paas-pwned /root/paas-pwned "
+            "2>/dev/null; echo $(touch /usr/paas-pwned) `touch /var/paas-pwned`; true")
+
+
+def test_payloads_through_the_release_command_and_procfile_run_as_the_app_user_inside_its_directory(platform):
+    app, repos, _ = platform
+    client = app.test_client()
+    files = flask_app("v1")
+    files["Procfile"] = ("web: gunicorn --bind \"$HOST:$PORT\" app:app\n"
+                         "worker: touch /etc/paas-pwned-worker; id -un > worker-whoami; exec sleep 300\n")
+    repos.make("real-inject", files)
+    created = create_deployment(client, name="real-inject", github_url=repos.url("real-inject"),
+                                release_command=INJECTED, env={"PAYLOAD": "$(touch /etc/paas-pwned-env)"})
+    running = wait_for_status(client, created["id"], {"running", "failed"}, timeout=300)
+    assert running["status"] == "running", running["error_message"]
+    status, output = on_guest(app, running["ip_address"],
+                              "cd /srv/paas/current/src && cat whoami where && sleep 1 && cat worker-whoami; "
+                              "ls /etc/paas-pwned* /srv/paas/paas-pwned /root/paas-pwned /usr/paas-pwned "
+                              "/var/paas-pwned 2>&1 | grep -vc 'No such file'; stat -c %U /srv/paas /srv/paas/releases")
+    lines = output.split()
+    assert lines[:3] == ["paas-app", "/srv/paas/releases/1/src", "paas-app"], output
+    assert lines[3] == "0", output  # none of the files outside the app's directory was made
+    assert lines[4:] == ["root", "root"]  # the app's user cannot write beside its releases
+    client.delete(f"/api/deployments/{created['id']}")
+    assert wait_for_status(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
