@@ -172,8 +172,8 @@ def app_log(ident, query: RuntimeLogQuery):
 def list_processes(ident):
     """The live release's processes (web and its Procfile's others) and the state of each on the guest now."""
     deployment = find(ident)
-    found = process_states(deployment, platform_of().transports)
-    return {"success": True, "release": deployment.live_release, "processes": [dump(ProcessOut, p) for p in found]}
+    release, found = process_states(deployment, platform_of().transports)
+    return {"success": True, "release": release, "processes": [dump(ProcessOut, p) for p in found]}
 
 
 def _event(line):

@@ -2,11 +2,16 @@
 
 Layout on the guest (under the transport's root, /srv/paas on a real guest):
 
-    releases/<version>/src      the checked-out source, built in place
-    releases/<version>/app.env  the environment (systemd EnvironmentFile format), mode 0600
-    releases/<version>/env.sh   the same for build commands (shell-quoted), mode 0600
-    releases/<version>/start    the start script (mode 0755) the service runs
+    releases/<version>/src        the checked-out source, built in place (the app's user owns it)
+    releases/<version>/home       HOME of the build and release commands (the app's user owns it)
+    releases/<version>/app.env    the environment (systemd EnvironmentFile format), mode 0600
+    releases/<version>/env.sh     the same for build commands (shell-quoted), mode 0640, group of the app's user
+    releases/<version>/start      the start script (mode 0755) of the web process; proc-<name> of the others
+    releases/<version>/processes  the names of the processes beside web; build-key: the build cache's key
     current -> releases/<version>
+
+Only src/ and home/ belong to the app's user: the files the platform reads back or hands to systemd as root
+stay root's, so that the app cannot swap one for a link.
 
 Each release is built in its own directory while the previous one keeps serving; then `current`
 is switched (an atomic rename), the service restarted and the app health-checked. If the check
@@ -113,6 +118,7 @@ class Deployer:
         self.git_rewrites = dict(limits.git_rewrites)
         self.http_proxy, self.no_proxy = limits.http_proxy, limits.no_proxy
         self.apt_updated = False
+        self.manages_system = getattr(transport, "manages_system", False)
         root = transport.root
         self.root = root
         self.dir = f"{root}/releases/{release.version}"
@@ -163,7 +169,7 @@ class Deployer:
         wrapped = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build", f"{self.dir}/env.sh", *argv)
         path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
         env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
-               "PORT": str(self.plan.port), "HOST": self.transport.bind_host, "CI": "true", "HOME": self.dir,
+               "PORT": str(self.plan.port), "HOST": self.transport.bind_host, "CI": "true", "HOME": f"{self.dir}/home",
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false", **self.proxy_env()}
         self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
 
@@ -216,6 +222,7 @@ class Deployer:
             self.log.step(f"switch back to {previous} while release {self.release.version} is rebuilt")
             self.switch_to(previous)
             self.restart()
+            self.run_processes(self.release_processes(previous))
         self.sh(["rm", "-rf", "--", self.dir], quiet=True)
         self.sh(["mkdir", "-p", "--", self.dir], quiet=True)
 
@@ -267,7 +274,8 @@ class Deployer:
         if wanted:
             # Each file's text follows a line holding a marker no file of the repository can know in advance.
             marker = f"paas-file-{secrets.token_hex(8)}"
-            lines = self.sh(["sh", "-c", READ_FILES, "paas-read", marker, self.src, *wanted], quiet=True)
+            lines = self.sh(["sh", "-c", READ_FILES, "paas-read", marker, self.src, *wanted], quiet=True,
+                            as_app_user=True)
             current = None
             for line in lines:
                 if line.startswith(marker + " "):
@@ -352,7 +360,7 @@ class Deployer:
         env = dict(self.release.env)
         self.transport.upload(f"{self.dir}/app.env", render_env_file(env), mode=0o600)
         script = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in sorted(env.items()))
-        self.transport.upload(f"{self.dir}/env.sh", script.encode(), mode=0o600)
+        self.transport.upload(f"{self.dir}/env.sh", script.encode(), mode=0o640 if self.manages_system else 0o600)
         self.transport.upload(f"{self.dir}/start", self._script(self.plan.start, "web process"), mode=0o755)
         for process in self.plan.processes:
             script = self._script(process.argv, f"{process.name} process")
@@ -360,9 +368,11 @@ class Deployer:
         # Which processes this release runs: read back when the deployer switches to it again.
         names = "".join(f"{p.name}\n" for p in self.plan.processes)
         self.transport.upload(f"{self.dir}/processes", names.encode(), mode=0o644)
-        if getattr(self.transport, "manages_system", False):
+        self.sh(["mkdir", "-p", "--", f"{self.dir}/home"], quiet=True)
+        if self.manages_system:
             user = self.transport.app_user
-            self.sh(["chown", "-R", "--", f"{user}:{user}", self.dir], quiet=True)
+            self.sh(["chown", "-R", "--", f"{user}:{user}", self.src, f"{self.dir}/home"], quiet=True)
+            self.sh(["chgrp", "--", user, f"{self.dir}/env.sh"], quiet=True)
 
     def build(self):
         install = self.plan.install
@@ -381,7 +391,8 @@ class Deployer:
     def dependency_key(self):
         """A digest of what decides the install step's result: the dependency files' content, the install
         commands and the runtime's version."""
-        lines = self.sh(["sh", "-c", HASH_FILES, "paas-deps", self.src, *recipes.DEPENDENCY_FILES], quiet=True)
+        lines = self.sh(["sh", "-c", HASH_FILES, "paas-deps", self.src, *recipes.DEPENDENCY_FILES], quiet=True,
+                        as_app_user=True)
         digest = hashlib.sha256()
         for part in (*sorted(line.strip() for line in lines if line.strip()),
                      *(shlex.join(step.argv) for step in self.plan.install), str(self.runtime_version)):
@@ -391,7 +402,7 @@ class Deployer:
     def reuse_cache(self, key):
         """Copy the install of an earlier release on the guest with the same key; True when one was reused."""
         cache_dir = self.plan.cache_dir
-        if self.succeeds(["test", "-e", f"{self.src}/{cache_dir}"]):
+        if self.succeeds(["sh", "-c", 'test -e "$1" || test -h "$1"', "paas-exists", f"{self.src}/{cache_dir}"]):
             self.log(f"build cache: the repository has its own {cache_dir}; installing as it says")
             return False
         listing = self.sh(["ls", "-1", "--", f"{self.root}/releases"], quiet=True, check=False)
@@ -399,7 +410,8 @@ class Deployer:
                           key=lambda v: (v != self.release.live_release, -v))
         for version in versions:
             other = f"{self.root}/releases/{version}"
-            lines = self.sh(["cat", "--", f"{other}/build-key"], quiet=True, check=False)
+            # As the app's user: it owns the release's directory, and root follows no link it may have put there.
+            lines = self.sh(["cat", "--", f"{other}/build-key"], quiet=True, check=False, as_app_user=True)
             if not lines or lines[0].strip() != key:
                 continue
             if not self.succeeds(["test", "-d", f"{other}/src/{cache_dir}"]):
@@ -414,7 +426,7 @@ class Deployer:
             if copied.ok:
                 return True
             self.log(f"build cache: copying failed (exit {copied.exit_code}); installing from scratch")
-            self.sh(["rm", "-rf", "--", f"{self.src}/{cache_dir}"], quiet=True)
+            self.sh(["rm", "-rf", "--", f"{self.src}/{cache_dir}"], quiet=True, as_app_user=True)
             return False
         self.log("build cache: no earlier release on the guest has these dependencies; installing")
         return False
@@ -434,11 +446,12 @@ class Deployer:
     def process_spec(self, name):
         return ServiceSpec(name=process_service(name), description=f"{self.release.name} {name} (deployed by the PaaS)",
                            working_directory=f"{self.current}/src", exec_start=(f"{self.current}/proc-{name}",),
-                           environment_file=f"{self.current}/app.env", user=self.transport.app_user)
+                           environment_file=f"{self.current}/app.env", user=self.transport.app_user,
+                           restart_always=True)
 
     def release_processes(self, target):
         """The names of the processes beside web that the release in target (releases/<n>) runs."""
-        lines = self.sh(["cat", "--", f"{self.root}/{target}/processes"], quiet=True, check=False)
+        lines = self.sh(["cat", "--", f"{self.root}/{target}/processes"], quiet=True, check=False, as_app_user=True)
         return [line.strip() for line in lines if recipes.PROCESS_NAME.fullmatch(line.strip())]
 
     def run_processes(self, names):
@@ -545,6 +558,10 @@ class Deployer:
             self.write_files()
             self.build()
             self.release_phase()
+        except TransportError as exc:  # an upload's, the commands' are DeployFailed already
+            failure = DeployFailed(f"the guest: {exc}")
+            self.keep_live_release(failure)
+            raise failure from None
         except (DeployFailed, TimeoutError) as exc:
             self.keep_live_release(exc)
             raise
@@ -572,9 +589,11 @@ class Deployer:
         live = self.release.live_release
         if live is None or live == self.release.version:
             return
+        # Out of time is one of the failures that lands here: a moment more to look, as roll_back has.
+        self.control.extend(ROLLBACK_SECONDS)
         try:
             serving = self.current_target() == f"releases/{live}"
-        except (DeployFailed, TimeoutError, Interrupted):
+        except (DeployFailed, TimeoutError, TransportError):
             return
         if serving:
             self.log(str(exc), stream="error")
@@ -607,13 +626,14 @@ class Deployer:
 
 
 # Prints each file named after the marker and the directory, each after a line "MARKER NAME", its first 64 KiB.
-READ_FILES = 'marker=$1; cd "$2" || exit 1; shift 2; for f; do printf "\\n%s %s\\n" "$marker" "$f"; ' \
-             'head -c 65536 -- "$f"; done'
+# Links and anything but a regular file are skipped: a repository must not make the platform read elsewhere.
+READ_FILES = 'marker=$1; cd "$2" || exit 1; shift 2; for f; do if [ -f "$f" ] && [ ! -h "$f" ]; then ' \
+             'printf "\\n%s %s\\n" "$marker" "$f"; head -c 65536 -- "$f" 2>/dev/null; fi; done; true'
 
 # Prints the SHA-256 of each regular file the patterns after the directory match in it (the patterns are the
 # platform's own, recipes.DEPENDENCY_FILES; a pattern that matches nothing stays as it is and is skipped).
 HASH_FILES = 'cd "$1" || exit 1; shift; for pattern; do for f in $pattern; do ' \
-             'if [ -f "$f" ]; then sha256sum -- "$f"; fi; done; done'
+             'if [ -f "$f" ] && [ ! -h "$f" ]; then sha256sum -- "$f"; fi; done; done; true'
 
 # Given two paths, rewrites the first into the second in a copied virtualenv's scripts and pyvenv.cfg (their
 # shebangs name the virtualenv's own python by its absolute path). A constant: the paths come as arguments.

@@ -5,7 +5,8 @@ kills everything they started. The "service" is a supervised process: started in
 from the release's start script with the environment file's variables, its pid and output kept in
 the sandbox, stopped by signalling its process group. Like the systemd units on a real guest, a
 service that exits with a failure is started again after RESTART_SECONDS, at most START_LIMIT_BURST
-times within START_LIMIT_SECONDS; then it stays failed until started by hand.
+times within START_LIMIT_SECONDS (then it stays failed until started by hand); one with restart_always
+(a worker) is started again whenever it ends, ALWAYS_RESTART_SECONDS later, without a limit.
 """
 import json
 import logging
@@ -33,6 +34,7 @@ from backend.deploy.units import parse_env_file
 log = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 10
 RESTART_SECONDS = 2  # as RestartSec= of the units on a real guest
+ALWAYS_RESTART_SECONDS = 3
 START_LIMIT_BURST, START_LIMIT_SECONDS = 5, 60  # as StartLimitBurst= and StartLimitIntervalSec=
 # Serialises a service's pid file between its supervisor thread (which restarts a crashed process) and
 # start_service/stop_service, so that a stop never races a restart into leaving a process behind.
@@ -162,7 +164,7 @@ class LocalTransport(Transport):
         unit, _, _ = self._files(spec.name)
         body = {"name": spec.name, "description": spec.description, "working_directory": spec.working_directory,
                 "exec_start": list(spec.exec_start), "environment_file": spec.environment_file,
-                "environment": [list(pair) for pair in spec.environment]}
+                "environment": [list(pair) for pair in spec.environment], "restart_always": spec.restart_always}
         self.upload(str(unit), json.dumps(body).encode(), mode=0o600)
 
     def services(self):
@@ -185,7 +187,8 @@ class LocalTransport(Transport):
         return ServiceSpec(name=body["name"], description=body["description"],
                            working_directory=body["working_directory"], exec_start=tuple(body["exec_start"]),
                            environment_file=body["environment_file"],
-                           environment=tuple(tuple(p) for p in body["environment"]))
+                           environment=tuple(tuple(p) for p in body["environment"]),
+                           restart_always=bool(body.get("restart_always")))
 
     def _recorded(self, name):
         """(pid, start time) the pid file names, or None."""
@@ -241,8 +244,8 @@ class LocalTransport(Transport):
             self._write_state(name, restarts=0)
             self._spawn(name, [])
 
-    def _spawn(self, name, restarts):
-        """Start the service's process and its supervisor; restarts: when earlier automatic restarts happened."""
+    def _spawn(self, name, recent):
+        """Start the service's process and its supervisor; recent: when its recent automatic restarts happened."""
         spec = self._spec(name)
         _, pidfile, logfile = self._files(name)
         env = base_environment(self.root)
@@ -261,32 +264,44 @@ class LocalTransport(Transport):
         recorded = (process.pid, _start_time(process.pid))
         pidfile.write_text(f"{recorded[0]} {recorded[1]}")
         # Reap it when it exits (a crashed app must not linger as a zombie of this process), and restart it
-        # after a failure, as systemd's Restart=on-failure does.
-        threading.Thread(target=self._supervise, args=(name, process, recorded, restarts), name=f"supervise-{name}",
-                         daemon=True).start()
+        # as systemd's Restart= does.
+        threading.Thread(target=self._supervise, args=(name, process, recorded, recent, spec.restart_always),
+                         name=f"supervise-{name}", daemon=True).start()
 
-    def _supervise(self, name, process, recorded, restarts):
+    def _restart_count(self, name):
+        try:
+            return int(json.loads(self._state_file(name).read_text()).get("restarts", 0))
+        except (FileNotFoundError, ValueError, AttributeError):
+            return 0
+
+    def _supervise(self, name, process, recorded, recent, always):
+        """recent: the monotonic times of this service's automatic restarts within START_LIMIT_SECONDS."""
         code = process.wait()
-        if code == 0:
+        detail = f"exited with status {code}" if code >= 0 else f"killed by signal {-code}"
+        if code == 0 and not always:
+            with _SUPERVISION:
+                if self._recorded(name) == recorded:  # it ended by itself: stopped, as systemd would say
+                    self._files(name)[1].unlink(missing_ok=True)
+                    self._write_state(name, restarts=self._restart_count(name), detail=detail)
             return
-        time.sleep(RESTART_SECONDS)
+        time.sleep(ALWAYS_RESTART_SECONDS if always else RESTART_SECONDS)
         with _SUPERVISION:
             if self._recorded(name) != recorded:
                 return  # stopped, or started again, by hand meanwhile
             now = time.monotonic()
-            recent = [t for t in restarts if now - t < START_LIMIT_SECONDS]
-            detail = f"exited with status {code}" if code > 0 else f"killed by signal {-code}"
-            if len(recent) >= START_LIMIT_BURST:
+            recent = [t for t in recent if now - t < START_LIMIT_SECONDS]
+            count = self._restart_count(name)
+            if not always and len(recent) >= START_LIMIT_BURST:
                 log.warning("service %s in %s keeps failing (%s): not restarted again", name, self.root, detail)
-                self._write_state(name, restarts=len(restarts), failed=True,
+                self._write_state(name, restarts=count, failed=True,
                                   detail=f"{detail}; restarted {len(recent)} times within {START_LIMIT_SECONDS} s")
                 self._files(name)[1].unlink(missing_ok=True)
                 return
-            self._write_state(name, restarts=len(restarts) + 1, detail=detail)
+            self._write_state(name, restarts=count + 1, detail=detail)
             try:
-                self._spawn(name, [*restarts, now])
+                self._spawn(name, [*recent, now])
             except TransportError as exc:
-                self._write_state(name, restarts=len(restarts) + 1, failed=True, detail=str(exc))
+                self._write_state(name, restarts=count + 1, failed=True, detail=str(exc))
                 self._files(name)[1].unlink(missing_ok=True)
 
     def stop_service(self, name):

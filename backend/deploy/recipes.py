@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from backend.deploy import detection
 from backend.deploy.detection import Detected, RecipeError, Repo
 from backend.frameworks import FRAMEWORKS
+from backend.rules import check_command
 
 __all__ = ["Plan", "Process", "RecipeError", "Repo", "Step", "plan_for", "shell", "parse_procfile", "describe"]
 
@@ -92,7 +93,10 @@ def _python_install(repo, extra):
     steps = [Step("create the virtualenv", ("python3", "-m", "venv", VENV))]
     if repo.has("requirements.txt"):
         steps.append(Step("install requirements.txt", (*pip, "-r", "requirements.txt", *extra)))
-        reinstall = ()
+        # With a copied virtualenv pip finds everything satisfied in a moment, and still installs what the
+        # key cannot see: local paths and editable installs (-e .) of this release, files another -r names.
+        reinstall = (Step("check requirements.txt against the cached virtualenv",
+                          (*pip, "-r", "requirements.txt", *extra)),)
     elif repo.has("pyproject.toml"):
         steps.append(Step("install the project (pyproject.toml)", (*pip, ".", *extra)))
         # The project itself is in the virtualenv: a reused one gets this release's code, not its dependencies.
@@ -110,6 +114,17 @@ def _node_install(repo, production):
         argv.append("--omit=dev")
     return (Step("install dependencies (" + ("npm ci, from the lockfile" if lockfile else "npm install") + ")",
                  tuple(argv)),)
+
+
+def _node_reinstall(scripts):
+    """What npm ci would have run beside copying node_modules: the dependencies' install scripts (npm rebuild)
+    and the app's own install-time scripts."""
+    steps = [Step("npm rebuild (the dependencies' install scripts, on the cached node_modules)",
+                  ("npm", "rebuild", "--no-audit", "--no-fund"))]
+    for script in ("preinstall", "install", "postinstall", "prepare"):
+        if isinstance(scripts.get(script), str):
+            steps.append(Step(f"npm run {script}", ("npm", "run", script)))
+    return tuple(steps)
 
 
 def _gunicorn(repo, framework, bind, extra=()):
@@ -179,7 +194,8 @@ def recipe(framework, repo, host, port, start=None):
                     raise RecipeError("no start script in package.json and no server.js, app.js or index.js")
                 start = ("node", entry)
                 reasons.append(f"no start script: node {entry}")
-        return Plan(framework, install=install, build=build, start=start, port=port, reasons=tuple(reasons), **node)
+        return Plan(framework, install=install, build=build, start=start, port=port, reasons=tuple(reasons),
+                    reinstall=_node_reinstall(scripts), **node)
     if framework == "static":
         root = detection.static_root(repo)
         start = start or ("python3", "-m", "http.server", str(port), "--bind", host, "--directory", root)
@@ -203,6 +219,10 @@ def parse_procfile(text):
         if not PROCESS_NAME.fullmatch(name):
             raise RecipeError(f"Procfile line {number}: the process name {name[:40]!r} must be 1-30 of "
                               "a-z, 0-9, '-' and '_', starting with a letter or digit")
+        try:
+            check_command(command)
+        except ValueError as exc:
+            raise RecipeError(f"Procfile line {number} ({name}): the command {exc}") from None
         processes[name] = command
     units = {}
     for name in processes:

@@ -74,6 +74,9 @@ class ServiceSpec:
     environment_file: str
     user: str | None = None  # None: the transport's own user (local mode)
     environment: tuple = ()  # (key, value) pairs of the platform's own settings (PORT, HOST)
+    # False: restarted after a failure, at most 5 times in 60 s (the web process: a crash loop shows as failed).
+    # True: restarted whenever it ends, 3 s later, without a limit (a worker outlives a broker that is down a while).
+    restart_always: bool = False
 
     def __post_init__(self):
         if not SERVICE_NAME.fullmatch(self.name):

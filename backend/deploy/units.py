@@ -60,8 +60,7 @@ def render_unit(spec):
         f"Description={description}",
         "After=network-online.target",
         "Wants=network-online.target",
-        "StartLimitIntervalSec=60",
-        "StartLimitBurst=5",
+        *(("StartLimitIntervalSec=0",) if spec.restart_always else ("StartLimitIntervalSec=60", "StartLimitBurst=5")),
         "",
         "[Service]",
         "Type=simple",
@@ -78,8 +77,8 @@ def render_unit(spec):
         lines.append(f"Environment={_unit_word(f'{key}={value}', dollars=False)}")
     lines += [
         "ExecStart=" + " ".join([_executable(spec.exec_start[0])] + [_unit_word(w) for w in spec.exec_start[1:]]),
-        "Restart=on-failure",
-        "RestartSec=2",
+        "Restart=always" if spec.restart_always else "Restart=on-failure",
+        "RestartSec=3" if spec.restart_always else "RestartSec=2",
         "TimeoutStopSec=20",
         "NoNewPrivileges=yes",
         "PrivateTmp=yes",

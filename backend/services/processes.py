@@ -48,8 +48,12 @@ def require_process(deployment, name):
 
 
 def process_states(deployment, transports):
-    """Every process of the live release with its state, read from the guest now."""
+    """(the live release's version, every process of it with its state read from the guest now).
+
+    What it needs of the row is read before the guest is reached: recording a guest's host key on first
+    contact commits in a session of its own, after which the row is no longer loaded."""
     require_guest(deployment, transports, "process")
+    release = deployment.live_release
     processes = live_processes(deployment)
     try:
         transport = transports.open(guest_target(deployment))
@@ -59,7 +63,7 @@ def process_states(deployment, transports):
                 service = process_service(name)
                 state = transport.service_state(service)
                 found.append(ProcessInfo(name, command, service, state.state, state.restarts, state.detail))
-            return found
+            return release, found
         finally:
             transport.close()
     except TransportError as exc:

@@ -134,7 +134,9 @@ def stop_guest_apps(simulation_dir):
     sandboxes = [path for path in guests.iterdir() if path.is_dir()] if guests.exists() else []
     for sandbox in sandboxes:
         with contextlib.suppress(OSError):
-            LocalTransport(sandbox).stop_service("paas-app")
+            guest = LocalTransport(sandbox)
+            for service in guest.services():  # the web process and the Procfile's others
+                guest.stop_service(service)
     return len(sandboxes)
 
 

@@ -10,7 +10,7 @@ if not crashed.exists():
     print("worker: crashing on purpose on its first start", flush=True)
     sys.exit(3)
 
-for beat in range(1, 3601):  # an hour of beats; then it exits and is not restarted (exit status 0)
+for beat in range(1, 3601):  # an hour of beats; then it exits, and the platform starts it again
     pathlib.Path("heartbeat").write_text(f"{beat}\n")
     print(f"worker: beat {beat}", flush=True)
     time.sleep(1)

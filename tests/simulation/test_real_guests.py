@@ -322,8 +322,9 @@ def test_real_layouts_release_phase_workers_and_the_build_cache_on_guests(platfo
     # The worker runs as the app's user under its own unit; systemd restarted it after its first start crashed.
     worker = running["real-worker"]
     assert serves_matching(worker["url"], "migrated at", "heartbeat: missing")
-    processes = {p["name"]: p for p in
-                 client.get(f"/api/deployments/{worker['id']}/processes").get_json()["processes"]}
+    answer = client.get(f"/api/deployments/{worker['id']}/processes")
+    assert answer.status_code == 200, answer.get_json()
+    processes = {p["name"]: p for p in answer.get_json()["processes"]}
     assert processes["worker"]["state"] == "running" and processes["worker"]["restarts"] >= 1, processes
     assert processes["web"]["state"] == "running"
     status, output = on_guest(app, worker["ip_address"], "systemctl is-enabled paas-app-worker; "
