@@ -15,6 +15,7 @@ from proxmoxer.core import AuthenticationError, ResourceException
 from backend.simulation.fake_proxmox import ROUTES
 from backend.simulation.pve_schema import SUBSET_PATH, default_schema, validate
 from tests.fakes import FakeProxmox
+from tests.helpers.waiting import poll
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCHEMAS = REPO_ROOT.parent / "shared" / "pve-api"
@@ -59,17 +60,6 @@ def create_container(api, vmid, node="pve1", **extra):
               "swap": 0, "rootfs": "local-lvm:8", "net0": NET0, "unprivileged": 1, "tags": "paas"}
     params.update(extra)
     return wait_for_task(api, node, api.nodes(node).lxc.post(**params))
-
-
-def poll(check, timeout=5.0):
-    """Call check() until it returns a truthy value (bounded); return that value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.01)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 # --- the schema checker --------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """Real apps as they are, end to end in simulation: the user's commands in a shell, the release phase, Procfile
 processes beside web, detection of real layouts, and the build cache. The samples are examples/<name>."""
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.api import build_log, create_deployment, releases_of, wait_for_release, wait_for_status
+from tests.helpers.apps import guests_of
 from tests.helpers.network import fetch
 from tests.helpers.repos import example, flask_app
+from tests.helpers.waiting import poll
 
 pytestmark = pytest.mark.slow  # real git, pip, npm and gunicorn processes
 
@@ -17,17 +18,6 @@ def running(client, ident):
     deployment = wait_for_status(client, ident, {"running", "failed"}, timeout=240)
     assert deployment["status"] == "running", (deployment["error_message"], build_log(client, ident))
     return deployment
-
-
-def eventually(check, timeout=30):
-    """check()'s first true answer within timeout seconds (None when there is none)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = check()
-        if answer:
-            return answer
-        time.sleep(0.25)
-    return None
 
 
 def test_a_flask_factory_package_from_pyproject_with_its_database_initialised_by_the_release_command(
@@ -72,7 +62,7 @@ def test_a_procfile_with_a_release_phase_and_a_worker_that_crashes_once(sclient,
     def beating():
         status, body = fetch(deployment["url"])
         return status == 200 and "migrated at" in body and "heartbeat: missing" not in body
-    assert eventually(beating), fetch(deployment["url"])
+    poll(beating, timeout=30, interval=0.25)
     processes = sclient.get(f"/api/deployments/{ident}/processes").get_json()
     assert processes["release"] == 1
     by_name = {p["name"]: p for p in processes["processes"]}
@@ -188,3 +178,15 @@ def test_the_build_cache_reuses_a_virtualenv_only_while_the_dependencies_are_unc
     assert wait_for_release(sclient, ident, 3)["status"] == "live"
     log = build_log(sclient, ident, release=3)
     assert "no earlier release on the guest has these dependencies" in log and "reusing" not in log
+
+
+def test_a_runtime_version_the_guest_cannot_satisfy_fails_with_a_clear_error(sclient, repos, fake):
+    files = {**flask_app("v1"), ".python-version": "3.99\n"}
+    repos.make("future-python", files)
+    created = create_deployment(sclient, name="future-python", framework="auto",
+                                github_url=repos.url("future-python"))
+    failed = wait_for_status(sclient, created["id"], {"running", "failed"}, timeout=120)
+    assert failed["status"] == "failed"
+    assert "the app asks for Python ==3.99.* (.python-version) but the guest has Python 3." in failed["error_message"]
+    assert "use a guest template with that version or change .python-version" in failed["error_message"]
+    assert guests_of(fake) == []  # the guest made for it is gone

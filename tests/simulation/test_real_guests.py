@@ -14,6 +14,7 @@ from tests.helpers.api import build_log, create_deployment, wait_for_release, wa
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.helpers.network import fetch
 from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, example, flask_app
+from tests.helpers.waiting import poll
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
 pytestmark = pytest.mark.slow
@@ -321,7 +322,7 @@ def test_real_layouts_release_phase_workers_and_the_build_cache_on_guests(platfo
 
     # The worker runs as the app's user under its own unit; systemd restarted it after its first start crashed.
     worker = running["real-worker"]
-    assert serves_matching(worker["url"], "migrated at", "heartbeat: missing")
+    poll(lambda: serves_matching(worker["url"], "migrated at", "heartbeat: missing"), timeout=60, interval=0.5)
     answer = client.get(f"/api/deployments/{worker['id']}/processes")
     assert answer.status_code == 200, answer.get_json()
     processes = {p["name"]: p for p in answer.get_json()["processes"]}
@@ -347,15 +348,10 @@ def test_real_layouts_release_phase_workers_and_the_build_cache_on_guests(platfo
         assert wait_for_status(client, ident, {"deleted"}, timeout=120)["status"] == "deleted"
 
 
-def serves_matching(url, wanted, unwanted, timeout=60):
-    """True once url answers 200 with wanted and without unwanted in its body."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status, body = fetch(url)
-        if status == 200 and wanted in body and unwanted not in body:
-            return True
-        time.sleep(0.5)
-    return False
+def serves_matching(url, wanted, unwanted):
+    """Whether url answers 200 with wanted and without unwanted in its body."""
+    status, body = fetch(url)
+    return status == 200 and wanted in body and unwanted not in body
 
 
 INJECTED = ("id -un > whoami; pwd > where; touch /etc/paas-pwned /srv/paas/paas-pwned /root/paas-pwned "
