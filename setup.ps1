@@ -50,6 +50,8 @@ if (-not (Test-Path -Path $VenvPython)) {
 Write-Host '==> Installing requirements (runtime, then what the tests and lint add)'
 Invoke-Native $VenvPython @('-m', 'pip', 'install', '--upgrade', 'pip')
 Invoke-Native $VenvPython @('-m', 'pip', 'install', '-r', 'requirements-dev.txt')
+Write-Host '==> Installing the command-line client: .venv\Scripts\paas'
+Invoke-Native $VenvPython @('-m', 'pip', 'install', '--no-deps', '-e', '.')
 
 if (-not (Test-Path -Path '.env')) {
     Write-Host '==> Creating .env from .env.example'

@@ -39,6 +39,8 @@ fi
 echo "==> Installing requirements (runtime, then what the tests and lint add)"
 "$venv_python" -m pip install --quiet --upgrade pip
 "$venv_python" -m pip install --quiet -r requirements-dev.txt
+echo "==> Installing the command-line client: .venv/bin/paas"
+"$venv_python" -m pip install --quiet --no-deps -e .
 
 if [ ! -f .env ]; then
     echo "==> Creating .env from .env.example"

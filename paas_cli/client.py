@@ -1,0 +1,166 @@
+"""The platform's REST API over HTTP: JSON requests, its error shape, and Server-Sent Events that resume."""
+import json
+import time
+from dataclasses import dataclass
+
+import requests
+
+USER_AGENT = "paas-cli"
+# A dropped event stream is opened again with Last-Event-ID, this many times in a row at most, this far apart.
+RECONNECTS, RECONNECT_SECONDS = 20, 1.0
+
+
+class ApiError(Exception):
+    """The API refused, or could not be reached; worded for the user (message, field errors, request id)."""
+
+    def __init__(self, message, *, status=None, code=None, fields=None, request_id=None):
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+        self.fields, self.request_id = fields or {}, request_id
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    id: str | None
+    data: str
+
+    def json(self):
+        return json.loads(self.data) if self.data else {}
+
+
+class Client:
+    def __init__(self, url, token=None, *, timeout=30.0, verify=True):
+        self.url, self.timeout = url.rstrip("/"), timeout
+        self.session = requests.Session()
+        self.session.verify = verify
+        self.session.headers["User-Agent"] = USER_AGENT
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def _send(self, method, path, *, stream=False, timeout=None, **kwargs):
+        url = f"{self.url}/api{path}"
+        try:
+            return self.session.request(method, url, stream=stream, timeout=timeout or self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise ApiError(f"TLS verification failed for {self.url}: {_reason(exc)} "
+                           "(give the platform's CA with --ca-bundle or PAAS_CA_BUNDLE)") from None
+        except requests.exceptions.Timeout:
+            raise ApiError(f"{self.url} did not answer within {timeout or self.timeout:g} s") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise ApiError(f"cannot reach {self.url}: {_reason(exc)}") from None
+        except requests.exceptions.InvalidURL as exc:
+            raise ApiError(f"not a usable URL: {self.url} ({exc})") from None
+
+    def request(self, method, path, *, json_body=None, params=None):
+        """The answer's JSON; ApiError for anything but 2xx."""
+        response = self._send(method, path, json=json_body, params=params)
+        _raise_for(response)
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(f"{self.url} answered {response.status_code} with something that is not JSON; "
+                           "is it the platform's URL?", status=response.status_code) from None
+
+    def text(self, path, params=None):
+        response = self._send("GET", path, params=params)
+        _raise_for(response)
+        return response.text
+
+    def get(self, path, **params):
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path, body=None):
+        return self.request("POST", path, json_body=body if body is not None else {})
+
+    def patch(self, path, body):
+        return self.request("PATCH", path, json_body=body)
+
+    def delete(self, path):
+        return self.request("DELETE", path)
+
+    def events(self, path, params=None, last_event_id=None):
+        """Server-Sent Events from path, opened again with Last-Event-ID when the connection drops (or the server
+        ends the stream with `timeout`), until an `end` event, which is yielded last."""
+        failures = 0
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if last_event_id:
+                headers["Last-Event-ID"] = last_event_id
+            try:
+                response = self._send("GET", path, params=params, stream=True, timeout=(10, 60), headers=headers)
+                _raise_for(response)
+                with response:
+                    for event in _parse(response):
+                        failures = 0
+                        if event.id:
+                            last_event_id = event.id
+                        yield event
+                        if event.name == "end":
+                            return
+            except ApiError as exc:
+                if exc.status is not None:  # the API said no: trying again would not help
+                    raise
+                error = exc
+            except requests.exceptions.RequestException as exc:  # dropped while reading
+                error = ApiError(f"the event stream from {self.url} broke: {_reason(exc)}")
+            else:
+                error = None  # the server ended the stream (its time limit): carry on from the last event
+            failures += 1
+            if failures > RECONNECTS:
+                raise error or ApiError(f"the event stream from {self.url} kept ending without its end event")
+            time.sleep(RECONNECT_SECONDS)
+
+
+def _parse(response):
+    """Events of a text/event-stream response (comments and retry: lines skipped)."""
+    name, ident, data = "message", None, []
+    for raw in response.iter_lines(decode_unicode=True):
+        line = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        if not line:
+            if data or name != "message":
+                yield Event(name, ident, "\n".join(data))
+            name, ident, data = "message", None, []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            ident = value
+
+
+def _raise_for(response):
+    if 200 <= response.status_code < 300:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    if error is None:
+        raise ApiError(f"{response.url} answered {response.status_code} {response.reason}",
+                       status=response.status_code)
+    message = error.get("message") or f"{response.status_code} {response.reason}"
+    if response.status_code == 429 and response.headers.get("Retry-After"):
+        message += f" (retry after {response.headers['Retry-After']} s)"
+    raise ApiError(message, status=response.status_code, code=error.get("code"), fields=error.get("fields"),
+                   request_id=error.get("request_id") or response.headers.get("X-Request-ID"))
+
+
+def _reason(exc):
+    """The innermost reason of a requests exception, without the URL and object reprs around it."""
+    inner = exc
+    while inner.__context__ is not None and inner.__context__ is not inner:
+        inner = inner.__context__
+    text = str(inner) or inner.__class__.__name__
+    for marker in ("] ", "): "):
+        if marker in text and len(text) > 120:
+            text = text.rsplit(marker, 1)[-1]
+    return text.strip(" ()'\"")[:300]

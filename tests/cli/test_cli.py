@@ -1,0 +1,192 @@
+"""Every `paas` command against a live platform in simulation mode, run as a user runs it."""
+import stat
+
+import pytest
+
+from tests.helpers.network import fetch
+
+pytestmark = pytest.mark.slow  # a live server, real git, pip and gunicorn processes
+
+SAMPLE = "https://github.com/paas-examples/flask-hello"
+
+
+def test_login_with_a_token_keeps_it_private_and_contexts_switch(paas, platform):
+    result = paas("login", "--url", platform.url, "--token", platform.token)
+    assert result.code == 0 and "as admin (admin); context 127.0.0.1:" in result.out, result.err
+    path = paas.home / "paas" / "config.toml"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and platform.token in path.read_text()
+
+    assert paas("login", "--url", platform.url + "/", "--token", platform.token, "--name", "lab").code == 0
+    contexts = paas("context", "list", "--json").json()["contexts"]
+    assert [(c["name"], c["current"]) for c in contexts] == [("127.0.0.1:" + platform.url.rsplit(":", 1)[1], False),
+                                                              ("lab", True)]
+    assert contexts[1]["url"] == platform.url  # the trailing slash is not kept
+    assert paas("context", "use", contexts[0]["name"]).code == 0
+    assert [c["current"] for c in paas("context", "list", "--json").json()["contexts"]] == [True, False]
+    assert paas("--context", "lab", "apps").code == 0
+    missing = paas("context", "use", "nowhere")
+    assert missing.code == 1 and "no context 'nowhere' (known: 127.0.0.1:" in missing.err
+
+    # PAAS_URL and PAAS_TOKEN override the file; a bad token is the API's words, on stderr, exit 1.
+    refused = paas("apps", env={"PAAS_TOKEN": "paas_" + "x" * 43})
+    assert refused.code == 1 and refused.out == "" and refused.err.startswith("error: ")
+    assert "request id" in refused.err
+
+
+def test_login_with_a_password_exchanges_it_for_a_named_token(paas, platform):
+    if platform.password is None:
+        pytest.fail("python app.py --simulate must write instance/simulation/admin-password")
+    result = paas("login", "--url", platform.url, "--username", "admin", "--password-stdin",
+                  stdin=platform.password + "\n")
+    assert result.code == 0, result.err
+    config = (paas.home / "paas" / "config.toml").read_text()
+    assert platform.password not in config and "token" in config
+    names = [t["name"] for t in paas("tokens", "--json").json()["tokens"]]
+    assert any(name.startswith("paas-cli@") for name in names)
+    wrong = paas("login", "--url", platform.url, "--username", "admin", "--password-stdin", stdin="wrong-password\n")
+    assert wrong.code == 1 and "invalid username or password" in wrong.err
+
+
+def test_an_app_from_create_to_destroy(logged_in, platform):
+    paas = logged_in
+    created = paas("create", "cli-hello", "--repo", SAMPLE, "--health-path", "/health", "--env", "GREETING=cli")
+    assert created.code == 0, created.err
+    assert "==> git clone https://github.com/paas-examples/flask-hello" in created.out
+    assert "answered 200" in created.out and "cli-hello is running at http://127.77." in created.out
+    url = created.out.rsplit("cli-hello is running at ", 1)[1].split()[0]
+    assert fetch(url) == (200, "hello cli from v1")
+    assert "\x1b[" not in created.out  # no colour into a pipe
+
+    apps = paas("apps", "--json").json()["deployments"]
+    assert [(a["name"], a["status"]) for a in apps] == [("cli-hello", "running")]
+    table = paas("apps").out.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "TYPE", "FRAMEWORK", "RELEASE", "URL"]
+    assert table[1].split() == ["cli-hello", "running", "lxc", "flask", "1", url]
+    info = paas("info", "cli-hello", "--json").json()
+    assert info["url"] == url and info["env"] == {"GREETING": "********"}
+    assert "url:" in paas("info", "cli-hello").out and "GREETING" in paas("info", "cli-hello").out
+    assert paas("open", "cli-hello").out.strip() == url
+
+    deployed = paas("deploy", "cli-hello")
+    assert deployed.code == 0 and "Release 2 of cli-hello is live." in deployed.out, deployed.err
+    changed = paas("env:set", "cli-hello", "GREETING=again", "EXTRA=1")
+    assert changed.code == 0 and "release 3 deploys it" in changed.out
+    tailed = paas("logs", "cli-hello", "--tail")
+    assert tailed.code == 0 and "-- release 3 live" in tailed.out and "==> health check" in tailed.out
+    assert fetch(url) == (200, "hello again from v1")
+    assert paas("env", "cli-hello", "--json").json() == {"env": {"EXTRA": "********", "GREETING": "********"}}
+    assert paas("env:unset", "cli-hello", "EXTRA").code == 0
+    assert paas("logs", "cli-hello", "--tail").code == 0  # release 4 (the unset) followed to its end
+
+    rolled = paas("rollback", "cli-hello", "1")
+    assert rolled.code == 0 and "Release 5 of cli-hello is live." in rolled.out
+    assert fetch(url) == (200, "hello cli from v1")
+    releases = paas("releases", "cli-hello", "--json").json()["releases"]
+    assert [(r["version"], r["status"], r["reason"]) for r in releases][:2] == [(5, "live", "rollback"),
+                                                                                 (4, "superseded", "env")]
+    assert "rollback" in paas("releases", "cli-hello").out
+    first = paas("logs", "cli-hello", "--release", "1")
+    assert first.code == 0 and "==> release 1:" in first.out
+    runtime = paas("logs", "cli-hello", "--runtime", "--lines", "20")
+    assert runtime.code == 0 and "Booting worker" in runtime.out
+    processes = paas("ps", "cli-hello", "--json").json()["processes"]
+    assert [(p["name"], p["state"]) for p in processes] == [("web", "running")]
+
+    stopped = paas("ps:stop", "cli-hello")
+    assert stopped.code == 0 and "cli-hello is stopped." in stopped.out
+    assert fetch(url)[0] is None
+    assert paas("ps:start", "cli-hello").code == 0 and fetch(url) == (200, "hello cli from v1")
+    assert paas("ps:restart", "cli-hello").code == 0
+
+    refused = paas("destroy", "cli-hello", "--confirm", "cli-hell")
+    assert refused.code == 1 and "nothing was destroyed" in refused.err
+    assert paas("destroy", "cli-hello").code == 1  # no terminal to ask on: --confirm is needed
+    destroyed = paas("destroy", "cli-hello", "--confirm", "cli-hello")
+    assert destroyed.code == 0 and "cli-hello is destroyed." in destroyed.out
+    assert paas("apps", "--json").json()["deployments"] == []
+
+
+def test_a_release_that_fails_exits_1_and_the_previous_one_serves(logged_in, platform):
+    paas = logged_in
+    created = paas("create", "cli-guarded", "--repo", SAMPLE, "--release-command", 'test "$BREAK" != yes')
+    assert created.code == 0, created.err
+    url = paas("info", "cli-guarded", "--json").json()["url"]
+    assert paas("env:set", "cli-guarded", "BREAK=yes").code == 0
+    tailed = paas("logs", "cli-guarded", "--tail")
+    assert tailed.code == 0 and "-- release 2 failed" in tailed.out
+    failed = paas("deploy", "cli-guarded")
+    assert failed.code == 1 and failed.err.startswith("Release 3 of cli-guarded failed: release command exited")
+    assert "(release 1 still serves)" in failed.err and fetch(url)[0] == 200
+    assert paas("info", "cli-guarded", "--json").json()["status"] == "running"
+
+    missing = paas("create", "cli-missing", "--repo", "https://github.com/paas-examples/no-such-repo")
+    assert missing.code == 1 and "cli-missing failed:" in missing.err
+    for app in ("cli-missing", "cli-guarded"):
+        assert paas("destroy", app, "--confirm", app).code == 0
+
+
+def test_errors_are_the_apis_words_on_stderr_without_a_traceback(logged_in, paas, platform, tmp_path):
+    unknown = logged_in("info", "nope")
+    assert unknown.code == 1 and unknown.err.startswith("error: no deployment 'nope'") and "request id" in unknown.err
+    invalid = logged_in("create", "Bad_Name", "--repo", "https://example.org/x", "--no-follow")
+    assert invalid.code == 1 and "name:" in invalid.err and "github_url:" in invalid.err
+    usage = logged_in("create", "x")
+    assert usage.code == 2 and "Missing option '--repo'" in usage.err
+
+    # A member whose quota allows no deployment.
+    member = logged_in("users", "create", "cli-member", "--json").json()
+    assert "cli-member" in [u["username"] for u in logged_in("users", "--json").json()["users"]]
+    assert logged_in("users", "quota", "cli-member", "--deployments", "0").code == 0
+    over = paas("create", "quota-app", "--repo", SAMPLE, "--no-follow",
+                env={"PAAS_URL": platform.url, "PAAS_TOKEN": member["token"]})
+    assert over.code == 1 and over.err.startswith("error: ") and "quota" in over.err
+    assert logged_in("users", "disable", "cli-member").code == 0
+    disabled = paas("apps", env={"PAAS_URL": platform.url, "PAAS_TOKEN": member["token"]})
+    assert disabled.code == 1 and disabled.err.startswith("error: ")
+
+    down = paas("apps", env={"PAAS_URL": "http://127.0.0.1:9", "PAAS_TOKEN": "t"})
+    assert down.code == 1 and down.err.startswith("error: cannot reach http://127.0.0.1:9")
+    nothing = paas("apps")
+    assert nothing.code == 1 and "not logged in: run paas login" in nothing.err
+
+
+def test_tls_failure_and_a_trusted_ca(paas, tls_server):
+    refused = paas("apps", env={"PAAS_URL": tls_server.url, "PAAS_TOKEN": "t"})
+    assert refused.code == 1 and refused.err.startswith(f"error: TLS verification failed for {tls_server.url}")
+    trusted = paas("--ca-bundle", str(tls_server.ca), "apps", "--json",
+                   env={"PAAS_URL": tls_server.url, "PAAS_TOKEN": "t"})
+    assert trusted.code == 0 and trusted.json() == {"deployments": []}
+
+
+def test_tokens_users_nodes_webhook_json_and_completion(logged_in, platform):
+    paas = logged_in
+    nodes = paas("nodes", "--json").json()["nodes"]
+    assert {n["node"] for n in nodes} >= {"pve1"} and "MEMORY FREE" in paas("nodes").out
+    token = paas("tokens", "create", "ci-bot").out.strip()
+    assert token.startswith("paas_")
+    listed = paas("tokens", "--json").json()["tokens"]
+    prefix = next(t["prefix"] for t in listed if t["name"] == "ci-bot")
+    assert paas("apps", env={"PAAS_TOKEN": token}).code == 0
+    assert paas("tokens", "revoke", prefix).code == 0
+    assert paas("apps", env={"PAAS_TOKEN": token}).code == 1
+    assert paas("tokens", "revoke", "paas_zzzz").code == 1
+
+    assert paas("create", "cli-hook", "--repo", SAMPLE, "--no-follow").code == 0
+    on = paas("webhook", "cli-hook", "on")
+    assert on.code == 0 and "payload URL:" in on.out and "secret:" in on.out and "not shown again" in on.out
+    assert paas("webhook", "cli-hook", "--json").json()["enabled"] is True
+    assert "off" in paas("webhook", "cli-hook", "off").out
+    assert paas("destroy", "cli-hook", "--confirm", "cli-hook").code == 0
+
+    for shell in ("bash", "zsh", "fish"):
+        script = paas("completion", shell)
+        assert script.code == 0 and "_PAAS_COMPLETE" in script.out
+    completed = paas(env={"_PAAS_COMPLETE": "bash_complete", "COMP_WORDS": "paas env", "COMP_CWORD": "1"})
+    assert "env:set" in completed.out and "env:unset" in completed.out
+    for command in ("create", "logs", "users", "tokens", "context", "env:set", "ps:stop"):
+        assert paas(command, "--help").code == 0
+
+
+def test_no_colour_with_no_color_set_even_on_a_terminal(logged_in):
+    assert "\x1b[" not in logged_in("nodes", env={"NO_COLOR": "1", "FORCE_COLOR": ""}).out
+    assert "\x1b[" in logged_in("nodes", env={"FORCE_COLOR": "1"}).out  # rich's own switch, for contrast
