@@ -33,7 +33,8 @@ class Client:
     def __init__(self, url, token=None, *, timeout=30.0, verify=True):
         self.url, self.timeout = url.rstrip("/"), timeout
         self.session = requests.Session()
-        self.session.verify = verify
+        # Given with each request: a session's verify would lose to REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE.
+        self.verify = verify
         self.session.headers["User-Agent"] = USER_AGENT
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -41,7 +42,8 @@ class Client:
     def _send(self, method, path, *, stream=False, timeout=None, **kwargs):
         url = f"{self.url}/api{path}"
         try:
-            return self.session.request(method, url, stream=stream, timeout=timeout or self.timeout, **kwargs)
+            return self.session.request(method, url, stream=stream, timeout=timeout or self.timeout,
+                                        verify=self.verify, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise ApiError(f"TLS verification failed for {self.url}: {_reason(exc)} "
                            "(give the platform's CA with --ca-bundle or PAAS_CA_BUNDLE)") from None
@@ -114,11 +116,26 @@ class Client:
             time.sleep(RECONNECT_SECONDS)
 
 
+def _lines(response):
+    """The response's lines as they arrive. requests' iter_lines waits for a whole chunk_size (or, unchunked, for
+    the end of the body); urllib3's read1 hands over whatever one read of the socket brought."""
+    pending = b""
+    while True:
+        chunk = response.raw.read1(65536)
+        if not chunk:
+            break
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+    if pending:
+        yield pending.rstrip(b"\r").decode("utf-8", "replace")
+
+
 def _parse(response):
     """Events of a text/event-stream response (comments and retry: lines skipped)."""
     name, ident, data = "message", None, []
-    for raw in response.iter_lines(decode_unicode=True):
-        line = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    for line in _lines(response):
         if not line:
             if data or name != "message":
                 yield Event(name, ident, "\n".join(data))

@@ -314,6 +314,7 @@ def follow_log(client, app, version, quiet=False):
 def show_line(line):
     style = {"step": "bold", "error": "red", "app": "dim"}.get(line.get("stream"))
     output.line(line.get("line", ""), style)
+    sys.stdout.flush()  # live into a pipe too (paas logs APP --tail | grep ...)
 
 
 def finish(as_json, data, text):
@@ -411,9 +412,12 @@ def logs(state, app, tail, version, runtime, process, lines):
         return
     if version is None:
         found = call(client.get, app_path(app, "/releases"))["releases"]
-        if not found:
+        if found:
+            version = found[0]["version"]
+        elif tail:  # a new app's guest is still being made: its first release comes
+            version = wait_for_release(client, app)
+        if version is None:
             raise Fail(f"{app} has no release yet")
-        version = found[0]["version"]
     if tail:
         status = follow_log(client, app, version)
         if status:
@@ -526,9 +530,10 @@ def destroy(state, app, confirm):
     if confirm != app:
         raise Fail(f"{confirm!r} is not {app!r}: nothing was destroyed")
     client = state.client()
-    call(client.delete, app_path(app))
+    ident = call(client.get, app_path(app))["deployment"]["id"]  # a deleted one is found by its id only
+    call(client.delete, app_path(ident))
     with output.waiting(f"destroying {app}"):
-        deployment = wait_for_status(client, app, {"deleted", "failed"})
+        deployment = wait_for_status(client, ident, {"deleted", "failed"})
     report(False, deployment, deployment["status"] == "deleted", f"{app} is destroyed.",
            f"{app}: {deployment['error_message']}")
 

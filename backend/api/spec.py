@@ -1,6 +1,7 @@
 """The OpenAPI document and request validation, both generated from the pydantic schemas."""
 import logging
 
+from flask import Response as FlaskResponse
 from flask import current_app, make_response
 from spectree import SecurityScheme, SpecTree
 from spectree.models import SecuritySchemeData
@@ -59,6 +60,10 @@ class _Plugin(FlaskPlugin):
     """
 
     def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
+        if isinstance(resp, FlaskResponse) and resp.is_streamed:
+            # A stream (the live log's Server-Sent Events) is its own answer: checking it would read it to its
+            # end before the first byte left, and it has no schema to check against.
+            return resp, None
         if current_app.config.get("VALIDATE_RESPONSES", True):
             return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
         # Unchecked, spectree would still walk the whole body looking for pydantic instances to serialise
