@@ -121,13 +121,15 @@ def _serve(app, before_serving=None):
         platform_of(app).jobs.shutdown(wait=False)
 
 
-def _announce_token(app, base):
-    """A fresh admin token for this simulation, printed and written beside it."""
-    from backend.simulation.runtime import admin_token  # noqa: PLC0415 - simulation-only import
+def _announce_admin(app, base):
+    """A fresh admin token and password for this simulation, printed and written beside it."""
+    from backend.simulation.runtime import admin_credentials  # noqa: PLC0415 - simulation-only import
 
-    token, path = admin_token(app, base)
-    print(f" * Admin API token (also in {path}):\n   export TOKEN={token}\n"
-          " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"", flush=True)
+    admin = admin_credentials(app, base)
+    print(f" * Admin API token (also in {admin.token_path}):\n   export TOKEN={admin.token}\n"
+          " * Every /api call needs -H \"Authorization: Bearer $TOKEN\"\n"
+          f" * Admin login: username admin, password {admin.password} (also in {admin.password_path}),\n"
+          "   exchanged for a token by POST /api/auth/login", flush=True)
 
 
 def _interrupt(signum, frame):
@@ -179,7 +181,7 @@ def _simulate(parser, guests="sandboxes"):
               f" * sample apps at {runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site",
               flush=True)
 
-        _serve(app, before_serving=lambda app: _announce_token(app, base))
+        _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
         # The fake first: a job still running then fails at its next Proxmox call instead of going on.
         fake.stop()
@@ -215,7 +217,7 @@ def _simulate_containers(parser, base, block, locks):
               f" * packages through the proxy {cluster.proxy.url}; sample apps at "
               f"{runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site", flush=True)
 
-        _serve(app, before_serving=lambda app: _announce_token(app, base))
+        _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
         cluster.close()
         print(" * Simulation ended: every real guest it made is removed", flush=True)

@@ -191,6 +191,8 @@ class Config:
     RATELIMIT_CREATE = os.environ.get("RATELIMIT_CREATE") or "20 per minute"
     RATELIMIT_TOKENS = os.environ.get("RATELIMIT_TOKENS") or "20 per minute"
     RATELIMIT_WEBHOOK = os.environ.get("RATELIMIT_WEBHOOK") or "60 per minute"
+    # Logins (POST /api/auth/login), counted per address and per username apart: password guessing is slowed down.
+    RATELIMIT_LOGIN = os.environ.get("RATELIMIT_LOGIN") or "5 per minute"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_STRATEGY = "moving-window"
     # Reverse proxies in front of the API whose X-Forwarded-* headers are trusted (0: none; the peer's

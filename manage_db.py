@@ -1,4 +1,5 @@
-"""Database commands: init, reset, seed, stats, backup, restore, reconcile, recover, create-user, create-token.
+"""Database commands: init, reset, seed, stats, backup, restore, reconcile, recover, create-user, create-token,
+set-password.
 Thin: the work is in backend/services.
 
     python manage_db.py init             # create what is missing, stand at the migration head
@@ -6,11 +7,13 @@ Thin: the work is in backend/services.
     python manage_db.py restore backups/paas.json --force
     python manage_db.py reconcile [--fix]    # database against the Proxmox cluster
     python manage_db.py create-user alice --admin   # a user and its first API token (printed once)
+    python manage_db.py set-password alice          # a password (asked twice), for POST /api/auth/login
 
 The app comes from create_app() (APP_ENV picks the config) unless one is passed as the click
 context object, which is how the tests point the commands at their own database.
 """
 import functools
+import sys
 import time
 
 import click
@@ -23,7 +26,7 @@ from backend.jobs.backends import ThreadJobs
 from backend.jobs.recovery import recover as queue_unfinished
 from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
-from backend.services import accounts, audit
+from backend.services import accounts, audit, passwords
 from backend.services import backup as backup_service
 from backend.services import database as database_service
 from backend.services.reconcile import reconcile as run_reconcile
@@ -212,6 +215,36 @@ def create_token(username, token_name, expires_in_days):
     audit.record("token.create", target=f"token {row.prefix}", details={"user": user.username, "via": "manage_db.py"})
     click.echo(f"New token {row.prefix}... for {user.username}, shown this once:", err=True)
     click.echo(token)
+
+
+def _stdin_is_a_terminal():
+    return sys.stdin.isatty()
+
+
+@cli.command("set-password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of stdin (scripts) instead of asking twice.")
+@with_app
+def set_password(username, password_stdin):
+    """Set (or replace) a user's password, for POST /api/auth/login; at least 12 characters.
+
+    Asked twice on the terminal, never echoed; with --password-stdin, the first line of stdin.
+    """
+    user = accounts.find_user(username)
+    if password_stdin:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    elif not _stdin_is_a_terminal():
+        # getpass would ask /dev/tty and leave what was piped in unread, or read it with a warning: say it instead.
+        raise click.ClickException("stdin is not a terminal: pass --password-stdin to read the password from it")
+    else:
+        password = click.prompt(f"New password for {user.username}", hide_input=True,
+                                confirmation_prompt="Repeat it", err=True)
+    passwords.set_password(user, password)
+    audit.record("user.password_set", target=f"user {user.username}", details={"via": "manage_db.py"})
+    click.echo(f"Set the password of {user.username}; it logs in with POST /api/auth/login.", err=True)
+    if not user.is_active:
+        click.echo(f"{user.username} is disabled: the password works once an admin enables it again.", err=True)
 
 
 if __name__ == "__main__":

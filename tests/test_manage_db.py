@@ -1,4 +1,4 @@
-"""manage_db.py on every engine: init, reset, seed, stats, backup and restore, driven through click."""
+"""manage_db.py on every engine: init, reset, seed, stats, backup and restore, set-password, driven through click."""
 import ipaddress
 import json
 import re
@@ -13,14 +13,16 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, delete, insert, inspect, select
 
+import manage_db
 from app import db
-from backend.models import Deployment
+from backend.models import AuditEntry, Deployment, User
 from backend.rules import check_branch, check_framework, check_github_url, check_name, check_tags
 from backend.services import backup as backup_service
 from backend.services.backup import reset_sequence
 from backend.services.database import SAMPLE_DEPLOYMENTS, head_revision
 from backend.services.deployments import resolve_resources
 from manage_db import cli
+from tests.helpers.accounts import make_user
 from tests.helpers.apps import create_test_app
 from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables
 
@@ -467,3 +469,89 @@ def test_a_backup_travels_from_sqlite_through_postgresql_and_mariadb_back_to_sql
     # Every engine wrote the very same rows, value for value (in its own key order).
     tables = [{name: by_key(db.metadata.tables[name], rows) for name, rows in d["tables"].items()} for d in documents]
     assert all(t == tables[0] for t in tables)
+
+
+# -- set-password ------------------------------------------------------------------------------------------
+
+PASSWORD = "a passphrase of several words"
+
+
+def password_hash_of(app, username):
+    with app.app_context():
+        value = User.get_by_username(username).password_hash
+        db.session.remove()
+    return value
+
+
+def logs_in(app, username, password):
+    response = app.test_client().post("/api/auth/login", token=None, json={
+        "username": username, "password": password, "token_name": "cli"})
+    return response.status_code == 201
+
+
+def test_set_password_reads_the_first_line_of_stdin_and_the_user_logs_in_with_it(app):
+    make_user(app, "alice")
+
+    result = succeeded(invoke(app, "set-password", "alice", "--password-stdin", input=f"{PASSWORD}\r\nmore\n"))
+
+    assert "Set the password of alice" in result.stderr
+    assert PASSWORD not in result.output
+    assert password_hash_of(app, "alice").startswith("$argon2id$")
+    assert logs_in(app, "alice", PASSWORD)
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "user.password_set")).one()
+        assert entry.target == "user alice" and entry.details == {"via": "manage_db.py"}
+        db.session.remove()
+
+
+def test_set_password_asks_twice_on_a_terminal_without_echoing(app, monkeypatch):
+    make_user(app, "alice")
+    monkeypatch.setattr(manage_db, "_stdin_is_a_terminal", lambda: True)
+
+    result = succeeded(invoke(app, "set-password", "alice", input=f"{PASSWORD}\n{PASSWORD}\n"))
+
+    assert "New password for alice" in result.output and "Repeat it" in result.output
+    assert PASSWORD not in result.output
+    assert logs_in(app, "alice", PASSWORD)
+
+
+def test_set_password_keeps_asking_while_the_two_answers_differ(app, monkeypatch):
+    make_user(app, "alice")
+    monkeypatch.setattr(manage_db, "_stdin_is_a_terminal", lambda: True)
+
+    result = invoke(app, "set-password", "alice", input=f"{PASSWORD}\nanother passphrase\n")
+
+    assert result.exit_code == 1 and "do not match" in result.output  # then stdin ended: aborted
+    assert password_hash_of(app, "alice") is None
+
+
+def test_set_password_without_a_terminal_asks_for_password_stdin(app):
+    make_user(app, "alice")
+
+    error = failed_cleanly(invoke(app, "set-password", "alice", input=f"{PASSWORD}\n"))
+
+    assert "--password-stdin" in error
+    assert password_hash_of(app, "alice") is None
+
+
+@pytest.mark.parametrize("line,reason", [
+    ("too short", "needs at least 12"),
+    ("", "empty or only whitespace"),
+    (" " * 20, "empty or only whitespace"),
+    ("x" * 1025, "more than 1024"),
+])
+def test_set_password_refuses_a_weak_password_saying_why(app, line, reason):
+    make_user(app, "alice", password=PASSWORD)
+
+    error = failed_cleanly(invoke(app, "set-password", "alice", "--password-stdin", input=f"{line}\n"))
+
+    assert reason in error
+    if line.strip():
+        assert line not in error
+    assert logs_in(app, "alice", PASSWORD)  # the old password still holds
+
+
+def test_set_password_of_an_unknown_user_fails_before_reading_a_password(app):
+    error = failed_cleanly(invoke(app, "set-password", "ghost", "--password-stdin", input=f"{PASSWORD}\n"))
+
+    assert "no user 'ghost'" in error

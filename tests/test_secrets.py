@@ -10,7 +10,9 @@ Every test plants distinctive canaries in the platform's secrets:
 - ENV_ENCRYPTION_KEY: a Fernet key generated for the test;
 - the webhook secret and the notification signing secret, captured from the one answer that shows them;
 - environment variable values set at create and with PATCH /env;
-- API tokens: only the answer that created one may show it.
+- API tokens: only the answer that created one may show it;
+- people's passwords: set with manage_db.py set-password, sent to POST /api/auth/login (right, wrong, in bodies
+  the schema refuses); none may appear anywhere, the command's own output included.
 
 Then many routes run, with Proxmox answering, failing (401, 500, dropped connections, failed tasks) and down,
 and every response and every log record (its message, formatted exception and stack) is searched for every
@@ -38,6 +40,7 @@ from urllib.parse import quote
 import paramiko
 import pytest
 import trustme
+from click.testing import CliRunner
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 
@@ -45,6 +48,7 @@ from app import create_app
 from backend.platform import platform_of
 from backend.simulation.fake_proxmox import FakeProxmox, Node
 from config import BASE_DIR
+from manage_db import cli
 from tests.helpers.accounts import AuthedClient, admin_token, make_user
 from tests.helpers.api import FINAL_STATUSES, create_deployment, deployment_payload, sha256_signature, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, proxmox_settings_for
@@ -1057,6 +1061,57 @@ def test_an_api_token_is_shown_only_by_the_answer_that_made_it(app, leaks):
 
     leaks.assert_shown_once("a token from POST /api/tokens", token)
     leaks.assert_shown_once("a token from POST /api/users", first)
+    assert {r.name for r in leaks.caplog.records} >= {"sqlalchemy.engine.Engine"}  # statements were logged
+    leaks.assert_clean()
+
+
+# -- people's passwords ----------------------------------------------------------------------------------------
+
+
+USER_PASSWORD = f"canary-user-password-{RUN}-4c1d"
+WRONG_PASSWORD = f"canary-wrong-password-{RUN}-77b0"
+
+
+def test_a_password_never_leaks_from_set_password_logins_or_refusals(app, leaks):
+    make_user(app, "walker")
+    disabled_id, _ = make_user(app, "gone", password=USER_PASSWORD)
+    client = recording_client(app, leaks)
+    plant_suite_tokens(leaks, app)
+    leaks.plant("the user's password", USER_PASSWORD)
+    leaks.plant("a wrong password", WRONG_PASSWORD)
+
+    def run(*args, stdin):
+        result = CliRunner().invoke(cli, list(args), obj=app, input=stdin)
+        leaks.add(f"manage_db.py {' '.join(args)}", result.output)
+        return result
+
+    assert run("set-password", "walker", "--password-stdin", stdin=USER_PASSWORD + "\n").exit_code == 0
+    assert run("set-password", "walker", "--password-stdin", stdin=WRONG_PASSWORD * 30 + "\n").exit_code == 1
+    assert client.patch(f"/api/users/{disabled_id}", json={"disabled": True}).status_code == 200
+
+    def attempt(username, password, status, **extra):
+        body = {"username": username, "password": password, "token_name": "laptop", **extra}
+        response = client.post("/api/auth/login", json=body, token=None)
+        assert response.status_code == status, response.get_json()
+        return response
+
+    made = attempt("walker", USER_PASSWORD, 201)
+    token = made.get_json()["token"]
+    leaks.plant("a token from POST /api/auth/login", token, hidden_from=12)
+    leaks.allow("a token from POST /api/auth/login", made)
+    attempt("walker", WRONG_PASSWORD, 401)
+    attempt("nobody", USER_PASSWORD, 401)
+    attempt("gone", USER_PASSWORD, 401)
+    attempt("walker", USER_PASSWORD, 422, remember_me=True)
+    attempt("walker", USER_PASSWORD, 422, token_name="no/slash")
+    attempt("walker", USER_PASSWORD, 422, expires_in_days="soon")
+    attempt("walker", WRONG_PASSWORD * 30, 422)
+    attempt("walker", [USER_PASSWORD], 422)
+    assert client.get("/api/me", token=token).status_code == 200
+    for path in ("/api/audit", "/api/audit?action=auth.", "/api/users", "/api/tokens"):
+        assert client.get(path).status_code == 200
+
+    leaks.assert_shown_once("a token from POST /api/auth/login", token)
     assert {r.name for r in leaks.caplog.records} >= {"sqlalchemy.engine.Engine"}  # statements were logged
     leaks.assert_clean()
 

@@ -8,6 +8,7 @@ from backend.services import accounts, audit
 PUBLIC_ENDPOINTS = frozenset({
     "api.openapi_document",   # the API description
     "api.github_webhook",     # GitHub cannot send a token; the delivery carries its own HMAC signature
+    "api.login",              # exchanges a username and password for a token (rate limited per address and name)
 })
 _UNSET = object()
 

@@ -4,7 +4,7 @@ Counts live in memory by default (one API process); RATELIMIT_STORAGE_URI=redis:
 between processes. Each app gets its own Limiter (Flask-Limiter keeps its settings on the instance),
 and the tighter per-route limits come from configuration, so operators tune them without code.
 """
-from flask import request
+from flask import g, request
 from flask_limiter import Limiter
 
 from backend.api.auth import identify
@@ -17,6 +17,7 @@ ROUTE_LIMITS = {
     "api.revoke_token": "RATELIMIT_TOKENS",
     "api.create_user": "RATELIMIT_TOKENS",
     "api.github_webhook": "RATELIMIT_WEBHOOK",
+    "api.login": "RATELIMIT_LOGIN",
 }
 
 
@@ -30,8 +31,20 @@ def webhook_key():
     return f"hook:{(request.view_args or {}).get('deployment_id', '')[:64]}"
 
 
-# Endpoints counted by something other than the caller.
-ROUTE_KEYS = {"api.github_webhook": webhook_key}
+def address_key():
+    return f"addr:{request.remote_addr}"
+
+
+def login_username_key():
+    """The username a login tries. Route limits are counted as the view is called, after api_bp's body guard
+    has read the body (g.json_body); bodies without a username in text share one count."""
+    username = (g.get("json_body") or {}).get("username")
+    return f"login:{username[:64]}" if isinstance(username, str) else "login:"
+
+
+# Endpoints counted by something other than the caller, each limit counted apart by each key: a login is
+# counted per address (one machine guessing many names) and per username (many machines guessing one).
+ROUTE_KEYS = {"api.github_webhook": (webhook_key,), "api.login": (address_key, login_username_key)}
 
 
 def init_app(app, exempt_blueprints=()):
@@ -39,9 +52,10 @@ def init_app(app, exempt_blueprints=()):
     limiter = Limiter(key_func=rate_key, default_limits=[app.config["RATELIMIT_DEFAULT"]])
     limiter.init_app(app)
     for endpoint, setting in ROUTE_LIMITS.items():
-        app.view_functions[endpoint] = limiter.limit(app.config[setting], key_func=ROUTE_KEYS.get(endpoint),
-                                                     override_defaults=endpoint in ROUTE_KEYS)(
-            app.view_functions[endpoint])
+        for key_func in ROUTE_KEYS.get(endpoint, (None,)):
+            app.view_functions[endpoint] = limiter.limit(app.config[setting], key_func=key_func,
+                                                         override_defaults=endpoint in ROUTE_KEYS)(
+                app.view_functions[endpoint])
     for blueprint in exempt_blueprints:
         limiter.exempt(blueprint)
     app.extensions["rate_limiter"] = limiter

@@ -1,14 +1,17 @@
-"""/api/me, /api/tokens (the caller's own), /api/users (admins) and /api/audit (admins)."""
+"""/api/auth/login (a password for a token), /api/me, /api/tokens (the caller's own), /api/users (admins) and
+/api/audit (admins)."""
 from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, caller, quota_defaults, require_admin
 from backend.api.spec import spec
-from backend.errors import NotFound
+from backend.errors import NotFound, Unauthorized
 from backend.models import Deployment
 from backend.schemas.audit import AuditOut, AuditPage, AuditQuery
 from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.users import (
+    LoginOut,
+    LoginRequest,
     MeOut,
     TokenCreate,
     TokenCreated,
@@ -22,7 +25,10 @@ from backend.schemas.users import (
     UserOut,
     UserUpdate,
 )
-from backend.services import accounts, audit
+from backend.services import accounts, audit, passwords
+
+# The one answer to a login that fails, whatever failed: it must not tell which usernames exist.
+LOGIN_REFUSED = "invalid username or password"
 
 
 @api_bp.get("/me")
@@ -32,6 +38,30 @@ def me():
     user = caller()
     quotas = None if user.is_admin else accounts.quotas_of(user, quota_defaults())
     return {"success": True, "user": dump(UserOut, user), "quotas": quotas, "usage": accounts.usage_of(user.id)}
+
+
+# -- logging in ----------------------------------------------------------------------------------------
+
+
+@api_bp.post("/auth/login")
+@spec.validate(resp=Response(HTTP_201=LoginOut, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse,
+                             HTTP_429=ErrorResponse), tags=["tokens"], security={})
+def login(json: LoginRequest):
+    """A username and password for a new named API token (no token needed). The token is in this answer only.
+
+    Every failure answers 401 with the same message: unknown user, no password set, wrong password, disabled.
+    Attempts are limited per address and per username (RATELIMIT_LOGIN: 429 with Retry-After) and written to
+    the audit log (auth.login, auth.login_failed) with the username and address, never the password.
+    """
+    user = passwords.verify_password(json.username, json.password)
+    if user is None:
+        audit_action("auth.login_failed", target=f"user {json.username}", user=None, username=json.username)
+        raise Unauthorized(LOGIN_REFUSED)
+    token, row = accounts.issue_token(user, json.token_name, json.expires_in_days)
+    info = dump(TokenOut, row)
+    audit_action("auth.login", target=f"token {row.prefix}", user=user, username=user.username, name=row.name,
+                 expires_at=info["expires_at"])
+    return {"success": True, "token": token, "token_info": info, "user": dump(UserOut, user)}, 201
 
 
 # -- tokens --------------------------------------------------------------------------------------------

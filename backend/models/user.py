@@ -32,6 +32,8 @@ class User(db.Model):
     max_disk: Mapped[int | None] = mapped_column(Integer)
     # Outbound notifications may target loopback and private addresses (an admin's decision).
     allow_private_targets: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    # The argon2id hash of the user's password (backend/services/passwords.py); NULL: no password, tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
     @property
     def is_admin(self):

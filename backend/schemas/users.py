@@ -100,6 +100,23 @@ class UserList(BaseModel):
     users: list[UserOut]
 
 
+# -- logging in -----------------------------------------------------------------------------------------
+
+
+class LoginRequest(StrictModel):
+    """A username and password, exchanged for a new named API token."""
+
+    # Any text: a name that cannot exist is refused like every other failure (401), not described.
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024, json_schema_extra={"format": "password", "writeOnly": True})
+    token_name: TokenName = Field(description="A name to recognise the new token by (GET /api/tokens)")
+    expires_in_days: int | None = Field(None, ge=1, le=3650, description="Omit for a token that does not expire")
+
+
+class LoginOut(TokenCreated):
+    user: UserOut
+
+
 class MeOut(BaseModel):
     success: Literal[True]
     user: UserOut

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 from backend.proxmox.settings import ProxmoxSettings
 from backend.simulation.fake_proxmox import FakeProxmox, Node
@@ -152,16 +153,33 @@ def reset(simulation_dir):
     return f"sqlite:///{database.resolve()}"
 
 
-def admin_token(app, simulation_dir):
-    """An admin and a fresh token for this simulation run, also written to <simulation dir>/admin-token (0600)."""
-    from backend.models import User  # noqa: PLC0415 - the app is built before this runs
-    from backend.services import accounts  # noqa: PLC0415 - as above
+class AdminCredentials(NamedTuple):
+    token: str
+    token_path: Path
+    password: str
+    password_path: Path
 
+
+def admin_credentials(app, simulation_dir):
+    """An admin with a fresh token and a fresh random password for this simulation run, also written to
+    <simulation dir>/admin-token and admin-password (0600): the password logs in with POST /api/auth/login."""
+    from backend.models import User  # noqa: PLC0415 - the app is built before this runs
+    from backend.services import accounts, passwords  # noqa: PLC0415 - as above
+
+    password = secrets.token_urlsafe(24)
     with app.app_context():
         user = User.get_by_username("admin") or accounts.create_user("admin", "admin")
         token, _ = accounts.issue_token(user, "simulation")
-    path = Path(simulation_dir) / "admin-token"
+        passwords.set_password(user, password)
+    base = Path(simulation_dir)
+    return AdminCredentials(token, _write_private(base / "admin-token", token),
+                            password, _write_private(base / "admin-password", password))
+
+
+def _write_private(path, secret):
+    """secret and a newline in path, readable by this user alone (an existing file's mode is put right too)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(token + "\n")
-    return token, path
+        handle.write(secret + "\n")
+    return path

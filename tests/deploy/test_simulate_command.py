@@ -1,5 +1,6 @@
 """The README's newcomer path, as written: python app.py --simulate, then deploy a sample app."""
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -129,3 +130,33 @@ def test_two_simulations_run_side_by_side_and_each_stops_its_guests_when_it_ends
         for simulation in (first, second):
             if simulation.process.poll() is None:
                 simulation.terminate()
+
+
+def test_the_simulation_gives_its_admin_a_password_that_logs_in(tmp_path):
+    directory = tmp_path / "sim"
+    directory.mkdir()
+    stale = directory / "admin-password"
+    stale.write_text("from an earlier run\n")
+    stale.chmod(0o644)
+    simulation = Simulation(directory)
+    try:
+        simulation.wait_ready()
+        for name in ("admin-token", "admin-password"):
+            assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600, name
+        password = (directory / "admin-password").read_text().strip()
+        assert len(password) >= 32 and password != "from an earlier run"
+
+        status, body = call_api(simulation.base, "POST", "/auth/login",
+                                {"username": "admin", "password": password, "token_name": "trial"})
+        assert status == 201, body
+        assert body["user"]["username"] == "admin" and body["user"]["role"] == "admin"
+        assert call_api(simulation.base, "GET", "/users", token=body["token"])[0] == 200
+        assert call_api(simulation.base, "POST", "/auth/login",
+                        {"username": "admin", "password": password + "x", "token_name": "trial"})[0] == 401
+        output = simulation.terminate()
+        # Printed beside the token, where the README's trial starts.
+        assert f"export TOKEN={simulation.token}" in output
+        assert f"password {password} (also in {directory / 'admin-password'})" in output
+    finally:
+        if simulation.process.poll() is None:
+            simulation.terminate()

@@ -7,13 +7,15 @@ from app import db
 ADMIN_NAME = "test-admin"
 
 
-def make_user(app, username, role="member", **fields):
-    """A user and a token of theirs: (user id, token)."""
-    from backend.services import accounts
+def make_user(app, username, role="member", password=None, **fields):
+    """A user and a token of theirs: (user id, token); with password, that password too."""
+    from backend.services import accounts, passwords
 
     with app.app_context():
         user = accounts.create_user(username, role, **fields)
         token, _ = accounts.issue_token(user, "tests")
+        if password is not None:
+            passwords.set_password(user, password)
         user_id = user.id
         db.session.remove()
     return user_id, token

@@ -47,7 +47,7 @@ def test_the_public_allow_list_is_exactly_the_documented_one(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     public = {e for e in endpoints if e in PUBLIC_ENDPOINTS or e in PUBLIC_OUTSIDE_API or e.startswith(DOCS_PREFIX)}
     assert public - {e for e in public if e.startswith(DOCS_PREFIX)} == {
-        "health.health", "static", "api.openapi_document", "api.github_webhook"}
+        "health.health", "static", "api.openapi_document", "api.github_webhook", "api.login"}
     # Every other /api endpoint is protected, and there are many of them.
     assert len(protected_requests(app)) >= 35
     assert all(path.startswith("/api/") for _, path, _ in protected_requests(app))
@@ -93,6 +93,10 @@ def test_public_routes_answer_without_a_token(client):
     assert client.get("/api/openapi.json", token=None).status_code == 200
     spec = client.get("/api/openapi.json", token=None).get_json()
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    # The login is reached without a token: it refuses the credentials, not the missing token.
+    login = client.post("/api/auth/login", json={"username": "x", "password": "y", "token_name": "z"}, token=None)
+    assert login.status_code == 401 and login.get_json()["error"]["message"] == "invalid username or password"
+    assert spec["paths"]["/api/auth/login"]["post"]["security"] == []
 
 
 def test_a_token_is_shown_once_listed_by_prefix_and_stored_as_a_hash(app, client):
