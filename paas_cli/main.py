@@ -401,14 +401,19 @@ def releases(state, app, as_json):
 @click.option("--runtime", is_flag=True, help="The app's own output on its guest instead of the build log.")
 @click.option("--process", default="web", show_default=True, help="With --runtime: web or a Procfile process.")
 @click.option("--lines", type=click.IntRange(1, 5000), default=200, show_default=True, help="With --runtime.")
+@click.option("--json", "as_json", is_flag=True, help="The lines as JSON (not with --tail).")
 @pass_state
-def logs(state, app, tail, version, runtime, process, lines):
+def logs(state, app, tail, version, runtime, process, lines, as_json):
     """The build and deploy log of a release, or with --runtime the app's own recent output."""
     client = state.client()
+    if tail and (runtime or as_json):
+        raise click.UsageError("--tail follows the build log as text; leave out --runtime and --json")
     if runtime:
-        if tail:
-            raise click.UsageError("--tail follows the build log; --runtime reads the app's recent output")
-        sys.stdout.write(call(client.text, app_path(app, "/logs/runtime"), {"lines": lines, "process": process}))
+        text = call(client.text, app_path(app, "/logs/runtime"), {"lines": lines, "process": process})
+        if as_json:
+            output.emit_json({"process": process, "lines": text.splitlines()})
+        else:
+            sys.stdout.write(text)
         return
     if version is None:
         found = call(client.get, app_path(app, "/releases"))["releases"]
@@ -423,14 +428,19 @@ def logs(state, app, tail, version, runtime, process, lines):
         if status:
             output.line(f"-- release {version} {status}", "bold")
         return
-    after = None
+    after, found = None, []
     while True:
         page = call(client.get, app_path(app, "/logs"), release=version, after=after)
         for line in page["lines"]:
-            show_line(line)
+            if as_json:
+                found.append(line)
+            else:
+                show_line(line)
         after = page.get("next_after")
         if not after or not page["lines"]:
             break
+    if as_json:
+        output.emit_json({"release": version, "lines": found})
 
 
 # -- environment -----------------------------------------------------------------------------------------------

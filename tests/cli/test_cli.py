@@ -96,6 +96,9 @@ def test_an_app_from_create_to_destroy(logged_in, platform):
     assert "rollback" in paas("releases", "cli-hello").out
     first = paas("logs", "cli-hello", "--release", "1")
     assert first.code == 0 and "==> release 1:" in first.out
+    lines = paas("logs", "cli-hello", "--release", "1", "--json").json()
+    assert lines["release"] == 1 and lines["lines"][0]["line"].startswith("==> release 1:")
+    assert paas("logs", "cli-hello", "--tail", "--runtime").code == 2
     runtime = paas("logs", "cli-hello", "--runtime", "--lines", "20")
     assert runtime.code == 0 and "Booting worker" in runtime.out
     processes = paas("ps", "cli-hello", "--json").json()["processes"]
@@ -168,6 +171,8 @@ def test_errors_are_the_apis_words_on_stderr_without_a_traceback(logged_in, paas
     over = paas("create", "quota-app", "--repo", SAMPLE, "--no-follow",
                 env={"PAAS_URL": platform.url, "PAAS_TOKEN": member["token"]})
     assert over.code == 1 and over.err.startswith("error: ") and "quota" in over.err
+    assert logged_in("users", "promote", "cli-member", "--json").json()["user"]["role"] == "admin"
+    assert logged_in("users", "demote", "cli-member", "--json").json()["user"]["role"] == "member"
     assert logged_in("users", "disable", "cli-member").code == 0
     disabled = paas("apps", env={"PAAS_URL": platform.url, "PAAS_TOKEN": member["token"]})
     assert disabled.code == 1 and disabled.err.startswith("error: ")
