@@ -4,6 +4,9 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
+
+from paas_cli.config import check_token
 
 USER_AGENT = "paas-cli"
 # A dropped event stream is opened again with Last-Event-ID, this many times in a row at most, this far apart.
@@ -29,21 +32,38 @@ class Event:
         return json.loads(self.data) if self.data else {}
 
 
+class BearerAuth(requests.auth.AuthBase):
+    """The token on every request. Set as the session's auth, so that requests never replaces it with a
+    ~/.netrc entry for the host (which would also hand that password to the platform)."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def __call__(self, request):
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        else:
+            request.headers.pop("Authorization", None)
+        return request
+
+
 class Client:
     def __init__(self, url, token=None, *, timeout=30.0, verify=True):
         self.url, self.timeout = url.rstrip("/"), timeout
+        if token is not None:
+            check_token(token)
         self.session = requests.Session()
         # Given with each request: a session's verify would lose to REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE.
         self.verify = verify
         self.session.headers["User-Agent"] = USER_AGENT
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.auth = BearerAuth(token)
 
     def _send(self, method, path, *, stream=False, timeout=None, **kwargs):
         url = f"{self.url}/api{path}"
         try:
-            return self.session.request(method, url, stream=stream, timeout=timeout or self.timeout,
-                                        verify=self.verify, **kwargs)
+            # No redirects: a 307 would carry a password or a token's request to wherever it points.
+            response = self.session.request(method, url, stream=stream, timeout=timeout or self.timeout,
+                                            verify=self.verify, allow_redirects=False, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise ApiError(f"TLS verification failed for {self.url}: {_reason(exc)} "
                            "(give the platform's CA with --ca-bundle or PAAS_CA_BUNDLE)") from None
@@ -51,8 +71,16 @@ class Client:
             raise ApiError(f"{self.url} did not answer within {timeout or self.timeout:g} s") from None
         except requests.exceptions.ConnectionError as exc:
             raise ApiError(f"cannot reach {self.url}: {_reason(exc)}") from None
-        except requests.exceptions.InvalidURL as exc:
-            raise ApiError(f"not a usable URL: {self.url} ({exc})") from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema):
+            raise ApiError(f"not a usable URL: {self.url} (give http:// or https:// and a host)") from None
+        except requests.exceptions.RequestException as exc:
+            raise ApiError(f"talking to {self.url} failed: {_reason(exc)}") from None
+        if 300 <= response.status_code < 400:
+            raise ApiError(f"{self.url} answered {response.status_code}, a redirect to "
+                           f"{response.headers.get('Location', 'nowhere')}: log in with the address it names",
+                           status=response.status_code)
+        return response
 
     def request(self, method, path, *, json_body=None, params=None):
         """The answer's JSON; ApiError for anything but 2xx."""
@@ -88,7 +116,8 @@ class Client:
         ends the stream with `timeout`), until an `end` event, which is yielded last."""
         failures = 0
         while True:
-            headers = {"Accept": "text/event-stream"}
+            # Uncompressed: a proxy that gzips the stream would otherwise hold lines back until a block fills.
+            headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
             if last_event_id:
                 headers["Last-Event-ID"] = last_event_id
             try:
@@ -96,7 +125,8 @@ class Client:
                 _raise_for(response)
                 with response:
                     for event in _parse(response):
-                        failures = 0
+                        if event.name == "line":
+                            failures = 0  # progress; a server's `timeout` event alone is none
                         if event.id:
                             last_event_id = event.id
                         yield event
@@ -106,7 +136,8 @@ class Client:
                 if exc.status is not None:  # the API said no: trying again would not help
                     raise
                 error = exc
-            except requests.exceptions.RequestException as exc:  # dropped while reading
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+                # Dropped while reading (urllib3's own errors come through read1 unwrapped).
                 error = ApiError(f"the event stream from {self.url} broke: {_reason(exc)}")
             else:
                 error = None  # the server ended the stream (its time limit): carry on from the last event
@@ -121,7 +152,7 @@ def _lines(response):
     the end of the body); urllib3's read1 hands over whatever one read of the socket brought."""
     pending = b""
     while True:
-        chunk = response.raw.read1(65536)
+        chunk = response.raw.read1(65536, decode_content=True)
         if not chunk:
             break
         pending += chunk
@@ -160,14 +191,13 @@ def _raise_for(response):
         body = response.json()
     except ValueError:
         body = None
-    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
-    if error is None:
-        raise ApiError(f"{response.url} answered {response.status_code} {response.reason}",
-                       status=response.status_code)
-    message = error.get("message") or f"{response.status_code} {response.reason}"
+    error = body.get("error") if isinstance(body, dict) and isinstance(body.get("error"), dict) else {}
+    message = error.get("message") if isinstance(error.get("message"), str) else None
+    message = message or f"{response.url.split('?')[0]} answered {response.status_code} {response.reason}"
     if response.status_code == 429 and response.headers.get("Retry-After"):
         message += f" (retry after {response.headers['Retry-After']} s)"
-    raise ApiError(message, status=response.status_code, code=error.get("code"), fields=error.get("fields"),
+    fields = error.get("fields") if isinstance(error.get("fields"), dict) else {}
+    raise ApiError(message, status=response.status_code, code=error.get("code"), fields=fields,
                    request_id=error.get("request_id") or response.headers.get("X-Request-ID"))
 
 
@@ -180,4 +210,4 @@ def _reason(exc):
     for marker in ("] ", "): "):
         if marker in text and len(text) > 120:
             text = text.rsplit(marker, 1)[-1]
-    return text.strip(" ()'\"")[:300]
+    return text.strip(" '\"")[:300]

@@ -3,12 +3,13 @@
 Exit codes: 0 done; 1 the platform refused or the thing failed (a release that did not go live); 2 a usage
 error (click's); 130 interrupted.
 """
+import ipaddress
 import os
 import socket
 import sys
 import time
 import webbrowser
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import click
 
@@ -42,8 +43,11 @@ class State:
             except config.ConfigError as exc:
                 raise Fail(str(exc)) from None
             if not context.token:
-                raise Fail(f"no token for {context.url}: run paas login")
-            self._client = Client(context.url, context.token, verify=self.verify())
+                raise Fail(f"no token for {context.url}: run paas login (or set PAAS_TOKEN)")
+            try:
+                self._client = Client(context.url, context.token, verify=self.verify())
+            except config.ConfigError as exc:
+                raise Fail(str(exc)) from None
         return self._client
 
 
@@ -77,33 +81,43 @@ def cli(ctx, context_name, ca_bundle):
 
 
 @cli.command()
-@click.option("--url", help="The platform's address, e.g. https://paas.example.org (default: the current context's).")
+@click.option("--url", help="The platform's address, e.g. https://paas.example.org (default: the context's).")
 @click.option("--token", help="An API token to use (else PAAS_TOKEN, else --username).")
 @click.option("--username", help="Log in with a username; the password is asked (or read with --password-stdin).")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--name", "context_name", help="The context's name (default: the URL's host).")
+@click.option("--password-stdin", is_flag=True, help="With --username: read the password from standard input.")
+@click.option("--name", "context_name", help="The context's name (default: --context's, else the URL's host).")
+@json_option
 @pass_state
-def login(state, url, token, username, password_stdin, context_name):
+def login(state, url, token, username, password_stdin, context_name, as_json):
     """Log in to a platform and make it the current context.
 
     With --username, the password is exchanged for a named API token (paas-cli@HOST); the password itself is
-    never stored. The token goes to ~/.config/paas/config.toml (mode 0600).
+    never stored, and is sent over https only (or to this machine). The token goes to
+    ~/.config/paas/config.toml (mode 0600).
     """
     if token and username:
         raise click.UsageError("give --token or --username, not both")
+    if password_stdin and not username:
+        raise click.UsageError("--password-stdin goes with --username")
+    context_name = context_name or state.context_name
     if not url:
         try:
             url = config.current(state.context_name).url
-        except config.ConfigError:
-            raise click.UsageError("give --url (the platform's address)") from None
-    url = url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise click.UsageError("--url must start with http:// or https://")
+        except config.ConfigError as exc:
+            raise click.UsageError(f"give --url (the platform's address): {exc}") from None
+    try:
+        url = config.check_url(url)
+    except config.ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    host = urlsplit(url).hostname
+    if username and url.startswith("http://") and not is_loopback(host):
+        raise Fail(f"refusing to send a password over plain http to {host}: use the platform's https address "
+                   "(or log in with --token)")
     token = token or (None if username else os.environ.get("PAAS_TOKEN"))
     try:
         if username:
             if password_stdin:
-                password = sys.stdin.readline().rstrip("\n")
+                password = sys.stdin.readline().rstrip("\r\n")
             else:
                 password = click.prompt("Password", hide_input=True, err=True)
             answer = Client(url, verify=state.verify()).request("POST", "/auth/login", json_body={
@@ -113,11 +127,21 @@ def login(state, url, token, username, password_stdin, context_name):
         elif not token:
             token = click.prompt("API token", hide_input=True, err=True)
         me = Client(url, token, verify=state.verify()).get("/me")
+        name = context_name or urlsplit(url).netloc
+        config.remember(name, url, token)
     except ApiError as exc:
         raise api_failure(exc) from None
-    name = context_name or url.split("://", 1)[1].split("/", 1)[0]
-    config.remember(name, url, token)
-    output.line(f"Logged in to {url} as {me['user']['username']} ({me['user']['role']}); context {name}.")
+    except config.ConfigError as exc:
+        raise Fail(str(exc)) from None
+    finish(as_json, {"context": name, "url": url, "user": me["user"]},
+           f"Logged in to {url} as {me['user']['username']} ({me['user']['role']}); context {name}.")
+
+
+def is_loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @cli.group()
@@ -129,7 +153,10 @@ def context():
 @json_option
 def context_list(as_json):
     """List the contexts (* marks the current one)."""
-    data = config.load()
+    try:
+        data = config.load()
+    except config.ConfigError as exc:
+        raise Fail(str(exc)) from None
     rows = [{"name": name, "url": saved.get("url"), "current": name == data.get("current")}
             for name, saved in sorted(data["contexts"].items())]
     if as_json:
@@ -266,9 +293,15 @@ def create(state, app, repo, branch, framework, deployment_type, cores, memory, 
     version = wait_for_release(client, app)
     if version is not None:
         follow_log(client, app, version, quiet=as_json)
-    deployment = wait_for_status(client, app, FINAL_STATUSES)
+    deployment = wait_for_status(client, deployment["id"], FINAL_STATUSES)
     report(as_json, deployment, deployment["status"] == "running",
-           f"{app} is running at {deployment['url']}", f"{app} failed: {deployment['error_message']}")
+           f"{app} is running at {deployment['url']}", ended(app, deployment))
+
+
+def ended(app, deployment):
+    """How a deployment that is not running ended, in words."""
+    error = deployment.get("error_message")
+    return f"{app} is {deployment['status']}" + (f": {error}" if error else "")
 
 
 def wait_for_release(client, app):
@@ -300,12 +333,15 @@ def wait_for_status(client, app, statuses):
 
 def follow_log(client, app, version, quiet=False):
     """Print a release's log as it is written (resuming after a dropped connection); its final status."""
+    deadline = time.monotonic() + WAIT_SECONDS
     try:
         for event in client.events(app_path(app, "/logs/stream"), {"release": version}):
             if event.name == "line" and not quiet:
                 show_line(event.json())
             elif event.name == "end":
                 return event.json().get("status")
+            if time.monotonic() > deadline:
+                raise Fail(f"release {version} of {app} did not finish within {WAIT_SECONDS} s")
     except ApiError as exc:
         raise api_failure(exc) from None
     return None
@@ -350,7 +386,8 @@ def run_release(state, app, call_api, path, body, no_follow, as_json):
     follow_log(client, app, release["version"], quiet=as_json)
     release = call(client.get, app_path(app, f"/releases/{release['version']}"))["release"]
     report(as_json, release, release["status"] == "live", f"Release {release['version']} of {app} is live.",
-           f"Release {release['version']} of {app} {release['status']}: {release['error_message']}")
+           f"Release {release['version']} of {app} {release['status']}"
+           + (f": {release['error_message']}" if release.get("error_message") else ""))
 
 
 @cli.command()
@@ -505,6 +542,38 @@ def ps(state, app, as_json):
                  [(p["name"], p["state"], p["restarts"], p["command"]) for p in answer["processes"]])
 
 
+def last_event(client, ident):
+    """The id of the deployment's newest event (pages through its history, bounded)."""
+    after = None
+    for _ in range(1000):
+        page = call(client.get, app_path(ident, "/events"), after=after, limit=1000)
+        if not page["events"]:
+            return after
+        after = page["events"][-1]["id"]
+        if not page.get("next_after"):
+            return after
+    return after
+
+
+def wait_for_action(client, ident, action, settled, since):
+    """Follow the deployment's events after `since` until the action ended: its own event, a status change to
+    `settled`, an error, or a skip. Returns (done, the deployment)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    after = since
+    while time.monotonic() < deadline:
+        page = call(client.get, app_path(ident, "/events"), after=after, limit=1000)
+        for event in page["events"]:
+            after = event["id"]
+            if event["kind"] == "error" or (event["kind"] == "action" and " skipped: " in event["message"]):
+                return False, call(client.get, app_path(ident))["deployment"]
+            if (event["kind"] == "status" and event["to_status"] in (settled, "failed", "deleting", "deleted")) or \
+                    (event["kind"] == "action" and event["message"].startswith(f"{action}ed ")):
+                deployment = call(client.get, app_path(ident))["deployment"]
+                return deployment["status"] == settled, deployment
+        time.sleep(0.5)
+    raise Fail(f"the {action} did not end within {WAIT_SECONDS} s")
+
+
 def power(action, settled):
     @click.argument("app")
     @click.option("--no-wait", is_flag=True, help="Return once the platform has taken the request.")
@@ -512,12 +581,16 @@ def power(action, settled):
     @pass_state
     def command(state, app, no_wait, as_json):
         client = state.client()
-        deployment = call(client.post, app_path(app, f"/actions/{action}"))["deployment"]
+        ident = call(client.get, app_path(app))["deployment"]["id"]
+        since = last_event(client, ident)
+        deployment = call(client.post, app_path(ident, f"/actions/{action}"))["deployment"]
+        done = True
         if not no_wait:
             with output.waiting(f"{action} {app}"):
-                deployment = wait_for_status(client, app, {settled, "failed", "deleted"})
-        report(as_json, deployment, no_wait or deployment["status"] == settled,
-               f"{app} is {deployment['status']}.", f"{app} is {deployment['status']}: {deployment['error_message']}")
+                done, deployment = wait_for_action(client, ident, action, settled, since)
+        report(as_json, deployment, done, f"{app} is {deployment['status']}.",
+               f"{action} of {app} did not happen: " + (deployment.get("error_message") or
+                                                         f"it is {deployment['status']}"))
     command.__doc__ = f"{action.capitalize()} APP's guest (and its app) and wait until it is {settled}."
     return command
 
@@ -530,8 +603,9 @@ cli.command("ps:restart")(power("restart", "running"))
 @cli.command()
 @click.argument("app")
 @click.option("--confirm", metavar="APP", help="The app's name again: destroying it cannot be undone.")
+@json_option
 @pass_state
-def destroy(state, app, confirm):
+def destroy(state, app, confirm, as_json):
     """Delete APP and its guest (asks for the name unless --confirm APP is given)."""
     if confirm is None:
         if not sys.stdin.isatty():
@@ -544,8 +618,7 @@ def destroy(state, app, confirm):
     call(client.delete, app_path(ident))
     with output.waiting(f"destroying {app}"):
         deployment = wait_for_status(client, ident, {"deleted", "failed"})
-    report(False, deployment, deployment["status"] == "deleted", f"{app} is destroyed.",
-           f"{app}: {deployment['error_message']}")
+    report(as_json, deployment, deployment["status"] == "deleted", f"{app} is destroyed.", ended(app, deployment))
 
 
 # -- the platform ----------------------------------------------------------------------------------------------
@@ -740,9 +813,30 @@ def call(function, *args, **kwargs):
 
 
 def run():
-    """The console script: `paas`."""
+    """The console script: `paas`. Every way out is a message and an exit status, never a traceback."""
     try:
-        cli.main(prog_name="paas")
+        cli.main(prog_name="paas", standalone_mode=False)
+    except click.exceptions.Abort:  # Ctrl-C or end of input at a prompt
+        output.err.print("interrupted", markup=False)
+        sys.exit(130)
     except KeyboardInterrupt:
         output.err.print("interrupted", markup=False)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except config.ConfigError as exc:
+        Fail(str(exc)).show()
+        sys.exit(1)
+    except ApiError as exc:
+        api_failure(exc).show()
+        sys.exit(1)
+    except BrokenPipeError:  # paas ... | head: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (KeyError, TypeError, ValueError) as exc:  # an answer of another shape than this client knows
+        Fail(f"the platform's answer was not what this client expects ({exc.__class__.__name__}: {exc}); "
+             "is paas older or newer than the platform?").show()
+        sys.exit(1)

@@ -2,14 +2,23 @@
 JSON as it is with --json, errors on stderr."""
 import json
 import os
+import re
 import sys
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Not a terminal: lines as long as they are (a table piped into grep keeps each row on one line).
+_WIDE = None if sys.stdout.isatty() else 4096
+out = Console(highlight=False, soft_wrap=True, emoji=False, width=_WIDE)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+# What a build or an app may print that would drive the reader's terminal: escape sequences and control characters.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|[\x00-\x08\x0b-\x1f\x7f\x9b]")
+
+
+def clean(text):
+    return _CONTROL.sub("", text)
 
 
 def plain():
@@ -40,7 +49,7 @@ def fields(pairs):
 
 
 def line(text, style=None):
-    out.print(text, markup=False, style=None if plain() else style)
+    out.print(clean(text), markup=False, style=None if plain() else style)
 
 
 @contextmanager

@@ -51,11 +51,14 @@ def login(json: LoginRequest):
 
     Every failure answers 401 with the same message: unknown user, no password set, wrong password, disabled.
     Attempts are limited per address and per username (RATELIMIT_LOGIN: 429 with Retry-After) and written to
-    the audit log (auth.login, auth.login_failed) with the username and address, never the password.
+    the audit log (auth.login, auth.login_failed) with the username (only when it names an account: a password
+    typed into the username box stays out) and the address, never the password.
     """
     user = passwords.verify_password(json.username, json.password)
     if user is None:
-        audit_action("auth.login_failed", target=f"user {json.username}", user=None, username=json.username)
+        named = json.username if passwords.is_account_name(json.username) else None
+        audit_action("auth.login_failed", target=f"user {named}" if named else "an unknown username", user=None,
+                     username=named)
         raise Unauthorized(LOGIN_REFUSED)
     token, row = accounts.issue_token(user, json.token_name, json.expires_in_days)
     info = dump(TokenOut, row)

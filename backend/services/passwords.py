@@ -108,6 +108,15 @@ def verify_password(username, password):
     return user
 
 
+def is_account_name(username):
+    """Whether username names an account exactly as stored. A failed login records the name it was tried with
+    only then: what someone typed into the username box may be their password."""
+    if not isinstance(username, str) or USERNAME_RE.fullmatch(username) is None:
+        return False
+    user = User.get_by_username(username)
+    return user is not None and user.username == username
+
+
 def _encodable(text):
     try:
         text.encode("utf-8")

@@ -108,13 +108,18 @@ def test_an_app_from_create_to_destroy(logged_in, platform):
     assert stopped.code == 0 and "cli-hello is stopped." in stopped.out
     assert fetch(url)[0] is None
     assert paas("ps:start", "cli-hello").code == 0 and serves(url, "cli from Flask")
-    assert paas("ps:restart", "cli-hello").code == 0
+    restarted = paas("ps:restart", "cli-hello")
+    assert restarted.code == 0 and restarted.out.strip() == "cli-hello is running."
+    events = paas("info", "cli-hello", "--json").json()  # the restart's own event was waited for
+    assert events["status"] == "running"
+    refused = paas("ps:start", "cli-hello")
+    assert refused.code == 1 and refused.err.startswith("error: cannot start a deployment that is running")
 
     refused = paas("destroy", "cli-hello", "--confirm", "cli-hell")
     assert refused.code == 1 and "nothing was destroyed" in refused.err
     assert paas("destroy", "cli-hello").code == 1  # no terminal to ask on: --confirm is needed
-    destroyed = paas("destroy", "cli-hello", "--confirm", "cli-hello")
-    assert destroyed.code == 0 and "cli-hello is destroyed." in destroyed.out
+    destroyed = paas("destroy", "cli-hello", "--confirm", "cli-hello", "--json")
+    assert destroyed.code == 0 and destroyed.json()["status"] == "deleted"
     assert paas("apps", "--json").json()["deployments"] == []
 
 
@@ -151,7 +156,7 @@ def test_a_release_that_fails_exits_1_and_the_previous_one_serves(logged_in, pla
     assert paas("info", "cli-guarded", "--json").json()["status"] == "running"
 
     missing = paas("create", "cli-missing", "--repo", "https://github.com/paas-examples/no-such-repo")
-    assert missing.code == 1 and "cli-missing failed:" in missing.err
+    assert missing.code == 1 and "cli-missing is failed: deploy failed: git clone" in missing.err
     for app in ("cli-missing", "cli-guarded"):
         assert paas("destroy", app, "--confirm", app).code == 0
 
@@ -221,5 +226,34 @@ def test_tokens_users_nodes_webhook_json_and_completion(logged_in, platform):
 
 
 def test_no_colour_with_no_color_set_even_on_a_terminal(logged_in):
-    assert "\x1b[" not in logged_in("nodes", env={"NO_COLOR": "1", "FORCE_COLOR": ""}).out
-    assert "\x1b[" in logged_in("nodes", env={"FORCE_COLOR": "1"}).out  # rich's own switch, for contrast
+    # FORCE_COLOR makes rich treat the pipe as a terminal: colour, unless NO_COLOR says no.
+    assert "\x1b[" in logged_in("nodes", env={"FORCE_COLOR": "1"}).out
+    assert "\x1b[" not in logged_in("nodes", env={"NO_COLOR": "1", "FORCE_COLOR": "1"}).out
+
+
+def test_a_token_goes_only_where_it_was_given_and_a_broken_config_is_a_message(logged_in, platform, tls_server):
+    paas = logged_in
+    # PAAS_URL alone, to another address: the current context's token is not sent there.
+    other = paas("apps", env={"PAAS_URL": tls_server.url})
+    assert other.code == 1 and f"no token for {tls_server.url}" in other.err
+    assert paas("apps", env={"PAAS_URL": platform.url}).code == 0  # the token saved for that very URL
+    assert paas("apps", env={"PAAS_URL": "ftp://127.0.0.1"}).err.startswith("error: 'ftp://127.0.0.1' is not")
+    bad_token = paas("apps", env={"PAAS_TOKEN": "paas_secret\nX-Injected: 1"})
+    assert bad_token.code == 1 and "paas_secret" not in bad_token.err and "not a usable API token" in bad_token.err
+
+    path = paas.home / "paas" / "config.toml"
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    path.write_text("current = [\n")
+    for args in (("apps",), ("context", "list"), ("login", "--url", platform.url, "--token", platform.token)):
+        broken = paas(*args)
+        assert broken.code == 1 and broken.err.startswith(f"error: cannot read {path}"), (args, broken.err)
+    path.write_bytes(b"\xff\xfe")
+    assert paas("apps").err.startswith(f"error: cannot read {path}")
+    path.write_text('[contexts.lab]\nurl = 5\n')
+    assert "the context 'lab' needs a url" in paas("apps").err
+    path.unlink()
+
+    insecure = paas("login", "--url", "http://paas.example.org", "--username", "admin", "--password-stdin",
+                    stdin="x\n")
+    assert insecure.code == 1 and "refusing to send a password over plain http" in insecure.err
+    assert paas("login", "--url", "https://u:p@paas.example.org", "--token", "t").code == 2
