@@ -644,15 +644,20 @@ def nodes(state, as_json):
 @click.pass_context
 def tokens(ctx, as_json):
     """Your API tokens: list them, create one (shown once), revoke one by its prefix."""
+    listing(ctx, as_json, "tokens", ["NAME", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "REVOKED"],
+            lambda t: (t["name"], t["prefix"], stamp(t["created_at"]), stamp(t["last_used_at"]),
+                       stamp(t["expires_at"]), stamp(t["revoked_at"])))
+
+
+def listing(ctx, as_json, resource, columns, row):
+    """A group's own output when no subcommand is given: GET /<resource> as a table (or JSON)."""
     if ctx.invoked_subcommand is not None:
         return
-    found = call(ctx.find_object(State).client().get, "/tokens")["tokens"]
+    found = call(ctx.find_object(State).client().get, f"/{resource}")[resource]
     if as_json:
-        output.emit_json({"tokens": found})
-        return
-    output.table(["NAME", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "REVOKED"],
-                 [(t["name"], t["prefix"], stamp(t["created_at"]), stamp(t["last_used_at"]), stamp(t["expires_at"]),
-                   stamp(t["revoked_at"])) for t in found])
+        output.emit_json({resource: found})
+    else:
+        output.table(columns, [row(item) for item in found])
 
 
 def stamp(value):
@@ -690,14 +695,8 @@ def tokens_revoke(state, prefix):
 @click.pass_context
 def users(ctx, as_json):
     """People on the platform (admins): list, create, change role, disable or enable."""
-    if ctx.invoked_subcommand is not None:
-        return
-    found = call(ctx.find_object(State).client().get, "/users")["users"]
-    if as_json:
-        output.emit_json({"users": found})
-        return
-    output.table(["USERNAME", "ROLE", "CREATED", "DISABLED"],
-                 [(u["username"], u["role"], stamp(u["created_at"]), stamp(u["disabled_at"])) for u in found])
+    listing(ctx, as_json, "users", ["USERNAME", "ROLE", "CREATED", "DISABLED"],
+            lambda u: (u["username"], u["role"], stamp(u["created_at"]), stamp(u["disabled_at"])))
 
 
 @users.command("create")
