@@ -105,6 +105,9 @@ class Client:
     def post(self, path, body=None):
         return self.request("POST", path, json_body=body if body is not None else {})
 
+    def put(self, path, body):
+        return self.request("PUT", path, json_body=body)
+
     def patch(self, path, body):
         return self.request("PATCH", path, json_body=body)
 

@@ -128,13 +128,46 @@ def login(state, url, token, username, password_stdin, context_name, as_json):
             token = click.prompt("API token", hide_input=True, err=True)
         me = Client(url, token, verify=state.verify()).get("/me")
         name = context_name or urlsplit(url).netloc
+        previous = config.load()["contexts"].get(name)
         config.remember(name, url, token)
+        if previous and previous.get("token") not in (None, token) and previous.get("url") == url:
+            retire(previous["token"], url, state.verify())
     except ApiError as exc:
         raise api_failure(exc) from None
     except config.ConfigError as exc:
         raise Fail(str(exc)) from None
     finish(as_json, {"context": name, "url": url, "user": me["user"]},
            f"Logged in to {url} as {me['user']['username']} ({me['user']['role']}); context {name}.")
+
+
+def retire(old_token, url, verify):
+    """Revoke the token a context held before this login, when paas made it (named paas-cli@...); best effort:
+    a token the user gave with --token, or one already gone, is left as it is."""
+    try:
+        client = Client(url, old_token, verify=verify)
+        mine = [t for t in client.get("/tokens")["tokens"] if old_token.startswith(t["prefix"])
+                and t["name"].startswith("paas-cli@") and not t["revoked_at"]]
+        if len(mine) == 1:
+            client.delete(f"/tokens/{mine[0]['id']}")
+            output.err.print(f"Revoked this context's previous token ({mine[0]['prefix']}).", markup=False)
+    except (ApiError, config.ConfigError, KeyError):
+        pass
+
+
+@cli.command()
+@click.option("--password-stdin", is_flag=True, help="Read the current password, then the new one, a line each.")
+@pass_state
+def password(state, password_stdin):
+    """Change your password (the one paas login --username and the dashboard take). Tokens stay valid."""
+    if password_stdin:
+        current, new = sys.stdin.readline().rstrip("\r\n"), sys.stdin.readline().rstrip("\r\n")
+    else:
+        current = click.prompt("Current password (empty if you have none)", hide_input=True, default="",
+                               show_default=False, err=True)
+        new = click.prompt("New password", hide_input=True, confirmation_prompt=True, err=True)
+    body = {"new_password": new, **({"current_password": current} if current else {})}
+    call(state.client().put, "/me/password", body)
+    output.line("Password changed.")
 
 
 def is_loopback(host):

@@ -18,6 +18,7 @@ ROUTE_LIMITS = {
     "api.create_user": "RATELIMIT_TOKENS",
     "api.github_webhook": "RATELIMIT_WEBHOOK",
     "api.login": "RATELIMIT_LOGIN",
+    "api.change_own_password": "RATELIMIT_LOGIN",
 }
 
 

@@ -13,6 +13,7 @@ from backend.schemas.users import (
     LoginOut,
     LoginRequest,
     MeOut,
+    PasswordChange,
     TokenCreate,
     TokenCreated,
     TokenEnvelope,
@@ -38,6 +39,18 @@ def me():
     user = caller()
     quotas = None if user.is_admin else accounts.quotas_of(user, quota_defaults())
     return {"success": True, "user": dump(UserOut, user), "quotas": quotas, "usage": accounts.usage_of(user.id)}
+
+
+@api_bp.put("/me/password")
+@spec.validate(resp=Response(HTTP_204=None, HTTP_401=ErrorResponse, HTTP_422=ErrorResponse, HTTP_429=ErrorResponse),
+               tags=["users"])
+def change_own_password(json: PasswordChange):
+    """Set the caller's password: the current one is needed when there is one. Tokens stay valid (revoke them with
+    DELETE /api/tokens/<id>). Limited like logins (RATELIMIT_LOGIN); audited as user.password_changed."""
+    user = caller()
+    passwords.change_password(user, json.current_password, json.new_password)
+    audit_action("user.password_changed", target=f"user {user.username}")
+    return "", 204
 
 
 # -- logging in ----------------------------------------------------------------------------------------

@@ -113,6 +113,15 @@ class LoginRequest(StrictModel):
     expires_in_days: int | None = Field(None, ge=1, le=3650, description="Omit for a token that does not expire")
 
 
+class PasswordChange(StrictModel):
+    """The caller's own password: the current one (when they have one) and the new one (12 to 1024 characters)."""
+
+    current_password: str | None = Field(None, max_length=1024,
+                                         json_schema_extra={"format": "password", "writeOnly": True})
+    new_password: str = Field(min_length=1, max_length=1024, json_schema_extra={"format": "password",
+                                                                                  "writeOnly": True})
+
+
 class LoginOut(TokenCreated):
     user: UserOut
 

@@ -71,6 +71,19 @@ def set_password(user, password):
     return user
 
 
+def change_password(user, current, new):
+    """The user's own change: the current password must match when they have one (a token alone, which is how
+    they reach this, may set a first one). ValidationFailed naming the field otherwise; committed."""
+    stored = user.password_hash
+    usable = isinstance(current, str) and 0 < len(current) <= MAX_LENGTH and _encodable(current)
+    if stored is not None and not (usable and _matches(stored, _normalised(current))):
+        raise ValidationFailed("the current password does not match", fields={"current_password": "does not match"})
+    check_policy(new)
+    if stored is not None and _matches(stored, _normalised(new)):
+        raise ValidationFailed("the new password is the current one", fields={"new_password": "unchanged"})
+    return set_password(user, new)
+
+
 @functools.cache
 def _dummy_hash():
     """A hash no password matches, made with the hasher's parameters: what a login without a stored hash is

@@ -323,3 +323,47 @@ def test_the_login_is_documented_as_public_with_its_answers(client):
     password = schema["properties"]["password"]
     assert password["writeOnly"] is True and password["format"] == "password"
     assert password["maxLength"] == passwords.MAX_LENGTH
+
+
+# -- changing one's own password ---------------------------------------------------------------------------
+
+NEW = "a brand new passphrase, long"
+
+
+def change(client, token, **body):
+    return client.put("/api/me/password", json=body, token=token, environ_base=ADDRESS)
+
+
+def test_people_change_their_own_password_knowing_the_current_one(app, client):
+    _, token = make_user(app, "alice", password=PASSWORD)
+
+    wrong = change(client, token, current_password=WRONG, new_password=NEW)
+    assert wrong.status_code == 422 and wrong.get_json()["error"]["fields"] == {"current_password": "does not match"}
+    missing = change(client, token, new_password=NEW)
+    assert missing.status_code == 422 and "current_password" in missing.get_json()["error"]["fields"]
+    same = change(client, token, current_password=PASSWORD, new_password=PASSWORD)
+    assert same.status_code == 422 and same.get_json()["error"]["fields"] == {"new_password": "unchanged"}
+    weak = change(client, token, current_password=PASSWORD, new_password="short")
+    assert weak.status_code == 422 and "password" in weak.get_json()["error"]["fields"]
+    assert change(client, token, current_password=PASSWORD, new_password=NEW, extra=1).status_code == 422
+
+    assert change(client, token, current_password=PASSWORD, new_password=NEW).status_code == 204
+    assert login(client, password=PASSWORD).status_code == 401
+    assert login(client, password=NEW, token_name="phone").status_code == 201
+    assert client.get("/api/me", token=token).status_code == 200  # the tokens made before stay valid
+
+    [entry] = audit_entries(client, action="user.password_changed")
+    assert entry["target"] == "user alice"
+    text = client.get("/api/audit").get_data(as_text=True)
+    assert PASSWORD not in text and NEW not in text
+
+
+def test_a_first_password_needs_only_the_token_and_attempts_are_limited(limited):
+    _, token = make_user(limited, "bob")
+    client = limited.test_client()
+    assert change(client, token, new_password=NEW).status_code == 204
+    assert login(client, username="bob", password=NEW).status_code == 201
+
+    codes = [change(client, token, current_password=WRONG, new_password=NEW + "!").status_code for _ in range(5)]
+    assert codes == [422, 422, 422, 422, 429]  # the first change counted too: five a minute per token
+    assert client.put("/api/me/password", json={"new_password": NEW}, token=None).status_code == 401

@@ -2,6 +2,7 @@
 import os
 import stat
 import subprocess
+import tomllib
 from datetime import UTC, datetime
 
 import pytest
@@ -257,3 +258,23 @@ def test_a_token_goes_only_where_it_was_given_and_a_broken_config_is_a_message(l
                     stdin="x\n")
     assert insecure.code == 1 and "refusing to send a password over plain http" in insecure.err
     assert paas("login", "--url", "https://u:p@paas.example.org", "--token", "t").code == 2
+
+
+def test_password_change_and_a_new_login_retires_the_token_paas_made_before(paas, platform):
+    assert paas("login", "--url", platform.url, "--username", "admin", "--password-stdin",
+                stdin=platform.password + "\n").code == 0
+    config_file = paas.home / "paas" / "config.toml"
+    [first] = [c["token"] for c in tomllib.loads(config_file.read_text())["contexts"].values()]
+    new = "a new passphrase for the admin"
+    changed = paas("password", "--password-stdin", stdin=f"{platform.password}\n{new}\n")
+    assert changed.code == 0 and changed.out.strip() == "Password changed."
+    wrong = paas("password", "--password-stdin", stdin=f"not it\n{new} again\n")
+    assert wrong.code == 1 and "current password does not match" in wrong.err
+
+    again = paas("login", "--url", platform.url, "--username", "admin", "--password-stdin", stdin=new + "\n")
+    assert again.code == 0 and "Revoked this context's previous token" in again.err
+    [retired] = [t for t in paas("tokens", "--json").json()["tokens"] if first.startswith(t["prefix"])]
+    assert retired["revoked_at"] and retired["name"].startswith("paas-cli@")
+    assert paas("apps", env={"PAAS_URL": platform.url, "PAAS_TOKEN": first}).code == 1
+    # Put the simulation's admin password back for the other tests of this module.
+    assert paas("password", "--password-stdin", stdin=f"{new}\n{platform.password}\n").code == 0
