@@ -209,7 +209,7 @@ class Deployer:
     # steps
 
     def prepare_guest(self):
-        if getattr(self.transport, "manages_system", False):
+        if self.manages_system:
             self.ensure_packages(("git", "ca-certificates"), label="install git")
             self.sh(["sh", "-c", 'id -u "$1" >/dev/null 2>&1 || useradd --system --no-create-home '
                      '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.transport.app_user,
@@ -307,7 +307,7 @@ class Deployer:
         return self.plan
 
     def install_runtime(self):
-        if getattr(self.transport, "manages_system", False):
+        if self.manages_system:
             self.ensure_packages(tuple(self.plan.packages), label=f"install {' '.join(self.plan.packages)}")
         else:
             for command in self.plan.commands:
@@ -419,7 +419,7 @@ class Deployer:
             self.log.step(f"build cache: the dependencies are those of release {version}; reusing its {cache_dir}")
             # As the app's user: the source is the user's, and a link planted in it must not lead root anywhere.
             copied = self.sh(["cp", "-a", "--", f"{other}/src/{cache_dir}", f"{self.src}/{cache_dir}"],
-                             label=None, check=False, as_app_user=True)
+                             check=False, as_app_user=True)
             if copied.ok and cache_dir == recipes.VENV:
                 copied = self.sh(["python3", "-c", RELOCATE_VENV, f"{other}/src/{cache_dir}",
                                   f"{self.src}/{cache_dir}"], check=False, as_app_user=True)

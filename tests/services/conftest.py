@@ -14,8 +14,9 @@ from backend.models import Deployment, DeploymentEvent, LogLine, Release
 from backend.platform import EXTENSION, Platform, platform_of
 from backend.proxmox.settings import ProxmoxSettings
 from backend.services import accounts
-from backend.services.deployments import create_deployment
+from backend.services.deployments import create_deployment, update_deployment
 from backend.services.job_context import JobContext
+from backend.services.releases import request_redeploy
 from tests.fakes.proxmox import FakeNode, FakeProxmoxClient, FakeProxmoxClients
 from tests.fakes.transport import FakeTransports, RecordingHooks
 
@@ -89,6 +90,14 @@ def job(platform):
     def make(deployment_id, **kwargs):
         return JobContext(deployment_id, platform, **{"time_limit": 120, **kwargs})
     return make
+
+
+def redeploy(deployment_id, platform, **changes):
+    """Apply app-setting changes (if any) and queue a redeploy, as PATCH then POST .../redeploy would."""
+    if changes:
+        update_deployment(db.session.get(Deployment, deployment_id), changes)
+    request_redeploy(db.session.get(Deployment, deployment_id), proxmox=platform.proxmox)
+    db.session.remove()
 
 
 def fresh(deployment_id):

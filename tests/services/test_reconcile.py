@@ -1,13 +1,11 @@
 """reconcile(): the database and the in-memory cluster compared, and with fix, made to agree."""
 
-from backend.extensions import db
-from backend.models import Deployment, DeploymentStatus
+from backend.models import DeploymentStatus
 from backend.proxmox.errors import TaskFailed
 from backend.services.provisioning import provision
 from backend.services.reconcile import reconcile
 from backend.services.release_runs import run_release
-from backend.services.releases import request_redeploy
-from tests.services.conftest import events, fresh
+from tests.services.conftest import events, fresh, redeploy
 
 
 def test_a_guest_left_behind_by_a_failed_cleanup_is_reported_and_with_fix_destroyed(new_deployment, job, proxmox):
@@ -48,8 +46,7 @@ def test_the_guest_a_failed_redeploy_kept_serving_is_not_an_orphan(new_deploymen
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
-    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
-    db.session.remove()
+    redeploy(ident, platform)
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
     assert fresh(ident).live_release == 1 and guest.current() == "releases/1"  # release 1 still serves

@@ -1,13 +1,10 @@
 """The deployer's newer steps on a FakeTransport: the build cache, the release phase, the Procfile's processes
 through a release and a switch back, and a failure before the switch while a release serves."""
 from backend.deploy.deployer import HASH_FILES, RELOCATE_VENV
-from backend.extensions import db
-from backend.models import Deployment, DeploymentStatus
-from backend.services.deployments import update_deployment
+from backend.models import DeploymentStatus
 from backend.services.provisioning import provision
 from backend.services.release_runs import run_release
-from backend.services.releases import request_redeploy
-from tests.services.conftest import FILES, fresh, log_lines, releases, script_repository
+from tests.services.conftest import FILES, fresh, log_lines, redeploy, releases, script_repository
 
 EXISTS = 'test -e "$1" || test -h "$1"'
 
@@ -22,13 +19,6 @@ def guest_with(transports, ident, files):
     guest.script("sh", "-c", EXISTS, handler=lambda t, argv: (0 if argv[-1] in t.dirs or argv[-1] in t.files
                                                               else 1, []))
     return guest
-
-
-def redeploy(ident, platform, **changes):
-    if changes:
-        update_deployment(db.session.get(Deployment, ident), changes)
-    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
-    db.session.remove()
 
 
 def pip_installs(guest, version):

@@ -9,7 +9,7 @@ from backend.services.lifecycle import apply, change_status
 from backend.services.provisioning import provision
 from backend.services.release_runs import run_release
 from backend.services.releases import request_redeploy, update_env
-from tests.services.conftest import SHA, events, fresh, log_lines, releases
+from tests.services.conftest import SHA, events, fresh, log_lines, redeploy, releases
 
 SECRET = "hunter2-s3cret-value"
 
@@ -110,8 +110,7 @@ def test_a_second_release_whose_build_fails_keeps_the_first_release_serving_and_
     ident = new_deployment(port=app_server.port)
     guest = guest_of(ident)
     assert provision(job(ident), deploy_app=run_release) is DeploymentStatus.RUNNING
-    request_redeploy(db.session.get(Deployment, ident), proxmox=platform.proxmox)
-    db.session.remove()
+    redeploy(ident, platform)
     guest.script(".venv/bin/pip", "install", exit_code=1, output=["ERROR: No matching distribution found"])
 
     # As on Heroku, a build that fails leaves the app as it was: running release 1, the failure on release 2.
