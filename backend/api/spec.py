@@ -8,6 +8,7 @@ from spectree.models import SecuritySchemeData
 from spectree.plugins.flask_plugin import FlaskPlugin
 from spectree.utils import get_model_key, hash_module_path
 
+from backend.api.docs_pages import PAGE_TEMPLATES
 from backend.api.errors import InternalResponseError, error_response
 from backend.api.validation import validation_failed_from_pydantic
 from backend.schemas.common import ErrorResponse
@@ -80,6 +81,8 @@ spec = SpecTree(
     # under /api/docs; /api/openapi.json is served by the api blueprint.
     path="api/docs",
     filename="openapi.json",
+    # Its pages (/api/docs/swagger/, /api/docs/redoc/) on the vendored assets, never a CDN.
+    page_templates=PAGE_TEMPLATES,
     annotations=True,
     mode="strict",
     before=_raise_validation_error,
