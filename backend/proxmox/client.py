@@ -30,6 +30,8 @@ PERMANENT_5XX = re.compile(
 LOCK_TIMEOUT = re.compile(r"can't lock file .* got timeout", re.IGNORECASE)
 TASK_NOT_VISIBLE = re.compile(r"no such task|unable to open file", re.IGNORECASE)
 DISK_KEYS = ("scsi0", "virtio0", "sata0", "ide0")
+RRD_TIMEFRAMES = ("hour", "day", "week", "month", "year")
+RRD_FUNCTIONS = ("AVERAGE", "MAX")
 
 
 def checked_node(node):
@@ -446,6 +448,18 @@ class ProxmoxClient:
             "max_disk_gb": round((data.get("maxdisk") or 0) / 2**30, 2),
             "uptime": data.get("uptime"),
         }
+
+    def rrd_data(self, node, vmid, kind, timeframe="hour", cf="AVERAGE"):
+        """The guest's statistics over a timeframe (hour, day, week, month, year), as Proxmox's RRD keeps them:
+        a list of points, oldest first, each {"time", "cpu" (a fraction of maxcpu), "maxcpu", "mem", "maxmem",
+        "disk", "maxdisk", "netin", "netout", "diskread", "diskwrite" (bytes/s)}, consolidated by cf (AVERAGE
+        or MAX) over its step. Where the RRD has no data (before the guest existed) a point has its time alone."""
+        if timeframe not in RRD_TIMEFRAMES:
+            raise ValueError(f"timeframe must be one of {', '.join(RRD_TIMEFRAMES)}, not {timeframe!r}")
+        if cf not in RRD_FUNCTIONS:
+            raise ValueError(f"cf must be AVERAGE or MAX, not {cf!r}")
+        path = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}/rrddata"
+        return self.call("get", path, timeframe=timeframe, cf=cf) or []
 
     def destroy(self, node, vmid, kind):
         """Stop the guest if it runs (Proxmox refuses to destroy a running one), then destroy and purge it.

@@ -29,7 +29,8 @@ The modules, in the order a request meets them:
 - fake.py: FakeProxmox: start/stop, seeding and inspection for tests, fault injection, and handle():
   parameters, delay, authentication (auth.py), schema check, injected faults, then the route's handler.
 - routes.py: the route table, (method, templated path) -> handler in endpoints/.
-- endpoints/: the handlers, by subject (cluster and nodes, tasks, reading, creating and changing guests).
+- endpoints/: the handlers, by subject (cluster and nodes, tasks, reading, creating and changing guests,
+  a guest's statistics).
 - state.py: ClusterState, the cluster behind one lock, and its task clock; model.py: the records it holds.
 - faults.py: the injected failures waiting for their requests; protocol.py: requests, replies, errors.
 - cli.py: the standalone server (__main__.py).

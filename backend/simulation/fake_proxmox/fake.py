@@ -88,12 +88,19 @@ class FakeProxmox(ClusterState):
         base.update(config)
         return self.add_guest(vmid, "qemu", node, base)
 
-    def add_guest(self, vmid, kind, node="pve1", config=None, status="stopped"):
-        """Add a guest directly (no task); returns the Guest."""
+    def add_guest(self, vmid, kind, node="pve1", config=None, status="stopped", age=0.0):
+        """Add a guest directly (no task); returns the Guest.
+
+        age: how many seconds ago it was made (and, running, started), so that its statistics (rrddata)
+        reach back that far.
+        """
         with self.lock:
             guest = Guest(int(vmid), kind, node, dict(config or {}))
             if status == "running":
                 guest.mark_running()
+                guest.started_at -= age
+                guest.runs[-1][0] -= age
+            guest.created_at -= age
             self.guests[guest.vmid] = guest
             return guest
 

@@ -57,7 +57,7 @@ class Guest:
     """An LXC container or a QEMU VM: config (typed values), run state, lock, address."""
 
     def __init__(self, vmid, kind, node, config):
-        """A stopped, unlocked guest."""
+        """A stopped, unlocked guest, in existence from now."""
         self.vmid = vmid
         self.kind = kind  # "lxc" or "qemu"
         self.node = node
@@ -66,16 +66,34 @@ class Guest:
         self.lock = None
         self.started_at = None
         self.ipv4 = None
+        # Its life on the wall clock, as its statistics (rrddata) are kept: since when it exists, and the
+        # [started, stopped or None while it runs] spans it ran.
+        self.created_at = time.time()
+        self.runs = []
 
     def mark_running(self):
         """Running from now (the guest agent starts counting its delay here)."""
         self.status = "running"
         self.started_at = time.monotonic()
+        self._end_run()
+        self.runs.append([time.time(), None])
 
     def mark_stopped(self):
         """Stopped, with no uptime."""
         self.status = "stopped"
         self.started_at = None
+        self._end_run()
+
+    def _end_run(self):
+        """Close the span it is running in, if any."""
+        if self.runs and self.runs[-1][1] is None:
+            self.runs[-1][1] = time.time()
+
+    def seconds_running(self, start, end):
+        """How many seconds of the wall-clock span [start, end) the guest ran."""
+        now = time.time()
+        return sum(max(0.0, min(end, stopped if stopped is not None else now) - max(start, started))
+                   for started, stopped in self.runs)
 
     @property
     def label(self):

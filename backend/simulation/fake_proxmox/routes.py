@@ -7,7 +7,14 @@ that endpoint's (method, templated path) to its handler, a function(cluster, req
 from functools import partial
 
 from backend.simulation.fake_proxmox.auth import create_ticket
-from backend.simulation.fake_proxmox.endpoints import cluster_info, guest_changes, guest_creation, guest_reads, tasks
+from backend.simulation.fake_proxmox.endpoints import (
+    cluster_info,
+    guest_changes,
+    guest_creation,
+    guest_metrics,
+    guest_reads,
+    tasks,
+)
 
 GUEST_KINDS = ("lxc", "qemu")
 GUEST = "/nodes/{node}/{kind}/{vmid}"
@@ -33,6 +40,7 @@ ROUTES = {
     **for_both_kinds("GET", GUEST, guest_reads.guest_index),
     **for_both_kinds("GET", f"{GUEST}/config", guest_reads.get_config),
     **for_both_kinds("GET", f"{GUEST}/status/current", guest_reads.get_status),
+    **for_both_kinds("GET", f"{GUEST}/rrddata", guest_metrics.rrd_data),
     ("GET", "/nodes/{node}/lxc/{vmid}/interfaces"): guest_reads.lxc_interfaces,
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"): guest_reads.agent_interfaces,
     ("POST", "/nodes/{node}/lxc"): guest_creation.create_lxc,
