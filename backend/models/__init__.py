@@ -4,9 +4,10 @@ from backend.models.deployment_sqlalchemy import DEPLOYMENT_TYPES, Deployment
 from backend.models.event import DeploymentEvent, IpReservation
 from backend.models.release import LogLine, Release
 from backend.models.user import ROLES, ApiToken, User
+from backend.models.web_session import WebSession
 from backend.models.webhook import GithubDelivery, Notification
 from backend.status import ALLOWED_TRANSITIONS, DeploymentStatus
 
 __all__ = ["ALLOWED_TRANSITIONS", "DEPLOYMENT_TYPES", "ROLES", "ApiToken", "AuditEntry", "Deployment",
            "DeploymentEvent", "DeploymentStatus", "GithubDelivery", "IpReservation", "LogLine",
-           "Notification", "Release", "User"]
+           "Notification", "Release", "User", "WebSession"]

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from backend.errors import Conflict, NotFound, QuotaExceeded, ValidationFailed
 from backend.extensions import db
-from backend.models import ApiToken, Deployment, User
+from backend.models import ApiToken, Deployment, User, WebSession
 from backend.models.types import utcnow
 from backend.models.user import QUOTA_KEYS, ROLES, hash_token
 from backend.services.transactions import commit
@@ -92,8 +92,10 @@ def _keep_an_admin(user):
 
 
 def _revoke_all(user):
+    """Every token and dashboard session of user stops working (not committed)."""
     db.session.execute(update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
+    WebSession.revoke_for_user(user.id)
 
 
 # -- tokens -------------------------------------------------------------------------------------------

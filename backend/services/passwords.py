@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from backend.errors import ValidationFailed
 from backend.extensions import db
-from backend.models import User
+from backend.models import User, WebSession
 from backend.services.accounts import USERNAME_RE
 from backend.services.transactions import commit
 
@@ -64,14 +64,16 @@ def hash_password(password):
     return HASHER.hash(_normalised(password))
 
 
-def set_password(user, password):
-    """Give user this password (replacing any other), after the policy's check; committed."""
+def set_password(user, password, keep_session=None):
+    """Give user this password (replacing any other), after the policy's check; committed. Their dashboard
+    sessions end (but keep_session, the id of the one that made the change); API tokens stay."""
     user.password_hash = hash_password(password)
+    WebSession.revoke_for_user(user.id, keep=keep_session)
     commit()
     return user
 
 
-def change_password(user, current, new):
+def change_password(user, current, new, keep_session=None):
     """The user's own change: the current password must match when they have one (a token alone, which is how
     they reach this, may set a first one). ValidationFailed naming the field otherwise; committed."""
     stored = user.password_hash
@@ -81,7 +83,7 @@ def change_password(user, current, new):
     check_policy(new)
     if stored is not None and _matches(stored, _normalised(new)):
         raise ValidationFailed("the new password is the current one", fields={"new_password": "unchanged"})
-    return set_password(user, new)
+    return set_password(user, new, keep_session)
 
 
 @functools.cache
