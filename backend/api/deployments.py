@@ -1,13 +1,12 @@
 """/api/deployments: create, list, read, change, delete, act, and the history."""
-import logging
-
 from flask import current_app, url_for
 from spectree import Response
 
 from backend.api import api_bp
 from backend.api.auth import audit_action, audit_in_transaction, caller, quota_defaults
 from backend.api.spec import spec
-from backend.errors import DomainError, NotFound
+from backend.errors import NotFound
+from backend.handoff import enqueue
 from backend.platform import platform_of
 from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.deployments import (
@@ -22,7 +21,6 @@ from backend.services import cluster, history
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 
-log = logging.getLogger(__name__)
 TAGS = ["deployments"]
 
 
@@ -36,22 +34,6 @@ def _envelope(deployment, live=False):
 def find(ident):
     """The caller's deployment (any, for an admin) by id or name; 404 for everyone else's."""
     return service.find_deployment(ident, caller())
-
-
-def enqueue(kind, deployment):
-    """Hand the job over; a queue that cannot take it fails the deployment instead of stranding it."""
-    try:
-        platform_of().jobs.submit(kind, deployment.id)
-    except Exception as exc:  # noqa: BLE001 - the broker's failure modes are many
-        log.error("could not queue %s of %s: %s", kind, deployment.id, exc.__class__.__name__)
-        if kind == "provision":
-            # The create itself succeeded: answer it, with the deployment failed and saying why.
-            service.fail_unqueued(deployment, f"the job queue is unreachable ({exc.__class__.__name__})")
-            return
-        # The request is recorded (status deleting, or the action's event); the periodic sweep or the
-        # next worker start picks it up. Say so rather than promise work nobody will do soon.
-        raise DomainError("the job queue is unreachable; the request is recorded and will run when it is back",
-                          code="queue_unavailable", status=503) from None
 
 
 @api_bp.post("/deployments")

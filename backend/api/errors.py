@@ -7,9 +7,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
-from backend.api.validation import validation_failed_from_pydantic
 from backend.errors import ConcurrentUpdate, DomainError
 from backend.extensions import db
+from backend.schemas.validation import validation_failed_from_pydantic
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,5 @@
 """Releases, environment variables and logs of a deployment."""
 import json
-import time
 
 from flask import Response as FlaskResponse
 from flask import current_app, g, request, stream_with_context
@@ -12,7 +11,7 @@ from backend.api.deployments import enqueue, find
 from backend.api.spec import spec
 from backend.errors import NotFound, ValidationFailed
 from backend.extensions import db
-from backend.models import LogLine, Release
+from backend.models import Release
 from backend.platform import platform_of
 from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.releases import (
@@ -34,8 +33,6 @@ from backend.services.logs import runtime_log
 from backend.services.processes import process_states
 
 TAGS = ["releases"]
-STREAM_POLL_SECONDS = 0.5
-STREAM_KEEPALIVE_SECONDS = 15
 
 
 def _release_envelope(release, deployment, status=202):
@@ -204,32 +201,17 @@ def stream_log(ident, query: StreamQuery):
     db.session.remove()
 
     def events():
-        nonlocal after
-        started = quiet_since = time.monotonic()
         yield "retry: 2000\n\n"
-        while time.monotonic() - started < limit:
-            try:
-                # Read whether the release finished before reading lines: a line written before it
-                # finished is then surely in this page or an earlier one.
-                current = db.session.get(Release, release_id)
-                finished, status = current.finished, current.status
-                lines = LogLine.page(deployment_id, after=after, release=version, limit=500)
-            finally:
-                db.session.remove()
-            for line in lines:
-                after = line.id
-                yield _event(line)
-            if lines:
-                quiet_since = time.monotonic()
-                continue
-            if finished:
-                yield f"event: end\ndata: {json.dumps({'release': version, 'status': status})}\n\n"
-                return
-            if time.monotonic() - quiet_since >= STREAM_KEEPALIVE_SECONDS:
-                quiet_since = time.monotonic()
+        for kind, item in history.follow_release_log(deployment_id, release_id, version, after=after,
+                                                     max_seconds=limit):
+            if kind == "line":
+                yield _event(item)
+            elif kind == "keepalive":
                 yield ": keep-alive\n\n"
-            time.sleep(STREAM_POLL_SECONDS)
-        yield "event: timeout\ndata: {}\n\n"
+            elif kind == "end":
+                yield f"event: end\ndata: {json.dumps({'release': version, 'status': item})}\n\n"
+            else:
+                yield "event: timeout\ndata: {}\n\n"
 
     response = FlaskResponse(stream_with_context(events()), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"

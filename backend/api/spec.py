@@ -10,8 +10,8 @@ from spectree.utils import get_model_key, hash_module_path
 
 from backend.api.docs_pages import PAGE_TEMPLATES
 from backend.api.errors import InternalResponseError, error_response
-from backend.api.validation import validation_failed_from_pydantic
 from backend.schemas.common import ErrorResponse
+from backend.schemas.validation import validation_failed_from_pydantic
 
 log = logging.getLogger(__name__)
 

@@ -211,6 +211,14 @@ class Deployment(db.Model):
         return db.session.scalar(select(func.count()).select_from(cls).where(cls.status == status))
 
     @classmethod
+    def statuses(cls, owner=None):
+        """(id as text, status value) of every live deployment (of one owner's, if given): one narrow query."""
+        stmt = select(cls.id, cls.status).where(cls.deleted_at.is_(None))
+        if owner is not None:
+            stmt = stmt.where(cls.user_id == owner)
+        return [(str(ident), DeploymentStatus(status).value) for ident, status in db.session.execute(stmt)]
+
+    @classmethod
     def breakdown(cls, owner=None):
         """Counts per (status, type) pair, deleted included, in one GROUP BY query (of one owner's, if given)."""
         stmt = select(cls.status, cls.deployment_type, func.count()).group_by(cls.status, cls.deployment_type)

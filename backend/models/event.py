@@ -26,6 +26,12 @@ class DeploymentEvent(db.Model):
     __table_args__ = (Index("ix_deployment_events_deployment", "deployment_id", "id"),)
 
     @classmethod
+    def latest(cls, deployment_id, limit):
+        """The newest `limit` events, newest first."""
+        return db.session.scalars(select(cls).where(cls.deployment_id == deployment_id)
+                                  .order_by(cls.id.desc()).limit(limit)).all()
+
+    @classmethod
     def for_deployment(cls, deployment_id, after_id=None, limit=None):
         stmt = select(cls).where(cls.deployment_id == deployment_id)
         if after_id is not None:

@@ -296,6 +296,11 @@ def list_deployments(query, viewer, per_page_default=20, per_page_max=100):
 # -- statistics --------------------------------------------------------------
 
 
+def status_snapshot(viewer_id, viewer_is_admin):
+    """{deployment id: status} of what a viewer may see (given by id: a stream holds no row between its polls)."""
+    return dict(Deployment.statuses(None if viewer_is_admin else viewer_id))
+
+
 def deployment_stats(viewer):
     """Totals by status and type of what viewer may see, and the share of finished ones that succeeded."""
     pairs = Deployment.breakdown(owner=None if viewer.is_admin else viewer.id)

@@ -1,5 +1,8 @@
-"""A deployment's history for readers: its events a page at a time, and a readable log."""
-from backend.models import DeploymentEvent, LogLine
+"""A deployment's history for readers: its events a page at a time, a readable log, a release's log followed live."""
+import time
+
+from backend.extensions import db
+from backend.models import DeploymentEvent, LogLine, Release
 from backend.proxmox.errors import ProxmoxError
 from backend.schemas.common import dump
 from backend.schemas.events import EventOut
@@ -15,6 +18,11 @@ def page_of(rows, limit):
 def events_page(deployment_id, after=None, limit=200):
     """(events oldest first, the id to pass as after= for the next page or None on the last one)."""
     return page_of(DeploymentEvent.for_deployment(deployment_id, after_id=after, limit=limit + 1), limit)
+
+
+def latest_events(deployment_id, limit=100):
+    """The newest events, newest first (a timeline)."""
+    return DeploymentEvent.latest(deployment_id, limit)
 
 
 def log_page(deployment_id, after=None, release=None, limit=500):
@@ -37,3 +45,38 @@ def readable_log(deployment_id, proxmox, with_tasks=True):
             except ProxmoxError as exc:
                 lines.append(f"    (task log unavailable: {cluster.public_message(exc)})")
     return "\n".join(lines) + "\n"
+
+
+# How often a followed log looks for new lines, and how long it stays quiet before a keep-alive.
+FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_KEEPALIVE_SECONDS = 15
+
+
+def follow_release_log(deployment_id, release_id, version, *, after=None, max_seconds=1800):
+    """A release's log lines as they are written, for a live stream: yields ("line", LogLine) for each line after
+    `after`, ("keepalive", None) after a quiet spell, then ("end", status) once the release has finished and every
+    line has been yielded, or ("timeout", None) after max_seconds. Holds no database session between polls."""
+    started = quiet_since = time.monotonic()
+    while time.monotonic() - started < max_seconds:
+        try:
+            # Read whether the release finished before reading lines: a line written before it finished is then
+            # surely in this page or an earlier one.
+            current = db.session.get(Release, release_id)
+            finished, status = current.finished, current.status
+            lines = LogLine.page(deployment_id, after=after, release=version, limit=500)
+        finally:
+            db.session.remove()
+        for line in lines:
+            after = line.id
+            yield "line", line
+        if lines:
+            quiet_since = time.monotonic()
+            continue
+        if finished:
+            yield "end", status
+            return
+        if time.monotonic() - quiet_since >= FOLLOW_KEEPALIVE_SECONDS:
+            quiet_since = time.monotonic()
+            yield "keepalive", None
+        time.sleep(FOLLOW_POLL_SECONDS)
+    yield "timeout", None

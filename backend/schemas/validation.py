@@ -1,4 +1,4 @@
-"""Turning pydantic's errors into our per-field messages."""
+"""Turning pydantic's errors into our per-field messages (the API's error body, the dashboard's forms)."""
 from backend.errors import ValidationFailed
 
 
