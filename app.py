@@ -5,7 +5,7 @@ import sys
 
 from flask import Flask, g, has_request_context
 
-from backend import api, bootstrap
+from backend import api, bootstrap, web
 from backend.extensions import db, migrate
 from backend.platform import platform_of
 from config import (
@@ -51,7 +51,8 @@ def create_app(config_name=None, **overrides):
         raise ValueError(f"unknown config {config_name!r}; use one of {', '.join(config_by_name)}")
     config_class = config_by_name[config_name]
 
-    app = Flask(__name__, instance_relative_config=True)
+    # No app-wide static folder: the dashboard's blueprint serves /static (its own and the vendored assets).
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     app.config.from_object(config_class)
     app.config["CONFIG_NAME"] = config_name
     app.config.update(overrides)
@@ -76,6 +77,7 @@ def create_app(config_name=None, **overrides):
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"))
     bootstrap.init_app(app)
     api.init_app(app)
+    web.init_app(app)
     return app
 
 

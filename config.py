@@ -208,6 +208,17 @@ class Config:
     NOTIFY_CA_BUNDLE = os.environ.get("NOTIFY_CA_BUNDLE") or None
     # Production refuses PROXMOX_VERIFY_SSL=false unless this says the operator means it.
     PROXMOX_ALLOW_INSECURE = env_bool("PROXMOX_ALLOW_INSECURE", False)
+    # The dashboard: its sessions (kept on the server, web_sessions) and their cookie, signed with SECRET_KEY.
+    WEB_SESSION_HOURS = env_int("WEB_SESSION_HOURS", 168)
+    WEB_SESSION_IDLE_HOURS = env_int("WEB_SESSION_IDLE_HOURS", 24)
+    SESSION_COOKIE_NAME = "paas_session"
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    # CSRF (Flask-WTF): checked by the dashboard's blueprint only (the API takes bearer tokens, not cookies);
+    # a form's token lives as long as its session.
+    WTF_CSRF_CHECK_DEFAULT = False
+    WTF_CSRF_TIME_LIMIT = None
     TESTING = False
     DEBUG = False
 
@@ -253,6 +264,10 @@ class TestingConfig(Config):
 
 
 class ProductionConfig(Config):
+    # Browsers send a Secure cookie over HTTPS only (and to http://localhost): serve the dashboard behind TLS, or
+    # set SESSION_COOKIE_SECURE=false for plain HTTP on a network you trust.
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+
     @classmethod
     def validate(cls, app_config):
         """Refuse settings that are unsafe in production."""

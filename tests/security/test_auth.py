@@ -13,8 +13,10 @@ from backend.models.types import utcnow
 from manage_db import cli
 from tests.helpers.accounts import make_user
 
-# Routes outside /api (or the docs pages spectree adds) that need no token, and why.
-PUBLIC_OUTSIDE_API = {"health.health", "static"}
+# Routes outside /api (or the docs pages spectree adds) that need no token, and why: the health check, the
+# dashboard's assets and its login form. The dashboard's other pages need a session instead (walked below).
+PUBLIC_OUTSIDE_API = {"health.health", "web.static", "web.login"}
+DASHBOARD_PREFIX = "web."
 DOCS_PREFIX = "openapi_"
 
 
@@ -23,7 +25,7 @@ def concrete_path(rule):
     values = {"action": "stop", "version": "1", "deployment_id": str(uuid.uuid4())}
     path = rule.rule
     for name in rule.arguments:
-        path = path.replace(f"<{name}>", values.get(name, str(uuid.uuid4())))
+        path = re.sub(rf"<(?:[a-z]+:)?{name}>", values.get(name, str(uuid.uuid4())), path)
     return re.sub(r"<[^>]+>", "x", path)
 
 
@@ -32,7 +34,7 @@ def protected_requests(app):
     found = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC_ENDPOINTS or rule.endpoint in PUBLIC_OUTSIDE_API \
-                or rule.endpoint.startswith(DOCS_PREFIX):
+                or rule.endpoint.startswith((DOCS_PREFIX, DASHBOARD_PREFIX)):
             continue
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             found.append((method, concrete_path(rule), rule.endpoint))
@@ -47,7 +49,7 @@ def test_the_public_allow_list_is_exactly_the_documented_one(app):
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     public = {e for e in endpoints if e in PUBLIC_ENDPOINTS or e in PUBLIC_OUTSIDE_API or e.startswith(DOCS_PREFIX)}
     assert public - {e for e in public if e.startswith(DOCS_PREFIX)} == {
-        "health.health", "static", "api.openapi_document", "api.github_webhook", "api.login"}
+        "health.health", "web.static", "web.login", "api.openapi_document", "api.github_webhook", "api.login"}
     # Every other /api endpoint is protected, and there are many of them.
     assert len(protected_requests(app)) >= 35
     assert all(path.startswith("/api/") for _, path, _ in protected_requests(app))
@@ -76,6 +78,23 @@ def test_every_route_outside_the_allow_list_refuses_a_request_without_a_valid_to
         body = response.get_json()
         assert body["success"] is False and body["error"]["code"] == "unauthorized", (method, path)
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_every_dashboard_page_but_the_login_sends_a_visitor_without_a_session_to_the_login_page(app, client):
+    """A bearer token is no session: the dashboard's pages want a login, its forms a CSRF token first."""
+    token = make_user(app, "mallory")[1]
+    pages = [rule for rule in app.url_map.iter_rules()
+             if rule.endpoint.startswith(DASHBOARD_PREFIX) and rule.endpoint not in PUBLIC_OUTSIDE_API]
+    assert len(pages) >= 20
+    for rule in pages:
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(concrete_path(rule), method=method, token=token)
+            if method == "GET":
+                assert response.status_code == 302, (rule.endpoint, response.status_code)
+                assert response.headers["Location"].startswith("/login?next="), rule.endpoint
+            else:
+                assert response.status_code == 400, (rule.endpoint, method, response.status_code)
+                assert "could not be accepted" in response.get_data(as_text=True)
 
 
 def test_a_non_bearer_authorization_scheme_is_refused(client):
