@@ -13,6 +13,8 @@ The app comes from create_app() (APP_ENV picks the config) unless one is passed 
 context object, which is how the tests point the commands at their own database.
 """
 import functools
+import os
+import secrets
 import sys
 import time
 
@@ -188,8 +190,11 @@ def recover():
 @click.option("--token-name", default="initial", show_default=True, help="Name of the first token.")
 @click.option("--expires-in-days", type=click.IntRange(1, 3650), default=None, help="Default: no expiry.")
 @click.option("--if-no-users", is_flag=True, help="Do nothing when the database has users already (setup.sh).")
+@click.option("--password-file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Also give the user a random password for the dashboard, written to this file (mode 0600) "
+                   "and never printed (setup.sh: instance/admin-password).")
 @with_app
-def create_user(username, admin, token_name, expires_in_days, if_no_users):
+def create_user(username, admin, token_name, expires_in_days, if_no_users, password_file):
     """Create a user with a first API token; the token is printed once (only its hash is stored)."""
     if if_no_users and accounts.count_users():
         click.echo("Users exist already; no user created (manage_db.py create-token makes a new token).", err=True)
@@ -197,8 +202,26 @@ def create_user(username, admin, token_name, expires_in_days, if_no_users):
     user = accounts.create_user(username, "admin" if admin else "member")
     token, _ = accounts.issue_token(user, token_name, expires_in_days)
     audit.record("user.create", target=f"user {user.username}", details={"role": user.role, "via": "manage_db.py"})
+    if password_file:
+        password = secrets.token_urlsafe(18)
+        passwords.set_password(user, password)
+        _write_private(password_file, password)
+        audit.record("user.password_set", target=f"user {user.username}", details={"via": "manage_db.py"})
     click.echo(f"Created {user.role} {user.username} ({user.id}). Its API token, shown this once:", err=True)
     click.echo(token)
+    if password_file:
+        click.echo(f"Its dashboard password is in {password_file} (readable by you alone); change it on the "
+                   "Account page.", err=True)
+
+
+def _write_private(path, secret):
+    """secret and a newline in path, readable by this user alone (an existing file's mode is put right too)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if hasattr(os, "fchmod"):  # not on Windows before Python 3.13, where the mode means little
+        os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret + "\n")
 
 
 @cli.command("create-token")

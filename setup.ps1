@@ -63,7 +63,7 @@ if (-not (Test-Path -Path '.env')) {
 Write-Host '==> Initialising the database'
 Invoke-Native $VenvPython @('manage_db.py', 'init')
 # The first admin and its API token, printed once, on a database without users.
-Invoke-Native $VenvPython @('manage_db.py', 'create-user', 'admin', '--admin', '--if-no-users')
+Invoke-Native $VenvPython @('manage_db.py', 'create-user', 'admin', '--admin', '--if-no-users', '--password-file', 'instance/admin-password')
 
 if ($Run) {
     Write-Host '==> Starting the server (Ctrl+C stops it)'

@@ -51,8 +51,9 @@ fi
 
 echo "==> Initialising the database"
 "$venv_python" manage_db.py init
-# The first admin and its API token, printed once, on a database without users (never again afterwards).
-"$venv_python" manage_db.py create-user admin --admin --if-no-users
+# The first admin and its API token, printed once, on a database without users (never again afterwards); its
+# dashboard password goes to instance/admin-password (0600), never to the terminal.
+"$venv_python" manage_db.py create-user admin --admin --if-no-users --password-file instance/admin-password
 
 if [ "$run" = true ]; then
     echo "==> Starting the server"
@@ -63,5 +64,6 @@ cat <<'DONE'
 
 Setup complete.
   Run:   . .venv/bin/activate && python app.py
+         then open http://127.0.0.1:5000 and log in as admin (first run: the password is in instance/admin-password)
   Test:  .venv/bin/python -m pytest          (everything; add -m 'not slow' for the quick subset)
 DONE
