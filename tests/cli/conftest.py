@@ -5,7 +5,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,18 +12,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.helpers.network import fetch, free_port
+from tests.helpers.simulation_server import running_simulation
 
-ROOT = Path(__file__).resolve().parents[2]
 PAAS = Path(sys.executable).parent / "paas"
-
-
-@dataclass
-class Platform:
-    url: str
-    token: str
-    password: str | None
-    directory: Path
 
 
 @pytest.fixture(scope="module")
@@ -32,30 +22,8 @@ def platform(tmp_path_factory):
     """The platform in simulation mode, one per test module, as README's first command starts it."""
     if not PAAS.exists():
         pytest.fail(f"{PAAS} is missing: setup.sh installs the command-line client (pip install -e .)")
-    directory = tmp_path_factory.mktemp("simulation")
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory),
-           "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING"}
-    env.pop("DATABASE_URL", None)
-    server = subprocess.Popen([sys.executable, "app.py", "--simulate"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while fetch(f"http://127.0.0.1:{port}/health")[0] != 200:
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the simulation did not start: " + server.stdout.read().decode()[-2000:])
-            time.sleep(0.2)
-        password_file = directory / "admin-password"
-        yield Platform(f"http://127.0.0.1:{port}", (directory / "admin-token").read_text().strip(),
-                       password_file.read_text().strip() if password_file.exists() else None, directory)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        server.stdout.close()
+    with running_simulation(tmp_path_factory.mktemp("simulation")) as platform:
+        yield platform
 
 
 @dataclass
