@@ -115,3 +115,11 @@ def check_commit(value):
     if not COMMIT_RE.fullmatch(value):
         raise ValueError("must be a commit id: 7 to 40 hexadecimal digits (a-f, 0-9)")
     return value
+
+
+def plain_number(text, max_digits):
+    """The int that text spells in 1 to max_digits ASCII digits, else None. str.isdigit() is no such test: it
+    accepts digits int() refuses ('²') and other scripts' digits, which a URL or a header can carry."""
+    if isinstance(text, str) and 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None

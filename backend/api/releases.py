@@ -13,6 +13,7 @@ from backend.errors import NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import Release
 from backend.platform import platform_of
+from backend.rules import plain_number
 from backend.schemas.common import ErrorResponse, dump
 from backend.schemas.releases import (
     BuildLogPage,
@@ -64,9 +65,10 @@ def list_releases(ident):
 
 
 def _release(deployment, version):
-    if not version.isdigit() or len(version) > 9:
+    number = plain_number(version, 9)
+    if number is None:
         raise NotFound(f"no release {version[:20]!r}")
-    release = Release.get(deployment.id, int(version))
+    release = Release.get(deployment.id, number)
     if release is None:
         raise NotFound(f"no release {version} of {deployment.name}")
     return release
@@ -194,7 +196,7 @@ def stream_log(ident, query: StreamQuery):
             raise NotFound(f"{deployment.name} has no release yet")
     after = query.after
     last_event = request.headers.get("Last-Event-ID", "")
-    if last_event.isdigit() and len(last_event) < 19:
+    if plain_number(last_event, 18) is not None:
         after = int(last_event)
     deployment_id, version, release_id = deployment.id, release.version, release.id
     limit = current_app.config["LOG_STREAM_MAX_SECONDS"]

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from backend.rules import plain_number
 from backend.simulation.serving import BackgroundServer
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_CONNECT(self):  # http.server dispatches on the method name
         host, _, port = self.path.rpartition(":")
-        if not port.isdigit() or int(port) != 443 or not self._allowed(host):
+        if plain_number(port, 5) != 443 or not self._allowed(host):
             return self._refuse(403, "not a package registry")
         try:
             upstream = socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT)
