@@ -366,6 +366,8 @@ def bad_requests(client, ident):
         (client.get(f"/api/deployments/{uuid.uuid4()}"), 404),
         (client.post(f"/api/deployments/{ident}/actions/explode"), 404),
         (client.get(f"/api/deployments/{ident}/releases/99999"), 404),
+        (client.get(f"/api/deployments/{ident}/releases/\u00b2"), 404),  # a digit to isdigit(), not to int()
+        (client.post(f"/api/deployments/{ident}/releases/\u0661/rollback"), 404),  # an Arabic-Indic one
         (client.delete("/api/stats"), 405),
         (client.get("/api/deployments", token=None), 401),
         (client.get("/api/deployments", token="paas_" + "x" * 43), 401),
