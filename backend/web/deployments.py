@@ -21,6 +21,7 @@ from backend.extensions import db
 from backend.handoff import enqueue
 from backend.models import Release
 from backend.platform import platform_of
+from backend.rules import plain_number
 from backend.schemas.common import dump
 from backend.schemas.deployments import DeploymentUpdate
 from backend.schemas.releases import LogLineOut
@@ -194,7 +195,12 @@ def update_settings(name):
         return _refused(deployment, exc, settings_form=shown, settings_errors=field_errors(exc))
     record("deployment.update", deployment, changes=changes)
     if form.get("redeploy"):
-        return redeploy(deployment.name)
+        try:
+            return redeploy(deployment.name)
+        except DomainError as exc:  # the settings are saved either way: say both
+            db.session.rollback()
+            flash(f"Settings saved, but the redeploy was refused: {exc.message}", "error")
+            return redirect(url_for("web.deployment_page", name=deployment.name, _anchor="settings"))
     flash("Settings saved; they take effect at the next release.", "success")
     return redirect(url_for("web.deployment_page", name=deployment.name, _anchor="settings"))
 
@@ -248,9 +254,9 @@ def log_stream(name):
     deployment = find(name)
     version = request.args.get("release", "")
     last_event = request.headers.get("Last-Event-ID", "")
-    after = int(last_event) if last_event.isdigit() and len(last_event) < 19 else None
+    after = plain_number(last_event, 18)
     deployment_id = deployment.id
-    wanted = int(version) if version.isdigit() and len(version) < 10 else None
+    wanted = plain_number(version, 9)
     limit = current_app.config["LOG_STREAM_MAX_SECONDS"]
     db.session.remove()
 

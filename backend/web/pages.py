@@ -9,6 +9,7 @@ from backend.extensions import db
 from backend.handoff import enqueue
 from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
+from backend.rules import plain_number
 from backend.schemas.deployments import DeploymentCreate, DeploymentListQuery
 from backend.services import cluster
 from backend.services import deployments as service
@@ -41,8 +42,7 @@ def _list_query():
 
 
 def _page():
-    value = request.args.get("page", "1")
-    return int(value) if value.isdigit() and 0 < int(value) < 100000 else 1
+    return plain_number(request.args.get("page", "1"), 5) or 1
 
 
 def _listing():

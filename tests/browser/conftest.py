@@ -42,12 +42,12 @@ def platform(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def screenshots(tmp_path_factory):
-    """shoot(page, name): a full-page PNG of page as name.png."""
+    """shoot(page, name, full_page=True): a PNG of page (all of it, or what the window shows) as name.png."""
     folder = Path(os.environ.get("PAAS_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
 
-    def shoot(page, name):
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    def shoot(page, name, full_page=True):
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
     shoot.folder = folder
     return shoot

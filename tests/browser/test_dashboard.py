@@ -39,6 +39,8 @@ def test_a_person_deploys_watches_changes_rolls_back_stops_starts_and_deletes_an
                                                                                      screenshots):
     base = platform.url
     page = context.new_page()
+    page.goto(base + "/login")
+    screenshots(page, "00-login")
     log_in_by_keyboard(page, base, "admin", platform.password)
     screenshots(page, "01-deployments-empty")
 
@@ -65,6 +67,16 @@ def test_a_person_deploys_watches_changes_rolls_back_stops_starts_and_deletes_an
     expect(page.locator("#build-log")).to_contain_text("release 1 is live")
     expect(page.locator("#summary .badge").first).to_have_text("running")
     screenshots(page, "04-deployment-running")
+    page.locator("#build-log").scroll_into_view_if_needed()
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshots(page, "04-deployment-running-window", full_page=False)
+
+    page.get_by_role("link", name="Deployments", exact=True).click()
+    expect(page.locator("#deployments")).to_contain_text("hello")
+    expect(page.locator('[data-status-for]').first).to_have_text("running")
+    expect(page.locator("#nodes")).to_contain_text("pve1")
+    screenshots(page, "04-deployments")
+    page.get_by_role("link", name="hello", exact=True).click()
 
     url = page.locator("#app-url").get_attribute("href")
     assert "Hello from Flask" in app_page_text(url)
@@ -162,6 +174,36 @@ def test_a_form_sent_without_its_csrf_token_is_refused(platform, context):
     page.click("text=Create deployment")
     expect(page.locator("h1")).to_have_text("The form could not be accepted")
     assert call_api(platform.url, "GET", "/api/deployments/csrf-less", token=platform.token)[0] == 404
+
+
+def test_an_admin_makes_a_token_manages_users_and_reads_the_audit_log(platform, context, screenshots):
+    base = platform.url
+    page = context.new_page()
+    log_in_by_keyboard(page, base, "admin", platform.password)
+
+    page.get_by_role("link", name="admin", exact=True).click()
+    page.fill("#name", "laptop")
+    page.get_by_role("button", name="Create token").click()
+    token = page.locator("#new-token").input_value()
+    assert call_api(base, "GET", "/api/me", token=token)[0] == 200
+    screenshots(page, "08-account-new-token")
+    page.goto(base + "/account")
+    assert token not in page.content()
+
+    page.get_by_role("link", name="Admin", exact=True).click()
+    page.fill("#username", "bob")
+    page.fill("#password", "a long enough password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.locator("#new-token")).not_to_have_value("")
+    screenshots(page, "09-admin-users")
+
+    page.goto(base + "/admin/audit?action=user.")
+    expect(page.locator("table")).to_contain_text("user.create")
+    screenshots(page, "10-admin-audit")
+    page.goto(base + "/admin/nodes")
+    expect(page.locator("table")).to_contain_text("pve2")
+    screenshots(page, "11-admin-nodes")
+    assert context.errors == []
 
 
 def test_every_page_reads_at_375_pixels_wide(platform, browser, screenshots):

@@ -43,8 +43,10 @@
       var summary = document.getElementById("summary");
       if (summary && summary.dataset.deploymentId === change.id) {
         htmx.trigger(summary, "refresh");
-        var events = document.getElementById("events-list");
-        if (events) htmx.trigger(events, "refresh");
+        ["events-list", "runtime-form"].forEach(function (id) {
+          var part = document.getElementById(id);
+          if (part) htmx.trigger(part, "refresh");
+        });
         if (BUSY.indexOf(change.status) >= 0) buildLog.follow();
         var holder = document.getElementById("charts");
         if (holder && change.status === "running" && window.uPlot) loadMetrics(holder);
@@ -128,7 +130,6 @@
   function drawCharts(holder, data) {
     charts.forEach(function (chart) { chart.destroy(); });
     charts = [];
-    var width = Math.max(260, Math.min(holder.clientWidth / (holder.clientWidth > 700 ? 2 : 1) - 24, 560));
     var specs = [
       ["chart-cpu", ["cpu"], ["CPU %"], 1],
       ["chart-memory", ["memory"], ["used"], 1048576],
@@ -140,10 +141,11 @@
       var target = document.getElementById(spec[0]);
       target.textContent = "";
       var options = {
-        width: width, height: 180,
+        width: Math.max(240, target.parentNode.clientWidth - 8), height: 180,
         series: [{}].concat(spec[2].map(function (label, i) {
           return { label: label, stroke: colours[i], width: 1.5, spanGaps: false };
         })),
+        scales: { y: { range: function (u, min, max) { return [0, Math.max(max || 0, 1) * 1.1]; } } },
         axes: [{}, { size: 60 }],
         legend: { live: true }
       };
@@ -160,7 +162,9 @@
       .then(function (response) { return response.json(); })
       .then(function (data) {
         if (data.error) { state.textContent = data.error; return; }
-        state.textContent = data.points.length ? "" : "No data yet.";
+        var recorded = data.points.filter(function (p) { return p.cpu !== null && p.cpu !== undefined; });
+        state.textContent = recorded.length ? "" :
+          "No data yet: Proxmox records a point per interval (a minute over the last hour), once one has passed.";
         drawCharts(holder, data);
       })
       .catch(function () { state.textContent = "The metrics could not be loaded."; });
