@@ -8,6 +8,12 @@ from flask import g, request
 from flask_limiter import Limiter
 
 from backend.api.auth import identify
+from backend.limits import (
+    PASSWORD_GUESSES_BY_ADDRESS,
+    PASSWORD_GUESSES_BY_USERNAME,
+    address_count,
+    username_count,
+)
 
 # Endpoint -> the setting that holds its limit (on top of RATELIMIT_DEFAULT for everything).
 ROUTE_LIMITS = {
@@ -17,8 +23,6 @@ ROUTE_LIMITS = {
     "api.revoke_token": "RATELIMIT_TOKENS",
     "api.create_user": "RATELIMIT_TOKENS",
     "api.github_webhook": "RATELIMIT_WEBHOOK",
-    "api.login": "RATELIMIT_LOGIN",
-    "api.change_own_password": "RATELIMIT_LOGIN",
 }
 
 
@@ -33,19 +37,26 @@ def webhook_key():
 
 
 def address_key():
-    return f"addr:{request.remote_addr}"
+    return address_count(request.remote_addr)
 
 
 def login_username_key():
     """The username a login tries. Route limits are counted as the view is called, after api_bp's body guard
     has read the body (g.json_body); bodies without a username in text share one count."""
-    username = (g.get("json_body") or {}).get("username")
-    return f"login:{username[:64]}" if isinstance(username, str) else "login:"
+    return username_count((g.get("json_body") or {}).get("username"))
 
 
-# Endpoints counted by something other than the caller, each limit counted apart by each key: a login is
-# counted per address (one machine guessing many names) and per username (many machines guessing one).
-ROUTE_KEYS = {"api.github_webhook": (webhook_key,), "api.login": (address_key, login_username_key)}
+def own_username_key():
+    """A password change guesses at the caller's own password."""
+    user = identify()
+    return username_count(user.username if user is not None else None)
+
+
+# Endpoints counted by something other than the caller.
+ROUTE_KEYS = {"api.github_webhook": (webhook_key,)}
+# Endpoints that try a password: counted per address (one machine guessing many names) and per username (many
+# machines guessing one), in the counts the dashboard's password forms share (backend/limits.py).
+PASSWORD_ENDPOINTS = {"api.login": login_username_key, "api.change_own_password": own_username_key}
 
 
 def init_app(app, exempt_blueprints=()):
@@ -57,6 +68,12 @@ def init_app(app, exempt_blueprints=()):
             app.view_functions[endpoint] = limiter.limit(app.config[setting], key_func=key_func,
                                                          override_defaults=endpoint in ROUTE_KEYS)(
                 app.view_functions[endpoint])
+    for endpoint, username_key in PASSWORD_ENDPOINTS.items():
+        view = app.view_functions[endpoint]
+        for scope, key_func in ((PASSWORD_GUESSES_BY_ADDRESS, address_key),
+                                (PASSWORD_GUESSES_BY_USERNAME, username_key)):
+            view = limiter.shared_limit(app.config["RATELIMIT_LOGIN"], scope, key_func=key_func)(view)
+        app.view_functions[endpoint] = view
     for blueprint in exempt_blueprints:
         limiter.exempt(blueprint)
     app.extensions["rate_limiter"] = limiter

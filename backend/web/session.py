@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from backend.errors import DomainError, NotFound
 from backend.extensions import db
+from backend.limits import PASSWORD_GUESSES_BY_ADDRESS, PASSWORD_GUESSES_BY_USERNAME, address_count, username_count
 from backend.services import audit, passwords, web_sessions
 from backend.web import web_bp
 
@@ -31,36 +32,36 @@ def init_app(app):
     csrf.init_app(app)
 
 
-# Forms that check a password: each attempt counts, as a login does.
+# Forms that check a password: each attempt counts, as a login through the API does, in the same counts.
 PASSWORD_ENDPOINTS = ("web.login", "web.change_password")
 
 
 def limit_logins(app):
     """A login attempt (POST /login) and a password change (POST /account/password) count per address and per
-    username (the logged-in user's, for a change), RATELIMIT_LOGIN each, as the API's; each form counts apart."""
+    username (the logged-in user's, for a change), RATELIMIT_LOGIN each, in the counts the API's login and
+    password change draw on too (backend/limits.py): a username is guessed no faster through both doors."""
     limiter = app.extensions.get("rate_limiter")
     if limiter is None:
         return
     for endpoint in PASSWORD_ENDPOINTS:
         view = app.view_functions[endpoint]
-        for key in (_address_key, _username_key):
-            view = limiter.limit(app.config["RATELIMIT_LOGIN"], key_func=key, methods=["POST"],
-                                 override_defaults=False)(view)
+        for scope, key in ((PASSWORD_GUESSES_BY_ADDRESS, _address_key),
+                           (PASSWORD_GUESSES_BY_USERNAME, _username_key)):
+            view = limiter.shared_limit(app.config["RATELIMIT_LOGIN"], scope, key_func=key, methods=["POST"],
+                                        override_defaults=False)(view)
         app.view_functions[endpoint] = view
 
 
 def _address_key():
-    return f"webaddr:{request.remote_addr}"
+    return address_count(request.remote_addr)
 
 
 def _username_key():
     """The username the password is tried for: the login form's, or the logged-in user's own (password form)."""
     if request.endpoint == "web.change_password":
         user = current_user()
-        username = user.username if user is not None else ""
-    else:
-        username = request.form.get("username", "")
-    return f"weblogin:{username[:64]}"
+        return username_count(user.username if user is not None else None)
+    return username_count(request.form.get("username", ""))
 
 
 def current_user():
@@ -99,7 +100,10 @@ def _local_path(path):
     """path when it is a path on this site (never another host: //evil.example, https://...), else /."""
     path = (path or "").rstrip("?")
     parts = urlsplit(path)
-    if not path.startswith("/") or path.startswith("//") or parts.scheme or parts.netloc or "\\" in path:
+    # urlsplit drops tabs and line breaks before it parses: look at the text itself for control characters.
+    controls = any(ord(c) < 32 or ord(c) == 127 for c in path)
+    if (not path.startswith("/") or path.startswith("//") or parts.scheme or parts.netloc or "\\" in path
+            or controls):
         return url_for("web.index")
     return path
 
