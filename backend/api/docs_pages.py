@@ -3,7 +3,8 @@
 Spectree's own templates load Swagger UI, ReDoc and Scalar from unpkg and jsdelivr; the platform runs where
 there may be no internet, so these load the copies in backend/web/static/vendor/ (its README says which
 versions, and how to refresh them), served by the web blueprint at /static/. Scalar is not vendored, so it has
-no page. Spectree fills each template with str.format ({spec_url}, {spec_path} and its OAuth2 settings): braces
+no page. Both show /api/openapi.json, the document with the answers every operation can give (401, 429, the
+body errors), rather than spectree's own copy without them. Spectree fills each template with str.format ({spec_url}, {spec_path} and its OAuth2 settings): braces
 meant for the page are doubled.
 """
 
@@ -23,7 +24,7 @@ window.onload = function () {{
     // BaseLayout: no top bar (a box to load any URL's document); validatorUrl null: no badge fetched from
     // validator.swagger.io.
     window.ui = SwaggerUIBundle({{
-        url: "{spec_url}",
+        url: "/api/openapi.json",
         dom_id: "#swagger-ui",
         presets: [SwaggerUIBundle.presets.apis],
         layout: "BaseLayout",
@@ -45,7 +46,7 @@ REDOC = """<!DOCTYPE html>
 <style>body {{ margin: 0; padding: 0; }}</style>
 </head>
 <body>
-<redoc spec-url="{spec_url}"></redoc>
+<redoc spec-url="/api/openapi.json"></redoc>
 <script src="/static/vendor/redoc.standalone.js"></script>
 </body>
 </html>

@@ -44,7 +44,7 @@ def test_a_docs_page_loads_only_vendored_files_that_exist(client, page):
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     html = response.get_data(as_text=True)
-    assert "/api/docs/openapi.json" in html
+    assert "/api/openapi.json" in html
 
     # No other host anywhere in the page, not even in its script; every src= and href= is a vendored file
     # of this host (which also rules out a protocol-relative //host/...).
