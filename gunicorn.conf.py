@@ -17,9 +17,11 @@ load_dotenv(Path(__file__).resolve().parent / ".env")
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Log streams (Server-Sent Events) hold a request open; threads keep other requests answered meanwhile.
+# Live streams (Server-Sent Events) hold a request open: every open dashboard page holds one (its statuses), two
+# while a build log follows, and `paas logs -f` one. Threads keep other requests answered meanwhile; an idle
+# stream's thread sleeps between its polls, so many are cheap: 32 a worker serve some thirty people at once.
 worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 timeout = 60
 graceful_timeout = 30
 accesslog = "-"

@@ -13,6 +13,7 @@ SWAGGER = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <title>Proxmox PaaS API: Swagger UI</title>
 <link rel="stylesheet" href="/static/vendor/swagger-ui.css">
 </head>
@@ -42,6 +43,7 @@ REDOC = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <title>Proxmox PaaS API: ReDoc</title>
 <style>body {{ margin: 0; padding: 0; }}</style>
 </head>
