@@ -196,6 +196,9 @@ def test_an_admin_makes_a_token_manages_users_and_reads_the_audit_log(platform, 
     page.get_by_role("button", name="Create user").click()
     expect(page.locator("#new-token")).not_to_have_value("")
     screenshots(page, "09-admin-users")
+    page.get_by_role("link", name="bob", exact=True).first.click()
+    expect(page.locator("h1")).to_contain_text("bob")
+    screenshots(page, "09-admin-user")
 
     page.goto(base + "/admin/audit?action=user.")
     expect(page.locator("table")).to_contain_text("user.create")
