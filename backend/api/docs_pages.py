@@ -4,8 +4,8 @@ Spectree's own templates load Swagger UI, ReDoc and Scalar from unpkg and jsdeli
 there may be no internet, so these load the copies in backend/web/static/vendor/ (its README says which
 versions, and how to refresh them), served by the web blueprint at /static/. Scalar is not vendored, so it has
 no page. Both show /api/openapi.json, the document with the answers every operation can give (401, 429, the
-body errors), rather than spectree's own copy without them. Spectree fills each template with str.format ({spec_url}, {spec_path} and its OAuth2 settings): braces
-meant for the page are doubled.
+body errors), rather than spectree's own copy without them. Spectree fills each template with str.format
+({spec_url}, {spec_path} and its OAuth2 settings): braces meant for the page are doubled.
 """
 
 SWAGGER = """<!DOCTYPE html>

@@ -1,8 +1,6 @@
 """Releases, environment variables and logs of a deployment."""
-import json
 
-from flask import Response as FlaskResponse
-from flask import current_app, g, request, stream_with_context
+from flask import current_app, g, request
 from spectree import Response
 
 from backend.api import api_bp
@@ -32,6 +30,7 @@ from backend.schemas.releases import (
 from backend.services import envvars, history, releases
 from backend.services.logs import runtime_log
 from backend.services.processes import process_states
+from backend.streams import event_stream, release_log_events
 
 TAGS = ["releases"]
 
@@ -175,10 +174,6 @@ def list_processes(ident):
     return {"success": True, "release": release, "processes": [dump(ProcessOut, p) for p in found]}
 
 
-def _event(line):
-    return f"id: {line.id}\nevent: line\ndata: {json.dumps(dump(LogLineOut, line))}\n\n"
-
-
 @api_bp.get("/deployments/<ident>/logs/stream")
 @spec.validate(resp=Response(HTTP_200=None, HTTP_404=ErrorResponse), tags=TAGS)
 def stream_log(ident, query: StreamQuery):
@@ -204,18 +199,6 @@ def stream_log(ident, query: StreamQuery):
 
     def events():
         yield "retry: 2000\n\n"
-        for kind, item in history.follow_release_log(deployment_id, release_id, version, after=after,
-                                                     max_seconds=limit):
-            if kind == "line":
-                yield _event(item)
-            elif kind == "keepalive":
-                yield ": keep-alive\n\n"
-            elif kind == "end":
-                yield f"event: end\ndata: {json.dumps({'release': version, 'status': item})}\n\n"
-            else:
-                yield "event: timeout\ndata: {}\n\n"
+        yield from release_log_events(deployment_id, release_id, version, after=after, max_seconds=limit)
 
-    response = FlaskResponse(stream_with_context(events()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream(events())

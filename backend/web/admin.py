@@ -8,15 +8,13 @@ from flask import flash, redirect, render_template, request, url_for
 from backend.errors import DomainError, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models.user import QUOTA_KEYS, ROLES
-from backend.platform import platform_of
-from backend.proxmox.errors import ProxmoxError
 from backend.schemas.audit import AuditQuery
 from backend.schemas.users import UserCreate, UserUpdate
-from backend.services import accounts, audit, cluster, passwords
+from backend.services import accounts, audit, passwords
 from backend.services import deployments as deployment_service
 from backend.web import web_bp
 from backend.web.forms import checked, field_errors, integer, text
-from backend.web.pages import quota_defaults
+from backend.web.pages import nodes_now, quota_defaults
 from backend.web.session import admin_only, current_session, current_user, record
 
 AUDIT_PER_PAGE = 100
@@ -246,10 +244,5 @@ def admin_audit():
 @admin_only
 def admin_nodes():
     """The cluster's nodes with their free CPU, memory and disk (asked of Proxmox now)."""
-    try:
-        found, error = cluster.nodes(platform_of().proxmox), None
-    except ProxmoxError as exc:
-        found, error = [], cluster.public_message(exc)
-    except DomainError as exc:
-        found, error = [], exc.message
+    found, error = nodes_now()
     return render_template("admin/nodes.html", nav="admin", section="nodes", nodes=found, error=error)

@@ -5,14 +5,12 @@ import json
 import time
 
 from flask import (
-    Response,
     abort,
     current_app,
     flash,
     redirect,
     render_template,
     request,
-    stream_with_context,
     url_for,
 )
 
@@ -22,15 +20,14 @@ from backend.handoff import enqueue
 from backend.models import Release
 from backend.platform import platform_of
 from backend.rules import plain_number
-from backend.schemas.common import dump
 from backend.schemas.deployments import DeploymentUpdate
-from backend.schemas.releases import LogLineOut
 from backend.services import cluster, envvars, history, metrics, releases, webhooks
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 from backend.services.logs import runtime_log
 from backend.services.processes import live_processes
 from backend.status import DeploymentStatus
+from backend.streams import event_stream, release_log_events
 from backend.web import web_bp
 from backend.web.forms import checked, env_lines, field_errors, integer, text
 from backend.web.pages import quota_defaults
@@ -283,21 +280,9 @@ def log_stream(name):
             return
         release_id, release_version = release
         yield f"event: release\ndata: {json.dumps({'release': release_version})}\n\n"
-        for kind, item in history.follow_release_log(deployment_id, release_id, release_version, after=after,
-                                                     max_seconds=limit):
-            if kind == "line":
-                yield f"id: {item.id}\nevent: line\ndata: {json.dumps(dump(LogLineOut, item))}\n\n"
-            elif kind == "keepalive":
-                yield ": keep-alive\n\n"
-            elif kind == "end":
-                yield f"event: end\ndata: {json.dumps({'release': release_version, 'status': item})}\n\n"
-            else:
-                yield "event: timeout\ndata: {}\n\n"
+        yield from release_log_events(deployment_id, release_id, release_version, after=after, max_seconds=limit)
 
-    response = Response(stream_with_context(events()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream(events())
 
 
 @web_bp.get("/deployments/<name>/runtime-log")

@@ -68,15 +68,20 @@ def deployment_rows():
     return render_template("deployments/_table.html", **_listing())
 
 
+def nodes_now():
+    """(the cluster's nodes as Proxmox reports them now, None) or ([], why it did not answer)."""
+    try:
+        return cluster.nodes(platform_of().proxmox), None
+    except ProxmoxError as exc:
+        return [], cluster.public_message(exc)
+    except DomainError as exc:
+        return [], exc.message
+
+
 @web_bp.get("/nodes")
 def nodes_panel():
     """The cluster's nodes with free CPU, memory and disk (htmx: loaded after the page, as Proxmox may be slow)."""
-    try:
-        found, error = cluster.nodes(platform_of().proxmox), None
-    except ProxmoxError as exc:
-        found, error = [], cluster.public_message(exc)
-    except DomainError as exc:
-        found, error = [], exc.message
+    found, error = nodes_now()
     return render_template("_nodes.html", nodes=found, error=error)
 
 
