@@ -51,7 +51,10 @@ def find(name):
 
 def _page_context(deployment, **extra):
     all_releases = Release.for_deployment(deployment.id)
+    live_release = next((r for r in all_releases if r.version == deployment.live_release), None)
     context = {
+        # What the live release was built as: the framework detection settled on when it was asked to (auto).
+        "built_as": (live_release.config or {}).get("framework") if live_release is not None else None,
         "nav": "deployments",
         "d": deployment,
         "live": cluster.live_status(deployment, platform_of().proxmox),

@@ -39,6 +39,5 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('web_sessions', schema=None) as batch_op:
-        batch_op.drop_index('ix_web_sessions_user')
+    # The table's indexes go with it (MariaDB refuses to drop ix_web_sessions_user alone: its foreign key needs it).
     op.drop_table('web_sessions')

@@ -22,7 +22,9 @@ def platform(tmp_path_factory):
     """The platform in simulation mode, one per test module, as README's first command starts it."""
     if not PAAS.exists():
         pytest.fail(f"{PAAS} is missing: setup.sh installs the command-line client (pip install -e .)")
-    with running_simulation(tmp_path_factory.mktemp("simulation")) as platform:
+    # Every login and password change of the module's tests comes from 127.0.0.1 as admin: more than the default
+    # five a minute (tests/api/test_login.py tests the limit itself).
+    with running_simulation(tmp_path_factory.mktemp("simulation"), RATELIMIT_LOGIN="60 per minute") as platform:
         yield platform
 
 
