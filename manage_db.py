@@ -199,16 +199,28 @@ def create_user(username, admin, token_name, expires_in_days, if_no_users, passw
     if if_no_users and accounts.count_users():
         click.echo("Users exist already; no user created (manage_db.py create-token makes a new token).", err=True)
         return
-    user = accounts.create_user(username, "admin" if admin else "member")
-    token, _ = accounts.issue_token(user, token_name, expires_in_days)
-    audit.record("user.create", target=f"user {user.username}", details={"role": user.role, "via": "manage_db.py"})
+    password = secrets.token_urlsafe(18) if password_file else None
     if password_file:
-        password = secrets.token_urlsafe(18)
-        passwords.set_password(user, password)
-        _write_private(password_file, password)
-        audit.record("user.password_set", target=f"user {user.username}", details={"via": "manage_db.py"})
+        # Written first: a file that cannot be written stops here, before a user exists whose password nobody
+        # would know (and whom --if-no-users would then never make again).
+        try:
+            _write_private(password_file, password)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {password_file}: {exc.strerror}") from None
+    try:
+        user = accounts.create_user(username, "admin" if admin else "member")
+        if password:
+            passwords.set_password(user, password)
+    except BaseException:
+        if password_file:
+            os.remove(password_file)
+        raise
+    token, _ = accounts.issue_token(user, token_name, expires_in_days)
     click.echo(f"Created {user.role} {user.username} ({user.id}). Its API token, shown this once:", err=True)
     click.echo(token)
+    audit.record("user.create", target=f"user {user.username}", details={"role": user.role, "via": "manage_db.py"})
+    if password:
+        audit.record("user.password_set", target=f"user {user.username}", details={"via": "manage_db.py"})
     if password_file:
         click.echo(f"Its dashboard password is in {password_file} (readable by you alone); change it on the "
                    "Account page.", err=True)

@@ -8,11 +8,12 @@ from backend.schemas.releases import LogLineOut
 from backend.services import history
 
 
-def release_log_events(deployment_id, release_id, version, *, after=None, max_seconds=1800):
+def release_log_events(deployment_id, release_id, version, *, after=None, max_seconds=1800, keep_going=None):
     """The SSE text of a followed release log: `line` events with their ids (a client resumes after the last it
-    saw), keep-alive comments, then `end` with the release's status, or `timeout` after max_seconds."""
+    saw), keep-alive comments, then `end` with the release's status, or `timeout` after max_seconds; it stops
+    without a word when keep_going() turns false (the client's reconnection is then refused)."""
     for kind, item in history.follow_release_log(deployment_id, release_id, version, after=after,
-                                                 max_seconds=max_seconds):
+                                                 max_seconds=max_seconds, keep_going=keep_going):
         if kind == "line":
             yield f"id: {item.id}\nevent: line\ndata: {json.dumps(dump(LogLineOut, item))}\n\n"
         elif kind == "keepalive":

@@ -62,7 +62,7 @@ def client_address():
 
 
 def quota_defaults():
-    return {key: current_app.config[f"QUOTA_{key.upper()}"] for key in ("deployments", "cores", "memory", "disk")}
+    return accounts.quota_defaults(current_app.config)
 
 
 def audit_action(action, deployment=None, target=None, user=_UNSET, **details):

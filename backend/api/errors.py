@@ -1,7 +1,7 @@
 """One JSON error shape for every error source, applied at the HTTP edge only."""
 import logging
 
-from flask import g, jsonify
+from flask import g, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
@@ -50,6 +50,14 @@ def error_response(status, code, message, fields=None, headers=None):
     return response
 
 
+def _for_a_person(exc):
+    """A routing error (no route, a wrong method) outside the API and the health check, asked by a browser: the
+    dashboard's entry point answers it with a page (app.extensions["page_error"]), not this JSON."""
+    path = request.path
+    return (request.blueprint is None and exc.code in (404, 405) and not path.startswith("/api/")
+            and path not in ("/api", "/health") and request.accept_mimetypes.accept_html)
+
+
 def register_error_handlers(app):
     @app.errorhandler(DomainError)
     def handle_domain_error(exc):
@@ -64,6 +72,9 @@ def register_error_handlers(app):
 
     @app.errorhandler(HTTPException)
     def handle_http_error(exc):
+        page = app.extensions.get("page_error")
+        if page is not None and _for_a_person(exc):
+            return page(exc)
         headers = {}
         if exc.code == 405 and exc.valid_methods:
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))

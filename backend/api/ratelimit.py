@@ -4,7 +4,9 @@ Counts live in memory by default (one API process); RATELIMIT_STORAGE_URI=redis:
 between processes. Each app gets its own Limiter (Flask-Limiter keeps its settings on the instance),
 and the tighter per-route limits come from configuration, so operators tune them without code.
 """
-from flask import g, request
+import hashlib
+
+from flask import g, request, session
 from flask_limiter import Limiter
 
 from backend.api.auth import identify
@@ -27,8 +29,15 @@ ROUTE_LIMITS = {
 
 
 def rate_key():
+    """A token's user; else a dashboard session (its cookie carries a random id that only a login gives: people
+    behind one address are counted apart); else the address."""
     user = identify()
-    return f"user:{user.id}" if user is not None else f"addr:{request.remote_addr}"
+    if user is not None:
+        return f"user:{user.id}"
+    session_id = session.get("sid") if request.path[:5] != "/api/" else None
+    if isinstance(session_id, str):
+        return "session:" + hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    return f"addr:{request.remote_addr}"
 
 
 def webhook_key():

@@ -34,6 +34,12 @@ class WebSession(db.Model):
         return tuple(row) if row is not None else None
 
     @classmethod
+    def with_user(cls, row_id):
+        """(session row, its user) by the row's id, or None."""
+        row = db.session.execute(select(cls, User).join(User, User.id == cls.user_id).where(cls.id == row_id)).first()
+        return tuple(row) if row is not None else None
+
+    @classmethod
     def revoke_for_user(cls, user_id, keep=None):
         """Revoke every open session of the user (but keep, the one making the change); not committed."""
         stmt = update(cls).where(cls.user_id == user_id, cls.revoked_at.is_(None))

@@ -157,6 +157,11 @@ def revoke_token(row):
 # -- quotas -------------------------------------------------------------------------------------------
 
 
+def quota_defaults(config):
+    """The members' default quotas from the configuration (QUOTA_DEPLOYMENTS, _CORES, _MEMORY, _DISK)."""
+    return {key: config[f"QUOTA_{key.upper()}"] for key in QUOTA_KEYS}
+
+
 def quotas_of(user, defaults):
     """The user's limits: their own overrides, else the configured defaults."""
     return {key: getattr(user, f"max_{key}") if getattr(user, f"max_{key}") is not None else defaults[key]

@@ -296,6 +296,13 @@ def list_deployments(query, viewer, per_page_default=20, per_page_max=100):
 # -- statistics --------------------------------------------------------------
 
 
+def awaits_release(deployment_id):
+    """Whether a deployment without a release yet will get one: it is still being created (not failed, not gone)."""
+    deployment = Deployment.get_by_id(deployment_id)
+    return deployment is not None and deployment.status in (DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING,
+                                                            DeploymentStatus.DEPLOYING)
+
+
 def status_snapshot(viewer_id, viewer_is_admin):
     """{deployment id: status} of what a viewer may see (given by id: a stream holds no row between its polls)."""
     return dict(Deployment.statuses(None if viewer_is_admin else viewer_id))

@@ -52,13 +52,17 @@ FOLLOW_POLL_SECONDS = 0.5
 FOLLOW_KEEPALIVE_SECONDS = 15
 
 
-def follow_release_log(deployment_id, release_id, version, *, after=None, max_seconds=1800):
+def follow_release_log(deployment_id, release_id, version, *, after=None, max_seconds=1800, keep_going=None):
     """A release's log lines as they are written, for a live stream: yields ("line", LogLine) for each line after
     `after`, ("keepalive", None) after a quiet spell, then ("end", status) once the release has finished and every
-    line has been yielded, or ("timeout", None) after max_seconds. Holds no database session between polls."""
+    line has been yielded, or ("timeout", None) after max_seconds. Holds no database session between polls.
+    keep_going(), asked before each poll, ends the stream (nothing more is yielded) when it answers false: the
+    reader's session ended, say."""
     started = quiet_since = time.monotonic()
     while time.monotonic() - started < max_seconds:
         try:
+            if keep_going is not None and not keep_going():
+                return
             # Read whether the release finished before reading lines: a line written before it finished is then
             # surely in this page or an earlier one.
             current = db.session.get(Release, release_id)

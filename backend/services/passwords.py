@@ -1,9 +1,9 @@
 """People's passwords: the policy, their argon2id hashes (argon2-cffi), and checking a login.
 
-A password is only ever exchanged for an API token (POST /api/auth/login); every other call authenticates
-with a token. The hash is argon2id with argon2-cffi's defaults (RFC 9106's low-memory parameters); a login
-whose stored hash was made with other parameters stores a new one (check_needs_rehash), so raising the
-parameters later upgrades each user at their next login.
+A password is exchanged for an API token (POST /api/auth/login) or for a dashboard session (its login form);
+every API call authenticates with a token, every page with a session. The hash is argon2id with argon2-cffi's
+defaults (RFC 9106's low-memory parameters); a login whose stored hash was made with other parameters stores a
+new one (check_needs_rehash), so raising the parameters later upgrades each user at their next login.
 
 A failed login takes as long whatever the reason: an unknown user, or one without a password, is checked
 against a dummy hash made with the same parameters, and a disabled user's password is checked before the

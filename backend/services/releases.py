@@ -50,6 +50,12 @@ def _start(deployment, release, message, proxmox):
     return "provision"
 
 
+def can_deploy(deployment):
+    """Whether a redeploy, a rollback or an environment release would be taken now (_start's rule): a running
+    deployment, or a failed one (its guest kept, or a new one)."""
+    return not deployment.is_deleted and deployment.status in (DeploymentStatus.RUNNING, DeploymentStatus.FAILED)
+
+
 def request_redeploy(deployment, branch=None, commit=None, *, proxmox):
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment cannot be deployed")

@@ -54,6 +54,19 @@ def resume(session_id, *, idle_hours):
     return user, row
 
 
+def viewer(session_row_id, *, idle_hours):
+    """(user id, is admin) while the session with this row id is open and its user active, else None: what a
+    long-lived stream asks at every poll, so that a logout, a disabled user or a demotion reaches it at once."""
+    found = WebSession.with_user(session_row_id)
+    now = utcnow()
+    if found is None:
+        return None
+    row, user = found
+    if not row.usable(now) or not user.is_active or now - row.last_seen_at > timedelta(hours=idle_hours):
+        return None
+    return user.id, user.is_admin
+
+
 def close(row):
     """End one session (logout). Committed; idempotent."""
     if row is not None and row.revoked_at is None:

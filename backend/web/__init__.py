@@ -18,3 +18,4 @@ def init_app(app):
     session.init_app(app)
     app.register_blueprint(web_bp)
     session.limit_logins(app)
+    session.limit_forms(app)

@@ -9,7 +9,7 @@ from backend.schemas.users import PasswordChange, TokenCreate, TokenOut
 from backend.services import accounts, passwords
 from backend.web import web_bp
 from backend.web.forms import checked, field_errors, integer, text
-from backend.web.session import current_session, current_user, record
+from backend.web.session import current_user, record, start_session
 
 PASSWORD_CHANGED = "Password changed; your other dashboard sessions are logged out."
 
@@ -58,8 +58,9 @@ def revoke_token(token_id):
 
 @web_bp.post("/account/password")
 def change_password():
-    """The user's own password: the current one when they have one, the new one twice. Their other dashboard
-    sessions end; this one and their API tokens stay. Limited like logins (session.limit_logins)."""
+    """The user's own password: the current one when they have one, the new one twice. Every dashboard session of
+    theirs ends and this browser goes on in a new one; their API tokens stay. Limited like logins
+    (session.limit_logins)."""
     user = current_user()
     form = request.form
     current = form.get("current_password") or None
@@ -69,8 +70,10 @@ def change_password():
         if new != form.get("new_password_repeat", ""):
             raise ValidationFailed("the two new passwords differ",
                                    fields={"new_password_repeat": "does not match the new password"})
-        passwords.change_password(user, data.current_password, data.new_password,
-                                  keep_session=current_session().id)
+        passwords.change_password(user, data.current_password, data.new_password)
+        # Every session of theirs ended with the old password, this one too (a stolen cookie of it among them):
+        # this browser goes on in a new one.
+        start_session(user)
     except DomainError as exc:
         db.session.rollback()
         errors = field_errors(exc)

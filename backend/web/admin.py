@@ -15,7 +15,7 @@ from backend.services import deployments as deployment_service
 from backend.web import web_bp
 from backend.web.forms import checked, field_errors, integer, text
 from backend.web.pages import nodes_now, quota_defaults
-from backend.web.session import admin_only, current_session, current_user, record
+from backend.web.session import admin_only, current_user, record, start_session
 
 AUDIT_PER_PAGE = 100
 AUDIT_FILTERS = ("action", "user", "deployment", "since", "until")
@@ -180,8 +180,9 @@ def admin_user_password(username):
         if password != request.form.get("password_repeat", ""):
             raise ValidationFailed("the two passwords differ",
                                    fields={"password_repeat": "does not match the password"})
-        keep = current_session().id if user.id == current_user().id else None
-        passwords.set_password(user, password, keep_session=keep)
+        passwords.set_password(user, password)
+        if user.id == current_user().id:  # their own: this browser goes on in a new session
+            start_session(user)
     except DomainError as exc:
         db.session.rollback()
         return _user_page(accounts.find_user(username), exc.status, failed="password", errors=field_errors(exc),

@@ -21,7 +21,7 @@ from backend.models import Release
 from backend.platform import platform_of
 from backend.rules import plain_number
 from backend.schemas.deployments import DeploymentUpdate
-from backend.services import cluster, envvars, history, metrics, releases, webhooks
+from backend.services import cluster, envvars, history, metrics, releases, web_sessions, webhooks
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 from backend.services.logs import runtime_log
@@ -31,7 +31,7 @@ from backend.streams import event_stream, release_log_events
 from backend.web import web_bp
 from backend.web.forms import checked, env_lines, field_errors, integer, text
 from backend.web.pages import quota_defaults
-from backend.web.session import current_user, record
+from backend.web.session import current_session, current_user, record
 
 # While one of these runs, the page offers no action that would be refused (a job holds the deployment).
 IN_PROGRESS = frozenset({DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING, DeploymentStatus.DEPLOYING,
@@ -41,7 +41,6 @@ EVENTS_SHOWN = 100
 RUNTIME_LINES = 200
 # How long a log stream waits for a deployment's first release (it is provisioning) before it gives up.
 FIRST_RELEASE_WAIT_SECONDS = 600
-TIMEFRAMES = ("hour", "day", "week")
 
 
 def find(name):
@@ -64,14 +63,19 @@ def _page_context(deployment, **extra):
         "events": history.latest_events(deployment.id, EVENTS_SHOWN),
         "processes": list(live_processes(deployment)) if deployment.live_release is not None else ["web"],
         "busy": deployment.status in IN_PROGRESS,
+        # What the services would take now (their own rules), so that the page offers nothing they refuse.
+        "allowed_actions": {action for action, (statuses, _) in ACTIONS.items()
+                            if deployment.status in statuses and deployment.vm_id is not None},
         "actions": ACTIONS,
+        "can_deploy": releases.can_deploy(deployment),
         "settings_form": {key: getattr(deployment, key) for key in SETTINGS},
         "settings_errors": {},
         "env_errors": {},
+        "env_typed": "",
         "delete_error": None,
         "webhook_secret": None,
         "webhook_url": url_for("api.github_webhook", deployment_id=str(deployment.id), _external=True),
-        "timeframes": TIMEFRAMES,
+        "timeframes": metrics.TIMEFRAMES,
     }
     context.update(extra)
     return context
@@ -132,8 +136,6 @@ def redeploy(name):
 @web_bp.post("/deployments/<name>/releases/<int:version>/rollback")
 def rollback(name, version):
     deployment = find(name)
-    if Release.get(deployment.id, version) is None:
-        raise NotFound(f"no release {version} of {deployment.name}")
     release, kind = releases.request_rollback(deployment, version, proxmox=platform_of().proxmox)
     record("deployment.rollback", deployment, release=release.version, to_version=version)
     enqueue(kind, deployment)
@@ -161,14 +163,16 @@ def _env_change(deployment, changes):
 def set_env(name):
     """Set variables from KEY=value lines (values write-only: they are never shown again)."""
     deployment = find(name)
+    typed = request.form.get("env", "")
     try:
-        changes = env_lines(request.form.get("env"))
+        changes = env_lines(typed)
         if not changes:
             raise DomainError("give at least one KEY=value line", fields={"env": "is empty"}, status=422)
-        envvars.validate(changes)
         return _env_change(deployment, changes)
     except DomainError as exc:
-        return _refused(deployment, exc, env_errors={"env": next(iter(exc.fields.values()), exc.message)})
+        # Every refusal (each names its variable); what was typed comes back (in this answer only, never cached).
+        messages = "; ".join(exc.fields.values()) or exc.message
+        return _refused(deployment, exc, env_errors={"env": messages}, env_typed=typed)
 
 
 @web_bp.post("/deployments/<name>/env/<key>/delete")
@@ -252,24 +256,32 @@ def log_stream(name):
     `line` events with ids (the browser resumes after the last it saw), `end` with the release's status. While
     the deployment has no release yet (its guest is being provisioned) it waits for the first one."""
     deployment = find(name)
-    version = request.args.get("release", "")
-    last_event = request.headers.get("Last-Event-ID", "")
-    after = plain_number(last_event, 18)
-    deployment_id = deployment.id
-    wanted = plain_number(version, 9)
+    version = request.args.get("release")
+    wanted = plain_number(version, 9) if version is not None else None
+    if version is not None and (wanted is None or Release.get(deployment.id, wanted) is None):
+        raise NotFound(f"no release {version[:20]!r} of {deployment.name}")
+    after = plain_number(request.headers.get("Last-Event-ID", ""), 18)
+    deployment_id, session_row_id = deployment.id, current_session().id
     limit = current_app.config["LOG_STREAM_MAX_SECONDS"]
+    idle_hours = current_app.config["WEB_SESSION_IDLE_HOURS"]
     db.session.remove()
 
+    def still_open():
+        return web_sessions.viewer(session_row_id, idle_hours=idle_hours) is not None
+
     def release_to_follow():
+        """(id, version) of the release to follow; while there is none, wait (the guest is being provisioned),
+        unless the deployment failed or went, or the session ended."""
         started = time.monotonic()
         while time.monotonic() - started < FIRST_RELEASE_WAIT_SECONDS:
             try:
                 found = (Release.get(deployment_id, wanted) if wanted is not None
                          else next(iter(Release.for_deployment(deployment_id)), None))
                 release = (found.id, found.version) if found is not None else None
+                waiting = release is None and still_open() and service.awaits_release(deployment_id)
             finally:
                 db.session.remove()
-            if release is not None or wanted is not None:
+            if not waiting:
                 return release
             yield ": waiting for the first release\n\n"
             time.sleep(1)
@@ -283,7 +295,8 @@ def log_stream(name):
             return
         release_id, release_version = release
         yield f"event: release\ndata: {json.dumps({'release': release_version})}\n\n"
-        yield from release_log_events(deployment_id, release_id, release_version, after=after, max_seconds=limit)
+        yield from release_log_events(deployment_id, release_id, release_version, after=after, max_seconds=limit,
+                                      keep_going=still_open)
 
     return event_stream(events())
 
@@ -305,7 +318,7 @@ def metrics_data(name):
     """The guest's CPU, memory, network and disk series (the page's charts draw them)."""
     deployment = find(name)
     timeframe = request.args.get("timeframe", "hour")
-    if timeframe not in TIMEFRAMES:
+    if timeframe not in metrics.TIMEFRAMES:
         abort(404)
     try:
         return metrics.guest_metrics(deployment, platform_of().proxmox, timeframe)

@@ -2,7 +2,7 @@
 import json
 import time
 
-from flask import Response, current_app, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 
 from backend.errors import DomainError
 from backend.extensions import db
@@ -11,24 +11,27 @@ from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
 from backend.rules import plain_number
 from backend.schemas.deployments import DeploymentCreate, DeploymentListQuery
-from backend.services import cluster
+from backend.services import accounts, cluster, web_sessions
 from backend.services import deployments as service
 from backend.services.catalogue import catalogue
 from backend.services.deployments import RESOURCE_DEFAULTS, RESOURCE_LIMITS, deployment_stats
 from backend.status import DeploymentStatus
+from backend.streams import event_stream
 from backend.web import web_bp
 from backend.web.forms import checked, env_lines, field_errors, integer, text
-from backend.web.session import current_user, record
+from backend.web.session import current_session, current_user, record
 
 PER_PAGE = 50
 # How often the status stream looks at the database, and how long one connection lasts (the browser reconnects).
 STATUS_POLL_SECONDS = 1.0
 STATUS_STREAM_SECONDS = 300
+# At most this many deployments' statuses are sent when a status stream opens (a page shows 50).
+WATCHED_MAX = 200
 FILTERS = ("status", "deployment_type", "framework", "name")
 
 
 def quota_defaults():
-    return {key: current_app.config[f"QUOTA_{key.upper()}"] for key in ("deployments", "cores", "memory", "disk")}
+    return accounts.quota_defaults(current_app.config)
 
 
 def _list_query():
@@ -51,21 +54,24 @@ def _listing():
                                       per_page_max=PER_PAGE)
     return {"deployments": result["deployments"], "page": result["page"] or 1,
             "has_more": result["next_cursor"] is not None, "filters": filters, "filter_errors": errors or {},
-            "statuses": [s.value for s in DeploymentStatus], "frameworks": catalogue()}
+            "statuses": [s.value for s in DeploymentStatus], "frameworks": catalogue(),
+            "stats": deployment_stats(current_user())}
 
 
 @web_bp.get("/")
 def index():
     """Every deployment the user may see, with counts by status, filters, and the cluster's nodes."""
-    context = _listing()
-    context["stats"] = deployment_stats(current_user())
-    return render_template("deployments/index.html", nav="deployments", **context)
+    return render_template("deployments/index.html", nav="deployments", **_listing())
 
 
 @web_bp.get("/deployments/rows")
 def deployment_rows():
-    """The list's table alone (htmx: the filters and the live refresh swap it in)."""
-    return render_template("deployments/_table.html", **_listing())
+    """The list's counts and table alone (htmx: the filters and the live refresh swap them in). The address bar
+    gets the list's own URL with the filters (HX-Replace-Url), never this fragment's."""
+    context = _listing()
+    page = context["page"] if context["page"] > 1 else None
+    headers = {"HX-Replace-Url": url_for("web.index", page=page, **context["filters"])}
+    return render_template("deployments/_table.html", **context), 200, headers
 
 
 def nodes_now():
@@ -87,9 +93,14 @@ def nodes_panel():
 
 @web_bp.get("/stream/statuses")
 def status_stream():
-    """Server-Sent Events: `status` with {id, status} whenever one of the user's deployments changes status, and
-    `changed` when one appears or goes. Bounded: after STATUS_STREAM_SECONDS the browser reconnects."""
-    user_id, is_admin = current_user().id, current_user().is_admin
+    """Server-Sent Events: `status` with {id, status} when one of the user's deployments changes ("deleted" when
+    one goes), and `changed` when the set of them changes; when it opens, the status of each it is asked to watch
+    (?watch=ID,ID...: what the page shows), so that nothing that changed before it connected is missed. It asks at
+    every poll whether the session is still open (a logout or a disabled user ends it at once). Bounded: after
+    STATUS_STREAM_SECONDS the browser reconnects."""
+    session_row_id = current_session().id
+    idle_hours = current_app.config["WEB_SESSION_IDLE_HOURS"]
+    watched = set(request.args.get("watch", "").split(",")[:WATCHED_MAX])
     db.session.remove()
 
     def events():
@@ -98,24 +109,25 @@ def status_stream():
         started = time.monotonic()
         while time.monotonic() - started < STATUS_STREAM_SECONDS:
             try:
-                now = service.status_snapshot(user_id, is_admin)
+                viewer = web_sessions.viewer(session_row_id, idle_hours=idle_hours)
+                now = service.status_snapshot(*viewer) if viewer is not None else None
             finally:
                 db.session.remove()
-            if known is not None:
-                for ident, status in now.items():
-                    if known.get(ident) != status:
-                        yield f"event: status\ndata: {json.dumps({'id': ident, 'status': status})}\n\n"
-                if now.keys() != known.keys():
-                    yield "event: changed\ndata: {}\n\n"
-            else:
-                yield ": connected\n\n"
+            if now is None:
+                return  # the session ended: the browser's reconnection is sent to the login page
+            before = known if known is not None else dict.fromkeys(watched)
+            for ident, status in now.items():
+                if ident in before and before[ident] != status or known is not None and ident not in known:
+                    yield f"event: status\ndata: {json.dumps({'id': ident, 'status': status})}\n\n"
+            for ident in before.keys() - now.keys():
+                if ident:
+                    yield f"event: status\ndata: {json.dumps({'id': ident, 'status': 'deleted'})}\n\n"
+            if known is not None and now.keys() != known.keys():
+                yield "event: changed\ndata: {}\n\n"
             known = now
             time.sleep(STATUS_POLL_SECONDS)
 
-    response = Response(stream_with_context(events()), mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Accel-Buffering"] = "no"
-    return response
+    return event_stream(events())
 
 
 # -- new deployment ---------------------------------------------------------------------------------------

@@ -30,10 +30,29 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 
 def init_app(app):
     csrf.init_app(app)
+    app.extensions["page_error"] = error_page_for_people
 
 
 # Forms that check a password: each attempt counts, as a login through the API does, in the same counts.
 PASSWORD_ENDPOINTS = ("web.login", "web.change_password")
+# The dashboard's forms that do what a tighter-limited API route does, with the same setting (the API's
+# ROUTE_LIMITS), counted per person (the default key).
+FORM_LIMITS = {
+    "web.new_deployment": "RATELIMIT_CREATE",
+    "web.create_token": "RATELIMIT_TOKENS",
+    "web.revoke_token": "RATELIMIT_TOKENS",
+    "web.admin_create_user": "RATELIMIT_TOKENS",
+}
+
+
+def limit_forms(app):
+    """The API's tighter limits on the forms that do the same (POST only: showing a form is not limited)."""
+    limiter = app.extensions.get("rate_limiter")
+    if limiter is None:
+        return
+    for endpoint, setting in FORM_LIMITS.items():
+        app.view_functions[endpoint] = limiter.limit(app.config[setting], methods=["POST"],
+                                                     override_defaults=False)(app.view_functions[endpoint])
 
 
 def limit_logins(app):
@@ -77,6 +96,8 @@ def current_session():
 def load_user():
     """Find the session's user; send anyone without one to the login page; check CSRF on every change."""
     g.web_user = g.web_session = None
+    if request.endpoint == "web.static":
+        return None  # an asset needs no one's session (and costs no query)
     session_id = session.get("sid")
     if session_id:
         found = web_sessions.resume(session_id, idle_hours=current_app.config["WEB_SESSION_IDLE_HOURS"])
@@ -145,14 +166,22 @@ def login():
                      ip_address=request.remote_addr, request_id=g.get("request_id"),
                      details={"via": "dashboard", "username": named})
         return render_template("login.html", next=next_path, error=LOGIN_REFUSED, username=username[:64]), 401
+    start_session(user)
+    record("auth.login", user=user, target=f"user {user.username}", username=user.username)
+    return redirect(next_path)
+
+
+def start_session(user):
+    """A new session for user in this browser, with a new cookie and a new CSRF token; the session the browser
+    had (someone else's, or the user's own before their password changed) ends on the server."""
+    web_sessions.close(current_session())
     session_id, row = web_sessions.open_session(
         user, lifetime_hours=current_app.config["WEB_SESSION_HOURS"], ip_address=request.remote_addr,
         user_agent=request.headers.get("User-Agent"))
-    session.clear()  # a new cookie, and a new CSRF token, at every login
+    session.clear()
     session["sid"] = session_id
     session.permanent = False
-    record("auth.login", user=user, target=f"user {user.username}", username=user.username)
-    return redirect(next_path)
+    g.web_user, g.web_session = user, row
 
 
 @web_bp.post("/logout")
@@ -199,6 +228,23 @@ def domain_error(exc):
     if exc.status == 404:
         return _error_page(404, "Not found", "There is nothing here, or it is not yours to see.")
     return _error_page(exc.status, "That did not work", exc.message)
+
+
+@web_bp.errorhandler(Exception)
+def unexpected_error(exc):
+    """Anything else a page raised (the database gone, a row changed meanwhile, a bug): a page, never the API's
+    JSON; the details go to the log only."""
+    log.error("a dashboard page failed: %s", exc.__class__.__name__, exc_info=exc)
+    return _error_page(500, "Something went wrong",
+                       "The platform could not show this page; it is logged. Try again in a moment.")
+
+
+def error_page_for_people(exc):
+    """The HTML answer to a routing error (an unknown path, a wrong method) outside the API, for a browser: the
+    app's error handler asks this (app.extensions["page_error"]) before it answers JSON."""
+    if exc.code == 404:
+        return _error_page(404, "Not found", "There is nothing here, or it is not yours to see.")
+    return _error_page(exc.code or 500, exc.name, exc.description or exc.name)
 
 
 @web_bp.errorhandler(HTTPException)

@@ -210,12 +210,19 @@ def test_an_admin_makes_a_token_manages_users_and_reads_the_audit_log(platform, 
 
 
 def test_every_page_reads_at_375_pixels_wide(platform, browser, screenshots):
+    status, _ = call_api(platform.url, "POST", "/api/deployments", token=platform.token, body={
+        "name": "narrow-app", "deployment_type": "lxc", "framework": "flask", "github_url": SAMPLE})
+    assert status == 201
     context = browser.new_context(viewport={"width": 375, "height": 812})
     page = context.new_page()
+    page.goto(platform.url + "/login")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    screenshots(page, "mobile-login")
     log_in_by_keyboard(page, platform.url, "admin", platform.password)
     for path, name in (("/", "mobile-deployments"), ("/deployments/new", "mobile-new"),
-                       ("/account", "mobile-account"), ("/admin/users", "mobile-admin-users"),
-                       ("/admin/audit", "mobile-admin-audit")):
+                       ("/deployments/narrow-app", "mobile-deployment"), ("/account", "mobile-account"),
+                       ("/admin/users", "mobile-admin-users"), ("/admin/users/admin", "mobile-admin-user"),
+                       ("/admin/audit", "mobile-admin-audit"), ("/admin/nodes", "mobile-admin-nodes")):
         page.goto(platform.url + path)
         # Nothing wider than the screen but what scrolls inside its own box (the tables).
         width = page.evaluate("document.documentElement.scrollWidth")

@@ -10,6 +10,7 @@ from app import db
 from backend.api.auth import PUBLIC_ENDPOINTS
 from backend.models import ApiToken, AuditEntry, User
 from backend.models.types import utcnow
+from backend.services import passwords
 from manage_db import cli
 from tests.helpers.accounts import make_user
 
@@ -234,3 +235,33 @@ def test_setup_creates_the_first_admin_only_on_a_database_without_users(app):
     assert first.exit_code == 0 and first.stdout.strip().startswith("paas_")
     second = runner.invoke(cli, ["create-user", "admin", "--admin", "--if-no-users"], obj=app)
     assert second.exit_code == 0 and second.stdout.strip() == "" and "Users exist already" in second.stderr
+
+
+def test_setup_writes_the_first_admins_dashboard_password_to_a_private_file_and_never_prints_it(app, tmp_path):
+    db.session.execute(db.delete(ApiToken))
+    db.session.execute(db.delete(User))
+    db.session.commit()
+    runner = app.test_cli_runner()
+    target = tmp_path / "instance" / "admin-password"
+    result = runner.invoke(cli, ["create-user", "admin", "--admin", "--if-no-users", "--password-file", str(target)],
+                           obj=app)
+    assert result.exit_code == 0, result.output
+    password = target.read_text().strip()
+    assert len(password) >= 20 and target.stat().st_mode & 0o777 == 0o600
+    assert password not in result.stdout and password not in result.stderr
+    assert passwords.verify_password("admin", password) is not None
+    assert str(target) in result.stderr
+
+
+def test_a_password_file_that_cannot_be_written_leaves_no_user_behind(app, tmp_path):
+    db.session.execute(db.delete(ApiToken))
+    db.session.execute(db.delete(User))
+    db.session.commit()
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the folder should be")
+    result = app.test_cli_runner().invoke(
+        cli, ["create-user", "admin", "--admin", "--if-no-users", "--password-file", str(blocked / "admin-password")],
+        obj=app)
+    assert result.exit_code != 0 and "cannot write" in result.stderr
+    assert "Traceback" not in result.output
+    assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 0

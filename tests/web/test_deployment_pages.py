@@ -246,6 +246,20 @@ def test_the_rows_filter_by_name_and_by_status(app, three):
     assert listed(alice.get("/deployments/rows?name=nothing-like-it")) == {}
 
 
+def test_the_rows_put_the_lists_own_address_in_the_address_bar(app, three):
+    alice, _ = three
+    response = alice.get("/deployments/rows?name=shop&status=pending", headers={"HX-Request": "true"})
+    assert response.headers["HX-Replace-Url"] == "/?status=pending&name=shop"
+    assert "Deployments by status" in text_of(response)  # the counts come with the rows
+
+
+def test_a_page_past_the_end_says_so_and_leads_back(app, three):
+    alice, _ = three
+    page = text_of(alice.get("/?page=40"))
+    assert "No deployments on page 40." in page and "No deployments yet" not in page
+    assert 'href="/">First page</a>' in page
+
+
 def test_a_page_number_that_is_not_a_plain_number_is_ignored(app, three):
     alice, _ = three
     response = alice.get("/?page=\u00b2")
@@ -357,7 +371,8 @@ def test_an_invalid_form_is_shown_again_with_422_and_the_message_beside_the_fiel
     page = text_of(response)
     assert response.status_code == 422
     assert message in field_error(response, field)
-    assert f'aria-describedby="{field}-error"' in page
+    # The message is what the field describes itself with (beside a range note, for the resources).
+    assert re.search(rf'aria-describedby="(?:[a-z_]+-range )?{field}-error"', page)
     # Every other field is left without a message.
     assert re.findall(r'<small class="field-error" id="([a-z_]+)-error">', page) == [field]
     # What was typed is kept.
@@ -490,11 +505,17 @@ def test_setting_a_variable_shows_its_key_with_a_masked_value_and_never_the_valu
 
 @pytest.mark.parametrize(("lines", "message"), [("", "is empty"), ("NO_EQUALS", "line 1 has no '='"),
                                                 (f"PORT={SECRET}", "PORT is set by the platform")])
-def test_an_invalid_variable_is_refused_beside_the_editor_without_echoing_the_value(app, alices, lines, message):
+def test_an_invalid_variable_is_refused_beside_the_editor_with_what_was_typed_in_it_alone(app, alices, lines,
+                                                                                         message):
     response = post_form(alices, "/deployments/web-shop/env", {"env": lines}, page="/deployments/web-shop")
     assert response.status_code == 422
     assert message in field_error(response, "env")
-    assert SECRET not in text_of(response)
+    # What was typed comes back for a correction, in the editor alone (no-store), never in a message.
+    page = text_of(response)
+    editor = re.search(r'<textarea id="env-lines"[^>]*>([^<]*)</textarea>', page).group(1)
+    assert html.unescape(editor) == lines
+    assert page.count(SECRET) == (1 if SECRET in lines else 0)
+    assert response.headers["Cache-Control"] == "no-store"
     assert stored(app, "web-shop")["env_encrypted"] is None or envvars.decrypt(
         stored(app, "web-shop")["env_encrypted"]) == {}
 
@@ -595,15 +616,48 @@ def test_the_log_stream_of_an_older_release_and_of_one_that_does_not_exist(app, 
     older = sse_events(alices.get("/deployments/web-shop/log/stream?release=1").get_data(as_text=True))
     assert [e["data"]["line"] for e in older if e["event"] == "line"] == ["first"]
     assert older[-1] == {"event": "end", "data": {"release": 1, "status": "failed"}, "id": None}
-    missing = sse_events(alices.get("/deployments/web-shop/log/stream?release=9").get_data(as_text=True))
-    assert missing == [{"event": "end", "data": {"release": None, "status": None}, "id": None}]
+    assert alices.get("/deployments/web-shop/log/stream?release=9").status_code == 404
 
 
-@pytest.mark.parametrize(("query", "headers"), [("?release=\u00b2", {}), ("", {"Last-Event-ID": "\u00b2"})])
-def test_the_log_stream_ignores_a_release_or_last_event_id_that_is_not_a_plain_number(app, alices, query, headers):
+def test_the_log_stream_refuses_a_release_that_is_not_a_plain_number(app, alices):
     add_release(app, "web-shop", version=1, status="live", lines=[("out", "built")])
-    response = alices.get(f"/deployments/web-shop/log/stream{query}", headers=headers)
+    for query in ("?release=\u00b2", "?release=abc", "?release="):
+        assert alices.get(f"/deployments/web-shop/log/stream{query}").status_code == 404, query
+
+
+def test_the_log_stream_ignores_a_last_event_id_that_is_not_a_plain_number(app, alices):
+    add_release(app, "web-shop", version=1, status="live", lines=[("out", "built")])
+    response = alices.get("/deployments/web-shop/log/stream", headers={"Last-Event-ID": "\u00b2"})
     assert response.status_code == 200
     events = sse_events(response.get_data(as_text=True))
     assert [e["data"]["line"] for e in events if e["event"] == "line"] == ["built"]
     assert events[-1]["event"] == "end"
+
+
+def buttons(page):
+    """{button id or label: whether it is enabled} of a deployment's page."""
+    found = {}
+    for attrs, label in re.findall(r'<button ([^>]*)>([^<]*)</button>', text_of(page)):
+        ident = re.search(r'id="([^"]+)"', attrs)
+        found[ident.group(1) if ident else label.strip()] = "disabled" not in attrs
+    return found
+
+
+def test_the_page_offers_only_what_the_services_would_take(app, alices):
+    add_release(app, "web-shop", version=1, status="superseded")
+    add_release(app, "web-shop", version=2, status="failed")
+    add_release(app, "web-shop", version=3, status="live")
+    change(app, "web-shop", status=DeploymentStatus.RUNNING, vm_id=4242, node="pve1", live_release=3)
+    running = buttons(alices.get("/deployments/web-shop"))
+    assert running["action-stop"] and running["action-restart"] and running["action-redeploy"]
+    assert not running["action-start"]
+    page = text_of(alices.get("/deployments/web-shop"))
+    assert "Roll back to release 1" in page  # it served
+    assert "Roll back to release 2" not in page and "Roll back to release 3" not in page  # failed; live
+    change(app, "web-shop", status=DeploymentStatus.STOPPED)
+    stopped = buttons(alices.get("/deployments/web-shop"))
+    assert stopped["action-start"] and not stopped["action-stop"] and not stopped["action-redeploy"]
+    assert "Roll back to release 1" not in text_of(alices.get("/deployments/web-shop"))
+    # What the page does not offer, the service refuses: the page says why.
+    refused = post_form(alices, "/deployments/web-shop/redeploy", page="/deployments/web-shop")
+    assert refused.status_code == 409 and "start it first" in text_of(refused)

@@ -1,5 +1,6 @@
 """The dashboard's defences: CSRF on every change, the login's one answer and its limits, sessions that end on the
 server, the session cookie's flags, the page headers and what pages may load, and an API left as it was."""
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -14,7 +15,7 @@ from backend.models import AuditEntry, Deployment, Release, User, WebSession
 from backend.models.types import utcnow
 from backend.models.user import hash_token
 from backend.platform import platform_of
-from backend.services import accounts, passwords
+from backend.services import accounts, passwords, web_sessions
 from backend.status import DeploymentStatus
 from backend.web.session import LOGIN_REFUSED
 from tests.helpers.accounts import make_user
@@ -352,16 +353,21 @@ def test_a_new_password_ends_the_users_other_sessions(app, web_login):
     assert not is_logged_in(here)
 
 
-def test_changing_ones_password_on_the_account_page_keeps_this_session_and_ends_the_others(app, web_login):
+def test_changing_ones_password_on_the_account_page_ends_every_session_and_goes_on_in_a_new_one(app, web_login):
     here, csrf, _ = person(app, web_login, "alice")
+    old_cookie = here.get_cookie("paas_session").value
     there = app.test_client()
     web_login(there, "alice", PASSWORD)
     response = here.post("/account/password", data={"csrf_token": csrf("/account"), "current_password": PASSWORD,
                                                     "new_password": NEW_PASSWORD,
                                                     "new_password_repeat": NEW_PASSWORD})
     assert response.status_code == 302
-    assert is_logged_in(here)
+    assert is_logged_in(here)  # in a new session, with a new cookie
+    assert here.get_cookie("paas_session").value != old_cookie
     assert not is_logged_in(there)
+    stolen = app.test_client()  # this browser's own cookie from before the change: ended too
+    stolen.set_cookie("paas_session", old_cookie)
+    assert not is_logged_in(stolen)
     assert login(app.test_client(), "alice", NEW_PASSWORD).status_code == 302
 
 
@@ -584,3 +590,126 @@ def test_the_api_does_not_take_the_dashboards_session_cookie(app, web_login):
     with app.app_context():
         assert Deployment.get_by_name("cookie-shop") is None
         db.session.remove()
+
+
+def test_a_login_in_a_browser_that_has_a_session_ends_that_session(app, web_login):
+    client, csrf, _ = person(app, web_login, "alice")
+    alices_row = session_row_id(app, client)
+    make_user(app, "bob", password=PASSWORD)
+    # The login form of a tab opened before alice logged in, sent now.
+    response = client.post("/login", data={"csrf_token": csrf("/"), "username": "bob", "password": PASSWORD})
+    assert response.status_code == 302
+    with app.app_context():
+        assert db.session.get(WebSession, alices_row).revoked_at is not None
+        db.session.remove()
+
+
+# -- live streams -----------------------------------------------------------------------------------------
+
+
+def first_events(response, wanted, limit=20):
+    """Read a streamed SSE response until `wanted` events have come (or the stream ends); then close it."""
+    seen, buffer = [], ""
+    try:
+        for chunk in response.response:
+            buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+            blocks = buffer.split("\n\n")
+            buffer = blocks.pop()
+            for block in blocks:
+                fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line
+                              and not line.startswith(":"))
+                if "event" in fields:
+                    seen.append((fields["event"], json.loads(fields["data"])))
+            if len(seen) >= wanted or len(seen) >= limit:
+                break
+    finally:
+        response.close()
+    return seen
+
+
+def test_the_status_stream_sends_the_watched_statuses_at_once_and_only_the_users_own(app, web_login, alice,
+                                                                                      make_deployment):
+    client, _ = alice
+    _, _, bobs_token = person(app, web_login, "bob")
+    make_deployment(name="bob-shop", token=bobs_token)
+    with app.app_context():
+        alices_id = str(Deployment.get_by_name("web-shop").id)
+        bobs_id = str(Deployment.get_by_name("bob-shop").id)
+        db.session.remove()
+    response = client.get(f"/stream/statuses?watch={alices_id},{bobs_id}", buffered=False)
+    assert response.mimetype == "text/event-stream"
+    # bob's is someone else's: reported as if it did not exist ("deleted"), its status never.
+    events = first_events(response, 2)
+    assert sorted(events, key=lambda e: e[1]["id"] != alices_id) == [
+        ("status", {"id": alices_id, "status": "running"}), ("status", {"id": bobs_id, "status": "deleted"})]
+
+
+def test_the_status_stream_ends_when_the_session_does(app, alice):
+    client, csrf = alice
+    response = client.get("/stream/statuses", buffered=False)
+    chunks = iter(response.response)
+    next(chunks)  # the stream is open (its retry line)
+    with app.app_context():
+        web_sessions.close(db.session.get(WebSession, session_row_id(app, client)))
+        db.session.remove()
+    rest = list(chunks)  # ends by itself at its next poll: nothing more is sent
+    assert not any("event:" in (c.decode() if isinstance(c, bytes) else c) for c in rest)
+
+
+def test_the_build_log_stream_ends_when_the_session_does(app, alice):
+    client, _ = alice
+    with app.app_context():
+        deployment = Deployment.get_by_name("web-shop")
+        release = Release.get(deployment.id, 2)
+        release.status, release.finished_at = "building", None
+        db.session.commit()
+        db.session.remove()
+    response = client.get("/deployments/web-shop/log/stream", buffered=False)
+    chunks = iter(response.response)
+    assert "release" in b"".join(c if isinstance(c, bytes) else c.encode() for c in (next(chunks), next(chunks))
+                                 ).decode()
+    with app.app_context():
+        web_sessions.close(db.session.get(WebSession, session_row_id(app, client)))
+        db.session.remove()
+    assert [c for c in chunks if b"event:" in (c if isinstance(c, bytes) else c.encode())] == []
+
+
+# -- errors and limits as people meet them ----------------------------------------------------------------
+
+
+def test_a_browser_gets_a_page_for_an_unknown_path_or_method_and_the_api_keeps_its_json(app):
+    client = app.test_client()
+    for path, method, status in (("/nonexistent", "GET", 404), ("/logout", "GET", 405)):
+        response = client.open(path, method=method, headers={"Accept": "text/html,application/xhtml+xml"})
+        assert response.status_code == status and response.mimetype == "text/html", path
+        assert "<h1>" in text_of(response)
+    assert client.get("/api/nope", headers={"Accept": "text/html"}).mimetype == "application/json"
+    assert client.get("/nonexistent").mimetype == "application/json"  # a program that asks for no HTML
+
+
+def test_a_page_that_fails_unexpectedly_is_a_page_and_says_nothing_of_the_failure(app, alice, monkeypatch):
+    client, _ = alice
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr("backend.web.deployments.history.latest_events", broken)
+    response = client.get("/deployments/web-shop")
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "secret internals" not in text_of(response) and "Something went wrong" in text_of(response)
+
+
+def test_the_new_deployment_form_is_limited_as_the_apis_create_is(database_url, unreachable_proxmox, web_login):
+    app = limited_app(database_url, unreachable_proxmox, RATELIMIT_CREATE="2 per minute")
+    try:
+        make_user(app, "alice", password=PASSWORD)
+        client = app.test_client()
+        csrf = web_login(client, "alice", PASSWORD)
+        token = csrf("/deployments/new")
+        codes = [client.post("/deployments/new", data={"csrf_token": token, **new_form(f"shop-{n}")}).status_code
+                 for n in range(3)]
+        assert codes[:2] != [429, 429] and codes[2] == 429
+        assert client.get("/deployments/new").status_code == 200  # showing the form is not limited
+    finally:
+        with app.app_context():
+            db.engine.dispose()

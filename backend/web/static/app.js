@@ -17,7 +17,13 @@
   document.addEventListener("htmx:responseError", function (event) {
     var box = document.getElementById("htmx-error");
     if (!box) return;
-    box.innerHTML = event.detail.xhr.responseText;
+    // Text only: an error answer may come from anywhere on the way (a proxy's page), never markup to insert.
+    var xhr = event.detail.xhr;
+    var text = "";
+    if ((xhr.getResponseHeader("Content-Type") || "").indexOf("text/html") === 0) {
+      text = new DOMParser().parseFromString(xhr.responseText, "text/html").body.textContent;
+    }
+    box.textContent = (text || "").trim().replace(/\s+/g, " ") || ("The request failed (" + xhr.status + ").");
     box.hidden = false;
   });
 
@@ -35,11 +41,18 @@
     htmx.ajax("GET", container.dataset.refresh + (query ? "?" + query : ""), { target: container, swap: "innerHTML" });
   }
 
+  var refreshSoon = null;
+
   function watchStatuses(container) {
     var source = new EventSource(container.dataset.statusStream);
     source.addEventListener("status", function (event) {
       var change = JSON.parse(event.data);
       setBadge(change.id, change.status);
+      if (container.dataset.refresh) {
+        // The counts, and a filtered list, follow too: one refresh for a burst of changes.
+        clearTimeout(refreshSoon);
+        refreshSoon = setTimeout(function () { refreshTable(container); }, 800);
+      }
       var summary = document.getElementById("summary");
       if (summary && summary.dataset.deploymentId === change.id) {
         htmx.trigger(summary, "refresh");
