@@ -1,5 +1,7 @@
 """The dashboard's pages beside the API calls that read the same things: server time of each, and the ratio.
 
+A deployment's page is measured on one with history (10 releases, 100 events, variables), as its API call.
+
 Each pair is timed in alternation through the real app (the Flask test client: the request's whole server side,
 no network), on PostgreSQL with a few thousand deployments and the fake Proxmox as a child process for the parts
 that ask Proxmox. Responses are not schema-checked (VALIDATE_RESPONSES off, as in production). Prints figures
@@ -18,14 +20,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import create_app
+from app import create_app, db
+from backend.models import Deployment, DeploymentEvent, Release
 from backend.models.types import utcnow
-from backend.services import passwords
+from backend.services import envvars, passwords
 from bench.bench_listing import DEFAULT_URL, ensure_database
 from bench.common import FakeProcess, fresh_schema_with_admin, insert_deployments
 
 PASSWORD = "bench password, long enough"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def give_history(name, releases=10, events=100):
+    """The deployment `name` as a year of use leaves it: releases (the last live), events, a few variables."""
+    deployment = Deployment.get_by_name(name)
+    for version in range(1, releases + 1):
+        db.session.add(Release(deployment_id=deployment.id, version=version, reason="redeploy", branch="main",
+                               status="live" if version == releases else "superseded", commit_sha=f"{version:040x}",
+                               config={"framework": "flask", "start": "gunicorn app:app"}))
+    for n in range(events):
+        db.session.add(DeploymentEvent(deployment_id=deployment.id, kind="step", message=f"step {n} of a release"))
+    deployment.live_release = releases
+    deployment.env_encrypted = envvars.encrypt({"DEBUG": "0", "API_KEY": "x" * 32, "GREETING": "Hello"})
+    db.session.commit()
 
 
 def log_in(client):
@@ -42,6 +59,7 @@ def pairs(name):
         ("list, filtered", "/deployments/rows?status=running&name=app-00",
          "/api/deployments?per_page=50&status=running&name=app-00"),
         ("a deployment", f"/deployments/{name}", f"/api/deployments/{name}"),
+        ("its events", f"/deployments/{name}/events", f"/api/deployments/{name}/events?limit=50"),
         ("account: tokens", "/account", "/api/tokens"),
         ("audit log", "/admin/audit", "/api/audit"),
         ("users", "/admin/users", "/api/users"),
@@ -79,6 +97,7 @@ def main():
             admin, token = fresh_schema_with_admin()
             passwords.set_password(admin, PASSWORD)
             insert_deployments(args.rows, utcnow() - timedelta(days=30), user_id=admin.id)
+            give_history("app-000042")
         web, api = app.test_client(), app.test_client()
         log_in(web)
         print(f"{args.rows} deployments on {app.config['SQLALCHEMY_DATABASE_URI'].split('@')[-1]}, "

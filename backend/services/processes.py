@@ -31,7 +31,12 @@ def require_guest(deployment, transports, what):
 def live_processes(deployment):
     """{name: command line} of the processes the live release runs (web first)."""
     live = Release.get(deployment.id, deployment.live_release) if deployment.live_release is not None else None
-    config = (live.config or {}) if live else {}
+    return processes_of(live)
+
+
+def processes_of(release):
+    """{name: command line} of the processes a release runs (web first); {"web": None} without one."""
+    config = (release.config or {}) if release is not None else {}
     processes = config.get("processes")
     if not isinstance(processes, dict) or "web" not in processes:
         processes = {"web": config.get("start")}  # a release recorded before processes were

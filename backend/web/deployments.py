@@ -25,7 +25,7 @@ from backend.services import cluster, envvars, history, metrics, releases, web_s
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 from backend.services.logs import runtime_log
-from backend.services.processes import live_processes
+from backend.services.processes import processes_of
 from backend.status import DeploymentStatus
 from backend.streams import event_stream, release_log_events
 from backend.web import web_bp
@@ -37,7 +37,7 @@ from backend.web.session import current_session, current_user, record
 IN_PROGRESS = frozenset({DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING, DeploymentStatus.DEPLOYING,
                          DeploymentStatus.DELETING, DeploymentStatus.DELETED})
 SETTINGS = ("build_command", "start_command", "release_command", "port", "health_check_path")
-EVENTS_SHOWN = 100
+EVENTS_SHOWN = 50
 RUNTIME_LINES = 200
 # How long a log stream waits for a deployment's first release (it is provisioning) before it gives up.
 FIRST_RELEASE_WAIT_SECONDS = 600
@@ -60,8 +60,7 @@ def _page_context(deployment, **extra):
         "releases": all_releases,
         "newest": all_releases[0] if all_releases else None,
         "env": envvars.masked(deployment.env_encrypted),
-        "events": history.latest_events(deployment.id, EVENTS_SHOWN),
-        "processes": list(live_processes(deployment)) if deployment.live_release is not None else ["web"],
+        "processes": list(processes_of(live_release)),
         "busy": deployment.status in IN_PROGRESS,
         # What the services would take now (their own rules), so that the page offers nothing they refuse.
         "allowed_actions": {action for action, (statuses, _) in ACTIONS.items()

@@ -6,6 +6,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from backend.errors import DomainError, NotFound
@@ -256,6 +257,15 @@ def http_error(exc):
     if exc.code == 404:
         return _error_page(404, "Not found", "There is nothing here, or it is not yours to see.")
     return _error_page(exc.code or 500, exc.name, exc.description or exc.name)
+
+
+@web_bp.app_template_filter("when")
+def when(value):
+    """A time as the pages show it: <time> with the machine-readable value, or "-" (a filter, not a macro: a
+    page of a hundred events calls it a hundred times)."""
+    if value is None:
+        return "-"
+    return Markup('<time datetime="{}">{}</time>').format(value.isoformat(), value.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 @web_bp.context_processor

@@ -694,7 +694,7 @@ def test_a_page_that_fails_unexpectedly_is_a_page_and_says_nothing_of_the_failur
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr("backend.web.deployments.history.latest_events", broken)
-    response = client.get("/deployments/web-shop")
+    response = client.get("/deployments/web-shop/events")
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "secret internals" not in text_of(response) and "Something went wrong" in text_of(response)
 
