@@ -219,6 +219,15 @@ class Deployment(db.Model):
         return [(str(ident), DeploymentStatus(status).value) for ident, status in db.session.execute(stmt)]
 
     @classmethod
+    def fingerprint(cls, owner=None):
+        """(how many live deployments, the latest updated_at among them) (of one owner's, if given): one aggregate
+        that changes whenever a status does, so a poller reads the statuses themselves only then."""
+        stmt = select(func.count(), func.max(cls.updated_at)).where(cls.deleted_at.is_(None))
+        if owner is not None:
+            stmt = stmt.where(cls.user_id == owner)
+        return tuple(db.session.execute(stmt).one())
+
+    @classmethod
     def breakdown(cls, owner=None):
         """Counts per (status, type) pair, deleted included, in one GROUP BY query (of one owner's, if given)."""
         stmt = select(cls.status, cls.deployment_type, func.count()).group_by(cls.status, cls.deployment_type)

@@ -303,6 +303,11 @@ def awaits_release(deployment_id):
                                                             DeploymentStatus.DEPLOYING)
 
 
+def status_fingerprint(viewer_id, viewer_is_admin):
+    """What changes whenever a status a viewer may see changes (a count and the latest update): cheap to ask."""
+    return Deployment.fingerprint(None if viewer_is_admin else viewer_id)
+
+
 def status_snapshot(viewer_id, viewer_is_admin):
     """{deployment id: status} of what a viewer may see (given by id: a stream holds no row between its polls)."""
     return dict(Deployment.statuses(None if viewer_is_admin else viewer_id))

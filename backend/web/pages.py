@@ -105,16 +105,19 @@ def status_stream():
 
     def events():
         yield "retry: 3000\n\n"
-        known = None
+        known, seen = None, None
         started = time.monotonic()
         while time.monotonic() - started < STATUS_STREAM_SECONDS:
             try:
                 viewer = web_sessions.viewer(session_row_id, idle_hours=idle_hours)
-                now = service.status_snapshot(*viewer) if viewer is not None else None
+                if viewer is None:
+                    return  # the session ended: the browser's reconnection is sent to the login page
+                # The statuses themselves are read only when something changed (an admin may see thousands).
+                fingerprint = (viewer, service.status_fingerprint(*viewer))
+                now = service.status_snapshot(*viewer) if fingerprint != seen else known
+                seen = fingerprint
             finally:
                 db.session.remove()
-            if now is None:
-                return  # the session ended: the browser's reconnection is sent to the login page
             before = known if known is not None else dict.fromkeys(watched)
             for ident, status in now.items():
                 if ident in before and before[ident] != status or known is not None and ident not in known:

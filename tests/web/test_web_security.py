@@ -713,3 +713,28 @@ def test_the_new_deployment_form_is_limited_as_the_apis_create_is(database_url, 
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_the_status_stream_reports_a_change_as_it_happens(app, alice):
+    client, _ = alice
+    with app.app_context():
+        alices_id = str(Deployment.get_by_name("web-shop").id)
+        db.session.remove()
+    response = client.get(f"/stream/statuses?watch={alices_id}", buffered=False)
+    chunks = iter(response.response)
+    text = ""
+    while "event: status" not in text:
+        text += next(chunks).decode()
+    assert '"status": "running"' in text
+    with app.app_context():
+        deployment = Deployment.get_by_name("web-shop")
+        deployment.status = DeploymentStatus.STOPPED
+        db.session.commit()
+        db.session.remove()
+    text = ""
+    try:
+        while "event: status" not in text:
+            text += next(chunks).decode()
+    finally:
+        response.close()
+    assert json.loads(text.split("data: ", 1)[1].split("\n", 1)[0]) == {"id": alices_id, "status": "stopped"}
