@@ -23,6 +23,8 @@ PUBLIC_ENDPOINTS = frozenset({"web.login", "web.static"})
 CHANGING_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # The one answer to a failed login, whatever failed: it must not tell which usernames exist.
 LOGIN_REFUSED = "Invalid username or password."
+INSECURE_LOGIN = ("This dashboard sends its session cookie over HTTPS only, and this page came over plain HTTP: open "
+                  "it with https://, or (on a network you trust) set SESSION_COOKIE_SECURE=false.")
 # No page runs an inline script or loads anything from another host.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
@@ -159,6 +161,8 @@ def login():
         if current_user() is not None:
             return redirect(next_path)
         return render_template("login.html", next=next_path)
+    if _cookie_would_not_come_back():
+        return render_template("login.html", next=next_path, error=INSECURE_LOGIN), 400
     username = request.form.get("username", "")
     user = passwords.verify_password(username, request.form.get("password", ""))
     if user is None:
@@ -170,6 +174,14 @@ def login():
     start_session(user)
     record("auth.login", user=user, target=f"user {user.username}", username=user.username)
     return redirect(next_path)
+
+
+def _cookie_would_not_come_back():
+    """Whether this browser would drop the session cookie: it is Secure (production) and the page came over plain
+    HTTP from a host other than this machine (browsers keep a Secure cookie from http://localhost only)."""
+    if not current_app.config.get("SESSION_COOKIE_SECURE") or request.is_secure:
+        return False
+    return urlsplit(f"//{request.host}").hostname not in ("localhost", "127.0.0.1", "::1")
 
 
 def start_session(user):

@@ -738,3 +738,26 @@ def test_the_status_stream_reports_a_change_as_it_happens(app, alice):
     finally:
         response.close()
     assert json.loads(text.split("data: ", 1)[1].split("\n", 1)[0]) == {"id": alices_id, "status": "stopped"}
+
+
+def test_a_login_over_plain_http_to_a_secure_cookie_says_why_instead_of_looping(database_url, unreachable_proxmox):
+    app = create_test_app(SQLALCHEMY_DATABASE_URI=database_url, PROXMOX_SETTINGS=unreachable_proxmox,
+                          SESSION_COOKIE_SECURE=True)
+    try:
+        make_user(app, "alice", password=PASSWORD)
+        remote = app.test_client()
+        form = remote.get("/login", base_url="http://paas.example.lan")
+        response = remote.post("/login", base_url="http://paas.example.lan", data={
+            "csrf_token": csrf_of(form), "username": "alice", "password": PASSWORD})
+        assert response.status_code == 400 and "over HTTPS only" in text_of(response)
+        # From this machine, and over HTTPS, the cookie comes back: the login works.
+        assert login(app.test_client(), "alice", PASSWORD).status_code == 302
+        secure = app.test_client()
+        form = secure.get("/login", base_url="https://paas.example.lan")
+        # Over HTTPS a form also needs its page's Referer (Flask-WTF's strict check; browsers send it, same-origin).
+        assert secure.post("/login", base_url="https://paas.example.lan", headers={
+            "Referer": "https://paas.example.lan/login"}, data={
+            "csrf_token": csrf_of(form), "username": "alice", "password": PASSWORD}).status_code == 302
+    finally:
+        with app.app_context():
+            db.engine.dispose()
