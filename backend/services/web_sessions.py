@@ -37,13 +37,11 @@ def resume(session_id, *, idle_hours):
     user disabled."""
     if not isinstance(session_id, str) or not 20 <= len(session_id) <= 128:
         return None
-    found = WebSession.find_with_user(session_id)
-    now = utcnow()
+    found = _open(WebSession.find_with_user(session_id), idle_hours)
     if found is None:
         return None
-    row, user = found
-    if not row.usable(now) or not user.is_active or now - row.last_seen_at > timedelta(hours=idle_hours):
-        return None
+    user, row = found
+    now = utcnow()
     if now - row.last_seen_at > TOUCH_INTERVAL:
         try:
             db.session.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen_at=now))
@@ -57,14 +55,20 @@ def resume(session_id, *, idle_hours):
 def viewer(session_row_id, *, idle_hours):
     """(user id, is admin) while the session with this row id is open and its user active, else None: what a
     long-lived stream asks at every poll, so that a logout, a disabled user or a demotion reaches it at once."""
-    found = WebSession.with_user(session_row_id)
-    now = utcnow()
+    found = _open(WebSession.with_user(session_row_id), idle_hours)
+    return (found[0].id, found[0].is_admin) if found is not None else None
+
+
+def _open(found, idle_hours):
+    """(user, row) of a (row, user) pair while the session is open: not ended, not expired, not idle for longer
+    than idle_hours, and its user active; else None."""
     if found is None:
         return None
     row, user = found
+    now = utcnow()
     if not row.usable(now) or not user.is_active or now - row.last_seen_at > timedelta(hours=idle_hours):
         return None
-    return user.id, user.is_admin
+    return user, row
 
 
 def close(row):

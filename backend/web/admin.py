@@ -105,9 +105,9 @@ def admin_user(username):
     return _user_page(accounts.find_user(username))
 
 
-def _update(username, section, body, form_names=()):
-    """Apply the UserUpdate body to the user (as PATCH /api/users/<id>), audited as user.update; a refusal (the last
-    admin rule among them) shows beside the section's form."""
+def _update(username, section, body, saved, form_names=()):
+    """Apply the UserUpdate body to the user (as PATCH /api/users/<id>), audited as user.update, then back to their
+    page saying `saved`; a refusal (the last admin rule among them) shows beside the section's form."""
     user = accounts.find_user(username)
     try:
         data = checked(UserUpdate, body)
@@ -121,39 +121,30 @@ def _update(username, section, body, form_names=()):
         return _user_page(user, exc.status, failed=section, form=_form_values(request.form, *form_names),
                           errors=_quota_errors(exc), message=exc.message)
     record("user.update", target=f"user {user.username}", changes=changes)
-    return None
+    flash(saved, "success")
+    return redirect(url_for("web.admin_user", username=username))
 
 
 @web_bp.post("/admin/users/<username>/role")
 @admin_only
 def admin_user_role(username):
-    refused = _update(username, "role", {"role": text(request.form, "role")}, ("role",))
-    if refused:
-        return refused
-    flash(f"{username} is now {request.form.get('role')}.", "success")
-    return redirect(url_for("web.admin_user", username=username))
+    return _update(username, "role", {"role": text(request.form, "role")},
+                   f"{username} is now {request.form.get('role')}.", ("role",))
 
 
 @web_bp.post("/admin/users/<username>/quotas")
 @admin_only
 def admin_user_quotas(username):
-    refused = _update(username, "quotas", {"quotas": _quotas(request.form)},
-                      tuple(f"quota_{key}" for key in QUOTA_KEYS))
-    if refused:
-        return refused
-    flash(f"The quotas of {username} are saved.", "success")
-    return redirect(url_for("web.admin_user", username=username))
+    return _update(username, "quotas", {"quotas": _quotas(request.form)}, f"The quotas of {username} are saved.",
+                   tuple(f"quota_{key}" for key in QUOTA_KEYS))
 
 
 @web_bp.post("/admin/users/<username>/private-targets")
 @admin_only
 def admin_user_private_targets(username):
     allowed = request.form.get("allow_private_targets") == "on"
-    refused = _update(username, "private_targets", {"allow_private_targets": allowed})
-    if refused:
-        return refused
-    flash(f"{username} {'may' if allowed else 'may not'} send notifications to private addresses.", "success")
-    return redirect(url_for("web.admin_user", username=username))
+    return _update(username, "private_targets", {"allow_private_targets": allowed},
+                   f"{username} {'may' if allowed else 'may not'} send notifications to private addresses.")
 
 
 @web_bp.post("/admin/users/<username>/disabled")
@@ -161,12 +152,9 @@ def admin_user_private_targets(username):
 def admin_user_disabled(username):
     """disabled=true ends every API token and dashboard session of the user; false enables them again."""
     disabled = request.form.get("disabled") == "true"
-    refused = _update(username, "disabled", {"disabled": disabled})
-    if refused:
-        return refused
-    flash(f"{username} is disabled: their tokens are revoked and their sessions ended." if disabled
-          else f"{username} is enabled again (their old tokens stay revoked).", "success")
-    return redirect(url_for("web.admin_user", username=username))
+    return _update(username, "disabled", {"disabled": disabled},
+                   f"{username} is disabled: their tokens are revoked and their sessions ended." if disabled
+                   else f"{username} is enabled again (their old tokens stay revoked).")
 
 
 @web_bp.post("/admin/users/<username>/password")

@@ -3,6 +3,11 @@ values a page shows once."""
 import html
 import re
 
+from tests.helpers.accounts import make_user
+
+# The password the dashboard's tests give people.
+PASSWORD = "correct horse battery staple"
+
 CSRF_RE = re.compile(r'<input type="hidden" name="csrf_token" value="([^"]+)">')
 NEW_TOKEN_RE = re.compile(r'<input id="new-token"[^>]*\svalue="([^"]+)"')
 
@@ -36,3 +41,10 @@ def post_form(client, path, data=None, page=None, **kwargs):
     """POST a form to path with a CSRF token taken from page (a path to GET, default the one posted to)."""
     source = client.get(page or path)
     return client.post(path, data={"csrf_token": csrf_of(source), **(data or {})}, **kwargs)
+
+
+def person(app, web_login, username, role="member"):
+    """A user with PASSWORD, logged in on a client of their own: (client, csrf(page), API token)."""
+    _, token = make_user(app, username, role, password=PASSWORD)
+    client = app.test_client()
+    return client, web_login(client, username, PASSWORD), token

@@ -11,9 +11,8 @@ from backend.services import accounts, audit, web_sessions
 from backend.web import admin
 from tests.helpers.accounts import make_user
 from tests.helpers.apps import create_test_app
-from tests.web.helpers import csrf_of, login, new_token_of, post_form, text_of
+from tests.web.helpers import PASSWORD, csrf_of, login, new_token_of, post_form, text_of
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a brand new horse battery staple"
 REVOKE_RE = re.compile(r'action="/account/tokens/([0-9a-f-]+)/revoke"')
 

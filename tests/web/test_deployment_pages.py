@@ -17,21 +17,14 @@ from backend.platform import platform_of
 from backend.services import envvars
 from backend.status import DeploymentStatus
 from tests.helpers.accounts import make_user
-from tests.web.helpers import csrf_of, post_form, text_of
+from tests.web.helpers import PASSWORD, csrf_of, person, post_form, text_of
 
-PASSWORD = "correct horse battery staple"
 SECRET = "s3cr3t-Value-4711"
 REPO = "https://github.com/acme/shop-api"
 
 
 # -- helpers ----------------------------------------------------------------------------------------------
 
-
-def person(app, web_login, username, role="member"):
-    """A user with a password, logged in on a client of their own: (client, csrf(page), API token)."""
-    _, token = make_user(app, username, role, password=PASSWORD)
-    client = app.test_client()
-    return client, web_login(client, username, PASSWORD), token
 
 
 def change(app, name, **fields):

@@ -20,9 +20,8 @@ from backend.status import DeploymentStatus
 from backend.web.session import LOGIN_REFUSED
 from tests.helpers.accounts import make_user
 from tests.helpers.apps import create_test_app
-from tests.web.helpers import csrf_of, login, new_token_of, text_of
+from tests.web.helpers import PASSWORD, csrf_of, login, new_token_of, person, text_of
 
-PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "another horse, another staple"
 REPO = "https://github.com/acme/shop-api"
 APP_URL = "http://10.0.0.42:8000"
@@ -30,12 +29,6 @@ APP_URL = "http://10.0.0.42:8000"
 
 # -- helpers ----------------------------------------------------------------------------------------------
 
-
-def person(app, web_login, username, role="member"):
-    """A user with a password, logged in on a client of their own: (client, csrf(page), API token)."""
-    _, token = make_user(app, username, role, password=PASSWORD)
-    client = app.test_client()
-    return client, web_login(client, username, PASSWORD), token
 
 
 def is_logged_in(client):
