@@ -31,13 +31,16 @@ def running_simulation(directory, **settings):
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory),
            "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING", **settings}
     env.pop("DATABASE_URL", None)
-    server = subprocess.Popen([sys.executable, "app.py", "--simulate"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    # Its output goes to a file, never to a pipe nobody reads: a full pipe would stop the server at its next log line.
+    output_path = Path(directory).parent / f"{Path(directory).name}-server.log"
+    output = open(output_path, "wb")
+    server = subprocess.Popen([sys.executable, "app.py", "--simulate"], cwd=ROOT, env=env, stdout=output,
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while fetch(f"http://127.0.0.1:{port}/health")[0] != 200:
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("the simulation did not start: " + server.stdout.read().decode()[-2000:])
+                pytest.fail("the simulation did not start: " + output_path.read_text(errors="replace")[-2000:])
             time.sleep(0.2)
         password_file = Path(directory) / "admin-password"
         yield Platform(f"http://127.0.0.1:{port}", (Path(directory) / "admin-token").read_text().strip(),
@@ -49,4 +52,4 @@ def running_simulation(directory, **settings):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        server.stdout.close()
+        output.close()
