@@ -189,10 +189,8 @@ def stream_log(ident, query: StreamQuery):
         release = next(iter(Release.for_deployment(deployment.id)), None)
         if release is None:
             raise NotFound(f"{deployment.name} has no release yet")
-    after = query.after
-    last_event = request.headers.get("Last-Event-ID", "")
-    if plain_number(last_event, 18) is not None:
-        after = int(last_event)
+    resumed = plain_number(request.headers.get("Last-Event-ID", ""), 18)
+    after = resumed if resumed is not None else query.after
     deployment_id, version, release_id = deployment.id, release.version, release.id
     limit = current_app.config["LOG_STREAM_MAX_SECONDS"]
     db.session.remove()

@@ -185,18 +185,31 @@ def request_delete(deployment):
     return True
 
 
-def request_action(deployment, action, *, proxmox):
-    """Check that a power action applies now and record the request; a job carries it out."""
-    require_proxmox(proxmox)
+def _action_refusal(deployment, action):
+    """Why a power action does not apply to the deployment now (an InvalidState to raise), or None."""
     allowed, _ = ACTIONS[action]
     if deployment.status not in allowed:
-        raise InvalidState(
+        return InvalidState(
             f"cannot {action} a deployment that is {deployment.status.value}; "
             f"{action} applies to {', '.join(sorted(s.value for s in allowed))} deployments",
             fields={"status": deployment.status.value},
         )
     if deployment.vm_id is None:
-        raise InvalidState(f"the deployment has no guest to {action}")
+        return InvalidState(f"the deployment has no guest to {action}")
+    return None
+
+
+def allowed_actions(deployment):
+    """The power actions request_action would take now."""
+    return {action for action in ACTIONS if _action_refusal(deployment, action) is None}
+
+
+def request_action(deployment, action, *, proxmox):
+    """Check that a power action applies now and record the request; a job carries it out."""
+    require_proxmox(proxmox)
+    refusal = _action_refusal(deployment, action)
+    if refusal is not None:
+        raise refusal
     add_event(deployment, "action", f"{action} requested")
     commit()
     return deployment

@@ -31,27 +31,27 @@ def _start(deployment, release, message, proxmox):
     its deploy step, a pending one gets a guest first).
     """
     require_proxmox(proxmox)
-    served_and_kept = (deployment.status is DeploymentStatus.FAILED and deployment.live_release is not None
-                       and deployment.vm_id is not None)
-    if deployment.status is DeploymentStatus.RUNNING or served_and_kept:
-        change_status(deployment, DeploymentStatus.DEPLOYING, message)
-    elif deployment.status is DeploymentStatus.FAILED:
-        # Nothing was left of the guest (its first release failed): start over with a new one.
-        release.reason = "retry" if release.reason == "redeploy" else release.reason
-        change_status(deployment, DeploymentStatus.PENDING, f"{message}, on a new guest")
-    else:
+    if not can_deploy(deployment):
         raise InvalidState(
             f"cannot deploy a deployment that is {deployment.status.value}"
             + ("; start it first" if deployment.status is DeploymentStatus.STOPPED else "; wait until it is running"),
             fields={"status": deployment.status.value},
         )
+    served_and_kept = (deployment.status is DeploymentStatus.FAILED and deployment.live_release is not None
+                       and deployment.vm_id is not None)
+    if deployment.status is DeploymentStatus.RUNNING or served_and_kept:
+        change_status(deployment, DeploymentStatus.DEPLOYING, message)
+    else:
+        # Nothing was left of the guest (its first release failed): start over with a new one.
+        release.reason = "retry" if release.reason == "redeploy" else release.reason
+        change_status(deployment, DeploymentStatus.PENDING, f"{message}, on a new guest")
     db.session.add(release)
     commit()
     return "provision"
 
 
 def can_deploy(deployment):
-    """Whether a redeploy, a rollback or an environment release would be taken now (_start's rule): a running
+    """Whether a redeploy, a rollback or an environment release would be taken now (_start asks it): a running
     deployment, or a failed one (its guest kept, or a new one)."""
     return not deployment.is_deleted and deployment.status in (DeploymentStatus.RUNNING, DeploymentStatus.FAILED)
 

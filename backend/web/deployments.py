@@ -26,16 +26,12 @@ from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 from backend.services.logs import runtime_log
 from backend.services.processes import processes_of
-from backend.status import DeploymentStatus
 from backend.streams import event_stream, release_log_events
 from backend.web import web_bp
 from backend.web.forms import checked, env_lines, field_errors, integer, text
 from backend.web.pages import quota_defaults
 from backend.web.session import current_session, current_user, record
 
-# While one of these runs, the page offers no action that would be refused (a job holds the deployment).
-IN_PROGRESS = frozenset({DeploymentStatus.PENDING, DeploymentStatus.PROVISIONING, DeploymentStatus.DEPLOYING,
-                         DeploymentStatus.DELETING, DeploymentStatus.DELETED})
 SETTINGS = ("build_command", "start_command", "release_command", "port", "health_check_path")
 EVENTS_SHOWN = 50
 RUNTIME_LINES = 200
@@ -58,13 +54,10 @@ def _page_context(deployment, **extra):
         "d": deployment,
         "live": cluster.live_status(deployment, platform_of().proxmox),
         "releases": all_releases,
-        "newest": all_releases[0] if all_releases else None,
         "env": envvars.masked(deployment.env_encrypted),
         "processes": list(processes_of(live_release)),
-        "busy": deployment.status in IN_PROGRESS,
         # What the services would take now (their own rules), so that the page offers nothing they refuse.
-        "allowed_actions": {action for action, (statuses, _) in ACTIONS.items()
-                            if deployment.status in statuses and deployment.vm_id is not None},
+        "allowed_actions": service.allowed_actions(deployment),
         "actions": ACTIONS,
         "can_deploy": releases.can_deploy(deployment),
         "settings_form": {key: getattr(deployment, key) for key in SETTINGS},
