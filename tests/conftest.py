@@ -22,6 +22,7 @@ from tests.helpers.accounts import admin_token
 from tests.helpers.api import create_deployment
 from tests.helpers.apps import PLATFORM_SSH_KEY, create_test_app
 from tests.helpers.database import ENGINE_URLS, build_schema, drop_everything, empty_tables, ensure_database
+from tests.helpers.edge import edge_caddy  # noqa: F401 - a fixture: one real Caddy per test worker
 
 # Simulated guests of this test worker: a block apart from every running simulation, from the other
 # workers and from any other test run on this machine (claimed by lock, held while the worker lives).
