@@ -7,6 +7,7 @@ import click
 from dotenv import load_dotenv
 
 from backend.proxmox.settings import ProxmoxSettings
+from backend.rules import check_hostname
 
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
@@ -176,6 +177,25 @@ class Config:
     # guest use it (hosts in GUEST_NO_PROXY, comma-separated, are reached directly).
     GUEST_HTTP_PROXY = os.environ.get("GUEST_HTTP_PROXY") or None
     GUEST_NO_PROXY = os.environ.get("GUEST_NO_PROXY") or None
+    # The edge router: every app at https://<name>.<APPS_DOMAIN> and at its custom domains, releases switched
+    # without dropping a request. ROUTER=caddy drives a Caddy through its admin API (CADDY_ADMIN_URL: http:// on
+    # loopback of the edge host, or unix//path/to/admin.sock); none: apps answer at http://GUEST-IP:PORT.
+    ROUTER = (os.environ.get("ROUTER") or "none").strip().lower()
+    CADDY_ADMIN_URL = os.environ.get("CADDY_ADMIN_URL") or "http://127.0.0.1:2019"
+    APPS_DOMAIN = (os.environ.get("APPS_DOMAIN") or "").strip().lower().rstrip(".") or None
+    # acme: certificates from Let's Encrypt (HTTP-01: the names must resolve to the edge, port 80 reachable);
+    # internal: Caddy's own CA (private clusters; clients must trust its root).
+    ROUTER_TLS = (os.environ.get("ROUTER_TLS") or "acme").strip().lower()
+    ACME_EMAIL = os.environ.get("ACME_EMAIL") or None
+    ROUTER_HTTP_PORT = env_int("ROUTER_HTTP_PORT", 80)
+    ROUTER_HTTPS_PORT = env_int("ROUTER_HTTPS_PORT", 443)
+    ROUTER_BIND = os.environ.get("ROUTER_BIND") or None  # an address of the edge host; empty: all of them
+    # Where Caddy writes each app's access log (the platform reads it: the same host, or a shared mount).
+    ROUTER_ACCESS_LOG_DIR = os.environ.get("ROUTER_ACCESS_LOG_DIR") or None
+    # After the router switched to a new release: how long the old one finishes its requests before it stops.
+    ROUTER_DRAIN_SECONDS = env_int("ROUTER_DRAIN_SECONDS", 2)
+    # How often a serving process checks that the router holds every route (a Caddy restarted empty).
+    ROUTER_SYNC_SECONDS = env_int("ROUTER_SYNC_SECONDS", 15)
     # Server-Sent Events log streams: how long one connection may stay open.
     LOG_STREAM_MAX_SECONDS = env_int("LOG_STREAM_MAX_SECONDS", 1800)
     # Per-user quotas (members; admins have none); an admin overrides them per user (PATCH /api/users/<id>).
@@ -261,6 +281,10 @@ class TestingConfig(Config):
     NOTIFY_RETRY_BASE_SECONDS = 0.2
     NOTIFY_RETRY_MAX_SECONDS = 2
     NOTIFY_CA_BUNDLE = None
+    ROUTER = "none"  # the router's tests turn it on, with a Caddy of their own
+    APPS_DOMAIN = None
+    ROUTER_SYNC_SECONDS = 0
+    ROUTER_DRAIN_SECONDS = 0
 
 
 class ProductionConfig(Config):
@@ -301,6 +325,33 @@ def check_common(app_config):
     proxy = app_config.get("GUEST_HTTP_PROXY")
     if proxy and (not proxy.startswith(("http://", "https://")) or any(c.isspace() for c in proxy)):
         raise ConfigurationError("GUEST_HTTP_PROXY is an http:// or https:// URL, e.g. http://10.0.0.1:3128")
+    check_router(app_config)
+
+
+def check_router(app_config):
+    """The edge router's settings, when one is configured."""
+    router = app_config.get("ROUTER")
+    if router not in ("caddy", "none"):
+        raise ConfigurationError(f"ROUTER is caddy or none, not {router!r}")
+    if router == "none":
+        return
+    domain = app_config.get("APPS_DOMAIN")
+    try:
+        check_hostname(domain or "")
+    except ValueError as exc:
+        raise ConfigurationError(f"ROUTER=caddy needs APPS_DOMAIN, the domain apps are named under "
+                                 f"(e.g. apps.example.com): {exc}") from None
+    if app_config.get("ROUTER_TLS") not in ("acme", "internal"):
+        raise ConfigurationError(f"ROUTER_TLS is acme or internal, not {app_config.get('ROUTER_TLS')!r}")
+    admin = app_config.get("CADDY_ADMIN_URL") or ""
+    if not admin.startswith(("http://", "unix/")):
+        raise ConfigurationError("CADDY_ADMIN_URL is http://HOST:PORT (loopback of the edge host) or "
+                                 "unix//path/to/admin.sock")
+    for name in ("ROUTER_HTTP_PORT", "ROUTER_HTTPS_PORT"):
+        if not 1 <= int(app_config.get(name) or 0) <= 65535:
+            raise ConfigurationError(f"{name} is a port, 1-65535")
+    if app_config["ROUTER_HTTP_PORT"] == app_config["ROUTER_HTTPS_PORT"]:
+        raise ConfigurationError("ROUTER_HTTP_PORT and ROUTER_HTTPS_PORT must differ")
 
 
 config_by_name = {

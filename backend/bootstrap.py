@@ -11,7 +11,8 @@ from backend.deploy.deployer import Limits
 from backend.deploy.guests import NoGuestHooks, SandboxHooks, SandboxTransports, SSHTransports
 from backend.jobs.backends import build_jobs
 from backend.jobs.outbox import listen_for_notifications
-from backend.platform import EXTENSION, Platform, ProxmoxClients
+from backend.platform import EXTENSION, Edge, Platform, ProxmoxClients
+from backend.router import CaddyRouter, RouterSettings
 
 
 def simulation_dir(app):
@@ -48,7 +49,23 @@ def build_platform(app):
                 keys = [key for key in (settings.ssh_public_key, transports.public_key()) if key]
                 settings = dataclasses.replace(settings, ssh_public_key="\n".join(dict.fromkeys(keys)))
     proxmox = ProxmoxClients(settings, config["LIVE_STATUS_TIMEOUT"]) if settings is not None else None
-    return Platform(proxmox=proxmox, transports=transports, guest_hooks=hooks, deploy_limits=deploy_limits(config))
+    return Platform(proxmox=proxmox, transports=transports, guest_hooks=hooks, deploy_limits=deploy_limits(config),
+                    edge=build_edge(config))
+
+
+def router_settings(config):
+    return RouterSettings(admin_url=config["CADDY_ADMIN_URL"], http_port=config["ROUTER_HTTP_PORT"],
+                          https_port=config["ROUTER_HTTPS_PORT"], bind=config.get("ROUTER_BIND") or None,
+                          tls=config["ROUTER_TLS"], acme_email=config.get("ACME_EMAIL") or None,
+                          access_log_dir=config.get("ROUTER_ACCESS_LOG_DIR") or None)
+
+
+def build_edge(config):
+    """The edge router the configuration names (ROUTER=caddy), or None."""
+    if config.get("ROUTER", "none") != "caddy":
+        return None
+    return Edge(router=CaddyRouter(router_settings(config)), apps_domain=config["APPS_DOMAIN"],
+                https_port=config["ROUTER_HTTPS_PORT"], drain_seconds=config["ROUTER_DRAIN_SECONDS"])
 
 
 def init_app(app):

@@ -42,6 +42,16 @@ class ProxmoxClients:
         return client
 
 
+@dataclass(frozen=True)
+class Edge:
+    """The edge router as services use it: the adapter (a CaddyRouter) and what names and addresses apps get."""
+
+    router: object  # .apply(routes), .in_sync(routes), .access_log(key, lines)
+    apps_domain: str
+    https_port: int = 443
+    drain_seconds: float = 2
+
+
 @dataclass
 class Platform:
     """What services work with, built once per app."""
@@ -51,6 +61,7 @@ class Platform:
     guest_hooks: object  # .started/.stopped/.restarted/.destroying(GuestTarget)
     deploy_limits: Limits
     jobs: object = None  # the job backend: .submit(kind, deployment id, delay=0), .start(), .shutdown()
+    edge: Edge | None = None  # None: no router (ROUTER=none); apps answer at http://GUEST-IP:PORT
 
     @property
     def proxmox_settings(self):

@@ -123,3 +123,34 @@ def plain_number(text, max_digits):
     if isinstance(text, str) and 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+# A DNS label: 1-63 of a-z, 0-9 and '-', not starting or ending with '-'.
+LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_hostname(value):
+    """A fully qualified domain name as a router serves it: lowercase labels, at least two, no trailing dot,
+    the last one not all digits (an IP address is not a name), 253 characters at most."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a domain name such as app.example.com")
+    if len(value) > 253:
+        raise ValueError("must be at most 253 characters")
+    labels = value.split(".")
+    if len(labels) < 2 or not all(LABEL_RE.fullmatch(label) for label in labels):
+        raise ValueError("must be a fully qualified domain name of lowercase labels (a-z, 0-9 and '-', "
+                         "1-63 each, not starting or ending with '-'), such as app.example.com")
+    if labels[-1].isdigit():
+        raise ValueError("must be a name, not an address")
+    return value
+
+
+def app_hostname(name, apps_domain):
+    """The name a deployment answers at under the platform's domain."""
+    return f"{name}.{apps_domain}"
+
+
+def public_url(name, apps_domain, https_port):
+    """The https address of a deployment behind the router."""
+    port = "" if https_port == 443 else f":{https_port}"
+    return f"https://{app_hostname(name, apps_domain)}{port}"

@@ -1,6 +1,7 @@
 """Persistence: SQLAlchemy models and their class-method queries."""
 from backend.models.audit import AuditEntry
 from backend.models.deployment_sqlalchemy import DEPLOYMENT_TYPES, Deployment
+from backend.models.domain import Domain
 from backend.models.event import DeploymentEvent, IpReservation
 from backend.models.release import LogLine, Release
 from backend.models.user import ROLES, ApiToken, User
@@ -9,5 +10,5 @@ from backend.models.webhook import GithubDelivery, Notification
 from backend.status import ALLOWED_TRANSITIONS, DeploymentStatus
 
 __all__ = ["ALLOWED_TRANSITIONS", "DEPLOYMENT_TYPES", "ROLES", "ApiToken", "AuditEntry", "Deployment",
-           "DeploymentEvent", "DeploymentStatus", "GithubDelivery", "IpReservation", "LogLine",
+           "DeploymentEvent", "Domain", "DeploymentStatus", "GithubDelivery", "IpReservation", "LogLine",
            "Notification", "Release", "User", "WebSession"]

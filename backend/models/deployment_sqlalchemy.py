@@ -1,6 +1,7 @@
 """The Deployment model: one row per app the platform runs, kept after deletion."""
 import uuid
 
+from flask import current_app, has_app_context
 from sqlalchemy import (
     CheckConstraint,
     Computed,
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from backend.extensions import db
 from backend.models import sealed
 from backend.models.types import UTCDateTime, utcnow
+from backend.rules import public_url
 from backend.schemas.common import dump
 from backend.schemas.deployments import DeploymentRecord
 from backend.status import DeploymentStatus, check_transition
@@ -159,8 +161,11 @@ class Deployment(db.Model):
 
     @property
     def url(self):
-        """Where the app answers, once a release serves."""
+        """Where the app answers, once a release serves: its https name behind the router when there is one."""
         if self.status is DeploymentStatus.RUNNING and self.ip_address and self.served_port:
+            config = current_app.config if has_app_context() else {}
+            if config.get("ROUTER", "none") != "none" and config.get("APPS_DOMAIN"):
+                return public_url(self.name, config["APPS_DOMAIN"], config.get("ROUTER_HTTPS_PORT", 443))
             host = f"[{self.ip_address}]" if ":" in self.ip_address else self.ip_address
             return f"http://{host}:{self.served_port}"
         return None
