@@ -5,7 +5,7 @@ Thin: the work is in backend/services.
     python manage_db.py init             # create what is missing, stand at the migration head
     python manage_db.py backup backups/paas.json
     python manage_db.py restore backups/paas.json --force
-    python manage_db.py reconcile [--fix]    # database against the Proxmox cluster
+    python manage_db.py reconcile [--fix]    # database against the Proxmox cluster and the edge router
     python manage_db.py create-user alice --admin   # a user and its first API token (printed once)
     python manage_db.py set-password alice          # a password (asked twice), for POST /api/auth/login
 
@@ -28,7 +28,8 @@ from backend.jobs.backends import ThreadJobs
 from backend.jobs.recovery import recover as queue_unfinished
 from backend.platform import platform_of
 from backend.proxmox.errors import ProxmoxError
-from backend.services import accounts, audit, passwords
+from backend.router import RouterError
+from backend.services import accounts, audit, passwords, routing
 from backend.services import backup as backup_service
 from backend.services import database as database_service
 from backend.services.reconcile import reconcile as run_reconcile
@@ -143,14 +144,26 @@ def restore(file, force):
 
 
 @cli.command()
-@click.option("--fix", is_flag=True, help="Destroy the orphaned guests and mark deployments without a guest failed.")
+@click.option("--fix", is_flag=True, help="Destroy the orphaned guests, mark deployments without a guest failed, "
+              "and load the routes the router lacks.")
 @with_app
 def reconcile(fix):
-    """Compare the database with the Proxmox cluster: guests the platform tagged that no live deployment
-    owns, and deployments whose guest is gone. Report only, unless --fix. Exit status 1 when something is off."""
-    proxmox = platform_of(current_app).proxmox
-    if proxmox is None:
+    """Compare the database with the Proxmox cluster (guests the platform tagged that no live deployment owns,
+    deployments whose guest is gone) and with the edge router (the routes it should hold). Report only, unless
+    --fix. Exit status 1 when something is off."""
+    platform = platform_of(current_app)
+    if platform.proxmox is None and platform.edge is None:
         raise click.ClickException("Proxmox is not configured: set PROXMOX_HOST and its credentials")
+    off = False
+    if platform.proxmox is not None:
+        off = _reconcile_cluster(platform.proxmox, fix) or off
+    if platform.edge is not None:
+        off = _reconcile_router(platform.edge, fix) or off
+    if off:
+        raise SystemExit(1)
+
+
+def _reconcile_cluster(proxmox, fix):
     try:
         report = run_reconcile(proxmox.job_client(time.sleep), fix=fix)
     except ProxmoxError as exc:
@@ -168,8 +181,26 @@ def reconcile(fix):
     click.echo(f"{len(report.orphans)} orphaned guest(s), {len(report.missing)} deployment(s) without a guest"
                + (f"; destroyed {len(report.destroyed)}, marked {len(report.marked)}" if fix else
                   ("" if report.clean else "; run with --fix to repair")))
-    if report.errors or (not fix and not report.clean):
-        raise SystemExit(1)
+    return bool(report.errors or (not fix and not report.clean))
+
+
+def _reconcile_router(edge, fix):
+    """The router against the routes the database asks for; with fix, load them. True when something is off."""
+    try:
+        in_sync, count = routing.check_sync(edge)
+        if in_sync:
+            click.echo(f"router: holds the {count} route(s) the database asks for")
+            return False
+        if not fix:
+            click.echo(f"router: does not hold the {count} route(s) the database asks for; run with --fix to load "
+                       "them")
+            return True
+        routing.sync(edge)
+    except RouterError as exc:
+        click.echo(f"error: router: {exc}", err=True)
+        return True
+    click.echo(f"router: was missing routes or held others -> loaded the {count} route(s) the database asks for")
+    return False
 
 
 @cli.command()

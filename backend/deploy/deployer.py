@@ -18,6 +18,15 @@ is switched (an atomic rename), the service restarted and the app health-checked
 fails, `current` is switched back and the previous release restarted, so a failed release never
 takes down an app that worked.
 
+Behind a router (a switch_route callback) a release replaces a live one without a moment unanswered. The
+router holds two ports of each app, its own and the spare next to it (spare_port), and sends every request to
+the first that accepts. A release starts beside the live one as CANDIDATE_SERVICE on the spare port and is
+health-checked there: the router never sends it a request while the live release answers, so a release that
+fails its check is removed having seen none. Once it answers, the app's own service restarts on it (the live
+release finishes its requests and stops; meanwhile the router sends requests to the spare); once that answers
+too, the spare drains and goes. The app's service, its port and its processes stay what they were, so every
+other part of the platform (ps, logs, actions) sees one web process, and no switch reloads the router.
+
 One module over 400 lines on purpose: it is one class, the steps of one release, read top to bottom.
 """
 import hashlib
@@ -33,6 +42,7 @@ from backend.deploy import detection, recipes
 from backend.deploy.control import Interrupted, RunControl
 from backend.deploy.transport import (
     APP_SERVICE,
+    CANDIDATE_SERVICE,
     CommandTimeout,
     HostKeyMismatch,
     ServiceSpec,
@@ -46,6 +56,11 @@ log = logging.getLogger(__name__)
 ERROR_TAIL_LINES = 15
 ROLLBACK_SECONDS = 120  # on top of the health check's time: switching back must not starve
 REACHABLE_SECONDS = 180  # a new guest's sshd may take a while to answer
+
+
+def spare_port(port):
+    """The port a new release starts on beside the live one on `port` (a router holds both for the app)."""
+    return port + 1 if port < 65535 else port - 1
 
 
 class DeployFailed(Exception):
@@ -108,9 +123,13 @@ class Deployer:
     """
 
     def __init__(self, transport, release: ReleaseSpec, release_log: ReleaseLog, control: RunControl,
-                 limits=Limits(), on_progress=None):
+                 limits=Limits(), on_progress=None, switch_route=None, drain_seconds=0.0):
         self.transport, self.release, self.log, self.control = transport, release, release_log, control
         self.on_progress = on_progress or (lambda **fields: None)
+        # switch_route(port) -> str: the router sends the app's requests to that port of the guest from now
+        # on (the words say how it went); None: no router, a release restarts the app in place.
+        self.switch_route = switch_route
+        self.drain_seconds = drain_seconds
         self.command_timeout = limits.command_timeout
         self.health_timeout = limits.health_timeout
         self.keep = limits.releases_kept
@@ -216,6 +235,7 @@ class Deployer:
                      self.root],
                     label=f"app user {self.transport.app_user}")
         self.sh(["mkdir", "-p", "--", f"{self.root}/releases"], quiet=True)
+        self.remove_candidate(quiet=True)  # of a run that died mid-way; the router sync points past it
         previous = self.previous_target()
         if previous and self.current_target() == f"releases/{self.release.version}":
             # A run of this release died after switching to it: the live one serves again while it rebuilds.
@@ -287,16 +307,21 @@ class Deployer:
                      for name, body in texts.items()}
         return recipes.Repo(files, texts)
 
-    def make_plan(self, repo):
+    def plan_on(self, repo, port):
+        """The recipe for this repository with the deployment's settings, listening on port (None: the app's)."""
         config = self.release.config
         try:
-            self.plan = recipes.plan_for(config.get("framework") or "auto", repo, host=self.transport.bind_host,
-                                         port=config.get("port"), build_command=config.get("build_command"),
-                                         start_command=config.get("start_command"),
-                                         health_check_path=config.get("health_check_path"),
-                                         release_command=config.get("release_command"))
+            return recipes.plan_for(config.get("framework") or "auto", repo, host=self.transport.bind_host,
+                                    port=port or config.get("port"), build_command=config.get("build_command"),
+                                    start_command=config.get("start_command"),
+                                    health_check_path=config.get("health_check_path"),
+                                    release_command=config.get("release_command"))
         except recipes.RecipeError as exc:
             raise DeployFailed(str(exc)) from None
+
+    def make_plan(self, repo):
+        self.repo = repo
+        self.plan = self.plan_on(repo, None)
         for reason in self.plan.reasons:
             self.log(reason)
         shown = self.plan.config()
@@ -343,7 +368,7 @@ class Deployer:
             self.log(f"{requirement.source} asks for {self.plan.runtime} {requirement.spec}: satisfied")
         return version
 
-    def _script(self, argv, what):
+    def _script(self, argv, what, port=None):
         """A start script: the release's directory, PATH, PORT and HOST, then exec argv."""
         path_dirs = "".join(f"{shlex.quote(f'{self.src}/{d}')}:" for d in self.plan.path_dirs)
         return (
@@ -351,7 +376,7 @@ class Deployer:
             f"# Written by the platform: the {what} of release {self.release.version} of {self.release.name}.\n"
             f"cd {shlex.quote(self.src)} || exit 1\n"
             f'PATH={path_dirs}"$PATH"\n'
-            f"PORT={self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
+            f"PORT={port or self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
             "export PATH PORT HOST\n"
             f"exec {shlex.join(argv)}\n"
         ).encode()
@@ -459,7 +484,7 @@ class Deployer:
         try:
             wanted = {process_service(name): name for name in names}
             for service in self.transport.services():
-                if service != APP_SERVICE and service not in wanted:
+                if service not in (APP_SERVICE, CANDIDATE_SERVICE) and service not in wanted:
                     self.log(f"process unit {service} is not in this release: removed")
                     self.transport.remove_service(service)
             for service, name in wanted.items():
@@ -493,9 +518,10 @@ class Deployer:
         except TransportError as exc:
             raise DeployFailed(f"the service did not start: {exc}") from None
 
-    def health_check(self):
-        """GET http://ip:port/path until it answers 2xx/3xx, within the time limit."""
-        host, port, path = self.release.address, self.plan.port, self.plan.health_check_path
+    def health_check(self, port=None, service=APP_SERVICE):
+        """GET http://ip:port/path until it answers 2xx/3xx, within the time limit (port: the plan's by default;
+        service: the one whose exit ends the wait and whose log explains a failure)."""
+        host, port, path = self.release.address, port or self.plan.port, self.plan.health_check_path
         self.log.step(f"health check: GET http://{host}:{port}{path}")
         started = time.monotonic()
         deadline = started + self.health_timeout
@@ -508,19 +534,19 @@ class Deployer:
             last = f"answered {status}" if isinstance(status, int) else status
             if time.monotonic() >= deadline:
                 break
-            if self.transport.service_running(APP_SERVICE) is False:
+            if self.transport.service_running(service) is False:
                 last = "gave no answer: the app exited"
                 break
             self.control.sleep(0.2)
         tail = []
         try:
-            tail = self.transport.service_log(APP_SERVICE, lines=ERROR_TAIL_LINES)
+            tail = self.transport.service_log(service, lines=ERROR_TAIL_LINES)
         except TransportError:
             pass
         for line in tail:
             self.log(line, stream="app")
         raise DeployFailed(f"health check failed: GET {path} on port {port} {last} within {self.health_timeout} s"
-                       f"{self._tail_text(tail)}")
+                           f"{self._tail_text(tail)}")
 
     def prune(self, keep_also):
         listing = self.sh(["ls", "-1", "--", f"{self.root}/releases"], quiet=True, check=False)
@@ -566,6 +592,10 @@ class Deployer:
             self.keep_live_release(exc)
             raise
         previous = self.previous_target()
+        if self.can_release_beside(previous):
+            self.release_beside(previous)
+            self.prune([int(previous.rsplit("/", 1)[-1])])
+            return sha
         self.log.step(f"switch to release {self.release.version}")
         self.switch_to(f"releases/{self.release.version}")
         try:
@@ -582,6 +612,96 @@ class Deployer:
         previous_version = int(last_part) if last_part.isdigit() else None
         self.prune([previous_version] if previous_version else [])
         return sha
+
+    # -- behind a router: the new release beside the live one --------------------------------------------
+
+    def candidate_spec(self):
+        return ServiceSpec(name=CANDIDATE_SERVICE, description=f"{self.release.name} release {self.release.version}"
+                           " starting beside the live one (deployed by the PaaS)",
+                           working_directory=self.src, exec_start=(f"{self.dir}/start-next",),
+                           environment_file=f"{self.dir}/app.env", user=self.transport.app_user)
+
+    def remove_candidate(self, quiet=False):
+        try:
+            if CANDIDATE_SERVICE in self.transport.services():
+                self.transport.remove_service(CANDIDATE_SERVICE)
+                if not quiet:
+                    self.log(f"the release that answered beside the app ({CANDIDATE_SERVICE}) is stopped")
+        except TransportError as exc:
+            self.log(f"could not remove {CANDIDATE_SERVICE}: {exc}", stream="error")
+
+    def drain(self, what):
+        """Let the router stop passing over the app's port and the requests on their way to `what` finish."""
+        if self.drain_seconds:
+            self.log(f"{what}: {self.drain_seconds:g} s for the requests on their way to it")
+            self.control.sleep(self.drain_seconds)
+
+    def can_release_beside(self, previous):
+        live_port = self.release.live_port
+        return (self.switch_route is not None and previous is not None and live_port is not None
+                and spare_port(live_port) != self.plan.port)
+
+    def release_beside(self, previous):
+        """Start the release on the spare port beside the live one and check it there; then move the app's service
+        onto it while the spare answers for it; on a failure the live release keeps (or gets back) every request.
+
+        The router holds both ports of the app, the app's own first: it sends each request to the first that
+        accepts, so nothing is reloaded for a switch. Raises KeptPrevious."""
+        version, live, live_port = self.release.version, self.release.live_release, self.release.live_port
+        spare = spare_port(live_port)
+        candidate = self.plan_on(self.repo, spare)
+        self.transport.upload(f"{self.dir}/start-next", self._script(candidate.start, "web process (beside)", spare),
+                              mode=0o755)
+        self.log.step(f"start release {version} beside release {live}, on port {spare}")
+        try:
+            self.transport.install_service(self.candidate_spec())
+            self.transport.restart_service(CANDIDATE_SERVICE)
+            self.health_check(spare, service=CANDIDATE_SERVICE)
+        except Interrupted:
+            raise
+        except (DeployFailed, TimeoutError, TransportError) as exc:
+            self.control.extend(ROLLBACK_SECONDS)
+            self.remove_candidate()
+            self.log(str(exc), stream="error")
+            raise KeptPrevious(f"{exc} (release {live} still serves; release {version} never received a request)") \
+                from None
+        self.log.step(f"switch to release {version}: release {live} stops, and the router sends the app's requests "
+                      f"to port {spare} until the app's own port answers again")
+        try:
+            self.switch_to(f"releases/{version}")
+            self.restart()
+            self.health_check()
+            self.run_processes([process.name for process in self.plan.processes])
+        except Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure, a bug too, moves the app back (move_back raises)
+            self.move_back(previous, exc)
+        if self.plan.port != live_port:
+            self.log.step(f"router: the app's port is now {self.plan.port}")
+            self.log(self.switch_route(self.plan.port))
+        self.drain(f"release {version} answers on port {self.plan.port}")
+        self.remove_candidate()
+
+    def move_back(self, previous, exc):
+        """The app's service did not take the new release while the spare answered for it: give it the previous
+        release again, and let the spare go."""
+        self.control.extend(self.health_timeout + ROLLBACK_SECONDS)
+        if not isinstance(exc, (DeployFailed, TimeoutError)):
+            log.exception("release %s of %s", self.release.version, self.release.deployment_id)
+            exc = DeployFailed(f"internal error ({exc.__class__.__name__})")
+        self.log(str(exc), stream="error")
+        self.log.step(f"switch back to {previous}")
+        self.switch_to(previous)
+        try:
+            self.restart()
+            self.health_check_previous()
+            self.run_processes(self.release_processes(previous))
+        except (DeployFailed, TimeoutError) as again:
+            # The spare still answers for the app: it stays, so the app does too.
+            raise DeployFailed(f"{exc}; switching back to the previous release failed too: {again}") from None
+        self.drain(f"release {self.release.live_release} answers again")
+        self.remove_candidate()
+        raise KeptPrevious(str(exc))
 
     def keep_live_release(self, exc):
         """A failure before the switch: when the live release still serves from `current`, say so (KeptPrevious)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 APP_SERVICE = "paas-app"  # the service (a systemd unit on a real guest) an app's web process runs as
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 PROCESS_PREFIX = APP_SERVICE + "-"  # the app's other processes: paas-app-worker, paas-app-clock, ...
+# A new release's web process while it starts beside the live one (behind a router): no process name makes it,
+# since a name never starts with '-'.
+CANDIDATE_SERVICE = PROCESS_PREFIX + "-next"
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TAIL_LINES = 40
 

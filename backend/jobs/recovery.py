@@ -1,4 +1,5 @@
-"""Resuming what was left mid-way: at start (recovery) and every JOB_SWEEP_SECONDS (the sweeper)."""
+"""Resuming what was left mid-way: at start (recovery) and every JOB_SWEEP_SECONDS (the sweeper); keeping the
+router on the database every ROUTER_SYNC_SECONDS."""
 import logging
 import threading
 from datetime import timedelta
@@ -9,7 +10,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.types import utcnow
-from backend.services import notifications
+from backend.platform import platform_of
+from backend.services import notifications, routing
 
 log = logging.getLogger(__name__)
 
@@ -90,29 +92,54 @@ def recover_when_ready(app, jobs, delay=None):
     return {}
 
 
-class Sweeper(threading.Thread):
-    """Every JOB_SWEEP_SECONDS, queue jobs for deployments mid-way that no job holds (a lost message)."""
+class Periodic(threading.Thread):
+    """work() every interval seconds until stopped; a failure is logged and the next round comes anyway."""
 
-    def __init__(self, app, jobs):
-        super().__init__(name="paas-job-sweeper", daemon=True)
-        self.app, self.jobs = app, jobs
-        self.interval = app.config["JOB_SWEEP_SECONDS"]
+    def __init__(self, name, interval, work):
+        super().__init__(name=name, daemon=True)
+        self.interval, self.work = interval, work
         self.stopping = threading.Event()
 
     def run(self):
         while not self.stopping.wait(self.interval):
             try:
-                recover(self.app, self.jobs, stale_after=self.interval)
+                self.work()
             except Exception:
-                log.warning("job sweep failed", exc_info=True)
+                log.warning("%s failed", self.name, exc_info=True)
 
     def stop(self):
         self.stopping.set()
 
 
+class Sweepers:
+    """The serving process's periodic work: the job sweep (every JOB_SWEEP_SECONDS, queue jobs for deployments
+    mid-way that no job holds: a lost message) and the router sync (every ROUTER_SYNC_SECONDS, put back the
+    routes a router lost or never got: a Caddy restarted empty, a change made while it was down)."""
+
+    def __init__(self, threads):
+        self.threads = threads
+
+    def stop(self):
+        for thread in self.threads:
+            thread.stop()
+
+
+def sync_router(app):
+    edge = platform_of(app).edge
+    with app.app_context():
+        result = routing.sync_quietly(edge, "the periodic check")
+    if result is not None and result.loaded:
+        log.info("router: loaded %d route(s) it did not hold", result.routes)
+
+
 def start_sweeper(app, jobs):
-    if app.config.get("JOB_SWEEP_SECONDS"):
-        sweeper = Sweeper(app, jobs)
-        sweeper.start()
-        return sweeper
-    return None
+    threads = []
+    interval = app.config.get("JOB_SWEEP_SECONDS")
+    if interval:
+        threads.append(Periodic("paas-job-sweeper", interval,
+                                lambda: recover(app, jobs, stale_after=interval)))
+    if platform_of(app).edge is not None and app.config.get("ROUTER_SYNC_SECONDS"):
+        threads.append(Periodic("paas-router-sync", app.config["ROUTER_SYNC_SECONDS"], lambda: sync_router(app)))
+    for thread in threads:
+        thread.start()
+    return Sweepers(threads) if threads else None

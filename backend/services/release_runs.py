@@ -12,7 +12,8 @@ from backend.deploy.deployer import Deployer, DeployFailed, KeptPrevious, Releas
 from backend.deploy.transport import TransportError
 from backend.models import Deployment, LogLine, Release
 from backend.models.types import utcnow
-from backend.services import envvars, lifecycle
+from backend.rules import public_url
+from backend.services import envvars, lifecycle, routing
 from backend.services.guests import guest_target
 from backend.services.job_context import AppError, Cancelled, LeaseLost
 from backend.services.releases import new_release
@@ -120,6 +121,20 @@ def progress_recorder(release_id):
     return record_progress
 
 
+def route_switcher(edge, deployment_id):
+    """switch_route for a Deployer behind a router: record the port the guest serves on, then sync the router.
+    Recorded first, so that any sync from now on (the sweep's too) routes there."""
+    def switch_route(port):
+        def change(session):
+            session.get(Deployment, deployment_id).served_port = port
+        run_in_transaction(change)
+        result = routing.sync_quietly(edge, "a release switch")
+        if result.ok:
+            return f"the router sends the app's requests to port {port}"
+        return f"the router could not be told ({result.error}); the next sync routes to port {port}"
+    return switch_route
+
+
 def run_release(ctx, deployment):
     """The deploy step: run the waiting release (or a new one) on the deployment's guest.
 
@@ -137,8 +152,11 @@ def run_release(ctx, deployment):
         writer = ReleaseLogWriter(deployment.id, spec.version, envvars.redactor(spec.env))
         lifecycle.record(deployment.id, "step", f"release {spec.version} started")
         transport = platform.transports.open(guest_target(deployment))
+        edge = getattr(platform, "edge", None)
         deployer = Deployer(transport, spec, writer, ctx, platform.deploy_limits,
-                            on_progress=progress_recorder(release_id))
+                            on_progress=progress_recorder(release_id),
+                            switch_route=route_switcher(edge, deployment.id) if edge else None,
+                            drain_seconds=edge.drain_seconds if edge else 0)
         sha = deployer.run()
     except KeptPrevious as exc:
         writer.flush()
@@ -169,8 +187,11 @@ def run_release(ctx, deployment):
     finally:
         if transport is not None:
             transport.close()
-    writer(f"release {spec.version} is live at http://{spec.address}:{deployer.plan.port}", stream="step")
+    address = public_url(spec.name, edge.apps_domain, edge.https_port) if edge \
+        else f"http://{spec.address}:{deployer.plan.port}"
+    writer(f"release {spec.version} is live at {address}", stream="step")
     writer.flush()
     finish_release(deployment.id, release_id, "live", commit_sha=sha, config=deployer.plan.config(),
                    port=deployer.plan.port)
+    routing.sync_quietly(edge, f"release {spec.version} went live")
     lifecycle.record(deployment.id, "step", f"release {spec.version} ({sha[:12]}) is live")

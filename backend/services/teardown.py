@@ -7,7 +7,7 @@ from sqlalchemy.orm import object_session
 from backend.models import DeploymentStatus, Release
 from backend.models.types import utcnow
 from backend.proxmox.errors import ProxmoxError
-from backend.services import ippool
+from backend.services import ippool, routing
 from backend.services.guests import destroy_guest, find_guests, load_snapshot, tell_guest_hooks
 from backend.services.job_context import AppError, Cancelled, JobTimeout, LeaseLost, StepFailed, transition
 from backend.services.lifecycle import apply, change_status
@@ -95,6 +95,8 @@ def destroy(ctx):
     if deployment.status is not DeploymentStatus.DELETING:
         transition(ctx, set(DeploymentStatus) - {DeploymentStatus.DELETED, DeploymentStatus.DELETING},
                    DeploymentStatus.DELETING, "delete requested")
+    # Its route goes before its guest does: no route points at a guest that is gone.
+    routing.sync_quietly(getattr(ctx.platform, "edge", None), "a delete started")
     try:
         if ctx.client is not None or deployment.may_have_guest:
             _destroy_all(ctx, deployment)
@@ -115,7 +117,9 @@ def destroy(ctx):
         apply(deployment.id, to_failed)
         return DeploymentStatus.FAILED
 
-    return _mark_deleted(deployment)
+    status = _mark_deleted(deployment)
+    routing.sync_quietly(getattr(ctx.platform, "edge", None), "a delete")
+    return status
 
 
 def _mark_deleted(deployment):
@@ -125,6 +129,7 @@ def _mark_deleted(deployment):
         change_status(row, DeploymentStatus.DELETED, "guest destroyed" if deployment.vm_id else "deleted")
         row.ip_address = None
         forget_guest(row)
+        routing.forget_domains(object_session(row), row.id)
     apply(deployment.id, to_deleted)
     ippool.release(deployment.id)
     return DeploymentStatus.DELETED
