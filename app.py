@@ -170,11 +170,15 @@ def _simulate(parser, guests="sandboxes"):
     if guests == "containers":
         return _simulate_containers(parser, base, block, (dir_lock, block_lock))
     fake, settings = runtime.start_fake(ip_pool=runtime.address_pool(block))
+    edge = None
     try:
         # The fake cluster lives as long as this process: so do the simulated guests and, unless
         # DATABASE_URL names one, the database that records them.
         database = runtime.reset(base)
         extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        if runtime.router_wanted():
+            edge, router = runtime.start_edge(base)
+            extra.update(router)
         # The sample apps are local repositories that guests clone by their GitHub-like URLs.
         examples = runtime.prepare_examples(base, BASE_DIR / "examples")
         app = create_app(PROXMOX_SETTINGS=settings, SIMULATE=True, GIT_URL_REWRITES=examples,
@@ -182,15 +186,29 @@ def _simulate(parser, guests="sandboxes"):
         print(f" * Simulation mode: fake Proxmox at {fake.url}; simulated guests live on 127.77.{block}.x;\n"
               f" * sample apps at {runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site",
               flush=True)
+        if edge is not None:
+            print(_edge_banner(edge, base), flush=True)
 
         _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
         # The fake first: a job still running then fails at its next Proxmox call instead of going on.
         fake.stop()
         stopped = runtime.stop_guest_apps(base)
+        if edge is not None:
+            edge.stop()
         print(f" * Simulation ended: stopped the apps of {stopped} simulated guest(s)", flush=True)
         block_lock.close()
         dir_lock.close()
+
+
+def _edge_banner(edge, base):
+    from backend.simulation.runtime import SIMULATION_APPS_DOMAIN  # noqa: PLC0415 - simulation only
+
+    settings = edge.settings
+    return (f" * Edge router: Caddy on 127.0.0.1 (http {settings.http_port}, https {settings.https_port}); apps answer "
+            f"at https://NAME.{SIMULATION_APPS_DOMAIN}:{settings.https_port}/\n"
+            f"   trust its CA with: curl --cacert {edge.ca_path} ... (ports and CA also in {base / 'router.json'};"
+            " ROUTER=none turns it off)")
 
 
 def _simulate_containers(parser, base, block, locks):
@@ -211,17 +229,25 @@ def _simulate_containers(parser, base, block, locks):
         for lock in locks:
             lock.close()
         parser.exit(1, f"Error: {exc}\n")
+    edge = None
     try:
         extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        if runtime.router_wanted():
+            edge, router = runtime.start_edge(base)
+            extra.update(router)
         app = create_app(**cluster.app_config(), **extra)
         print(f" * Simulation mode with real guests: fake Proxmox at {cluster.fake.url}; guests are containers on "
               f"{cluster.host.bridge} ({cluster.host.network}), reached over SSH;\n"
               f" * packages through the proxy {cluster.proxy.url}; sample apps at "
               f"{runtime.EXAMPLES_OWNER}flask-hello and {runtime.EXAMPLES_OWNER}static-site", flush=True)
+        if edge is not None:
+            print(_edge_banner(edge, base), flush=True)
 
         _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
         cluster.close()
+        if edge is not None:
+            edge.stop()
         print(" * Simulation ended: every real guest it made is removed", flush=True)
         for lock in locks:
             lock.close()

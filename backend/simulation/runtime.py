@@ -183,3 +183,29 @@ def _write_private(path, secret):
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return path
+
+
+SIMULATION_APPS_DOMAIN = "apps.localhost"  # *.localhost resolves to loopback in browsers and curl
+
+
+def router_wanted(environ=os.environ):
+    """Whether this simulation runs its own edge router: when Caddy is installed, unless ROUTER=none says not."""
+    from backend.simulation.edge import caddy_available  # noqa: PLC0415 - the edge module runs a process
+
+    return caddy_available() and (environ.get("ROUTER") or "").strip().lower() != "none"
+
+
+def start_edge(simulation_dir):
+    """A Caddy of this simulation's own on loopback ports, its ports and CA in <simulation dir>/router.json;
+    returns (the running edge, the settings that make the platform drive it)."""
+    from backend.simulation.edge import EdgeCaddy  # noqa: PLC0415 - as above
+
+    base = Path(simulation_dir)
+    edge = EdgeCaddy(base / "edge").start()
+    edge.write_info(base / "router.json")
+    settings = edge.settings
+    config = {"ROUTER": "caddy", "CADDY_ADMIN_URL": settings.admin_url, "APPS_DOMAIN": SIMULATION_APPS_DOMAIN,
+              "ROUTER_TLS": "internal", "ROUTER_HTTP_PORT": settings.http_port,
+              "ROUTER_HTTPS_PORT": settings.https_port, "ROUTER_BIND": settings.bind,
+              "ROUTER_ACCESS_LOG_DIR": settings.access_log_dir, "ROUTER_DRAIN_SECONDS": 1}
+    return edge, config

@@ -28,7 +28,8 @@ def running_simulation(directory, **settings):
     """A live server in simulation mode on 127.0.0.1, its data in directory; settings: extra environment (the
     rate limits, say). Yields a Platform with the admin's token and password; stops the server afterwards."""
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory),
+    # ROUTER=none: apps at their guest address; tests of the router ask for it (ROUTER="")
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory), "ROUTER": "none",
            "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING", **settings}
     env.pop("DATABASE_URL", None)
     # Its output goes to a file, never to a pipe nobody reads: a full pipe would stop the server at its next log line.
