@@ -12,6 +12,8 @@ from backend.platform import platform_of
 from backend.simulation.realguests import RealGuestCluster
 from tests.helpers.api import build_log, create_deployment, wait_for_release, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
+from tests.helpers.edge import APPS_DOMAIN, router_config, served
+from tests.helpers.load import ConstantLoad
 from tests.helpers.network import fetch
 from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, example, flask_app
 from tests.helpers.waiting import poll
@@ -46,13 +48,12 @@ def cluster(tmp_path_factory):
     assert made.host.leftovers() == []
 
 
-@pytest.fixture
-def platform(cluster, database_url, tmp_path):
+def platform_on(cluster, database_url, tmp_path, **config):
     made, repos = cluster
     app = app_on_fake_proxmox(database_url, made.fake, settings=made.settings, **made.app_config(), DEPLOY_APPS=True,
                               SSH_KEY_PATH=str(tmp_path / "ssh" / "id_ed25519"), JOB_TIME_LIMIT=600,
                               HEALTH_CHECK_TIMEOUT=60, DEPLOY_COMMAND_TIMEOUT=300, JOB_LEASE_SECONDS=30,
-                              SSH_CONNECT_TIMEOUT=60)
+                              SSH_CONNECT_TIMEOUT=60, **config)
     yield app, repos, made
     platform_of(app).jobs.wait_idle(120)
     platform_of(app).jobs.shutdown()
@@ -63,6 +64,17 @@ def platform(cluster, database_url, tmp_path):
     for vmid in guests_of(made.fake):
         del made.fake.guests[vmid]
     made.fake.assert_no_violations()
+
+
+@pytest.fixture
+def platform(cluster, database_url, tmp_path):
+    yield from platform_on(cluster, database_url, tmp_path)
+
+
+@pytest.fixture
+def routed_platform(cluster, database_url, tmp_path, edge_caddy):
+    """The platform behind this worker's Caddy on the host's loopback, which reaches the guests on their bridge."""
+    yield from platform_on(cluster, database_url, tmp_path, **router_config(edge_caddy))
 
 
 def on_guest(app, address, command, user="root"):
@@ -379,3 +391,35 @@ def test_payloads_through_the_release_command_and_procfile_run_as_the_app_user_i
     assert lines[4:] == ["root", "root"]  # the app's user cannot write beside its releases
     client.delete(f"/api/deployments/{created['id']}")
     assert wait_for_status(client, created["id"], {"deleted"}, timeout=120)["status"] == "deleted"
+
+
+def test_redeploys_through_the_router_lose_no_request_on_a_real_guest(routed_platform, edge_caddy):
+    app, repos, made = routed_platform
+    repos.make("steady-real", flask_app("v1"))
+    client = app.test_client()
+    ident = create_deployment(client, name="steady-real", github_url=repos.url("steady-real"),
+                              health_check_path="/health", env={"GREETING": "edge"})["id"]
+    running = wait_for_status(client, ident, timeout=300)
+    assert running["status"] == "running", running["error_message"]
+    assert running["url"] == f"https://steady-real.{APPS_DOMAIN}:{edge_caddy.https_port}"
+    host = f"steady-real.{APPS_DOMAIN}"
+    assert served(edge_caddy, host) == (200, "hello edge from v1")
+
+    repos.commit("steady-real", flask_app("v2"))
+    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
+        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+        assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
+    assert load.failures == [], load.failures[:10]
+    assert set(load.bodies) == {"hello edge from v1", "hello edge from v2"} and load.answered > 100, load.bodies
+
+    repos.commit("steady-real", BROKEN_APP)
+    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
+        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+        failed = wait_for_release(client, ident, 3, timeout=300)
+    assert failed["status"] == "failed" and "never received a request" in failed["error_message"]
+    assert load.failures == [], load.failures[:10]
+    assert set(load.bodies) == {"hello edge from v2"}
+    # On the guest: the app's unit serves release 2, and no unit of the failed one is left.
+    status, output = on_guest(app, running["ip_address"], "readlink /srv/paas/current; systemctl is-active paas-app; "
+                              "systemctl list-units --all --no-legend 'paas-app--next*' | wc -l")
+    assert (status, output.split()) == (0, ["releases/2", "active", "0"])
