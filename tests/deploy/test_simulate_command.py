@@ -1,13 +1,16 @@
 """The README's newcomer path, as written: python app.py --simulate, then deploy a sample app."""
+import json
 import os
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from tests.helpers.edge import require_caddy, served
 from tests.helpers.network import call_api, fetch, free_port
 
 pytestmark = pytest.mark.slow
@@ -15,7 +18,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
+def test_python_app_py_simulate_deploys_the_sample_flask_app_behind_its_own_caddy(tmp_path):
+    require_caddy()
     port = free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(tmp_path / "sim"),
            "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING"}
@@ -43,18 +47,27 @@ def test_python_app_py_simulate_deploys_the_sample_flask_app(tmp_path):
             assert time.monotonic() < deadline, deployment
             time.sleep(0.5)
         assert deployment["status"] == "running", deployment["error_message"]
-        status, page = fetch(deployment["url"])
+        # Its own Caddy on loopback, its ports and CA written where the README says.
+        router = json.loads((tmp_path / "sim" / "router.json").read_text())
+        assert set(router) == {"http_port", "https_port", "ca"} and Path(router["ca"]).is_file()
+        assert deployment["url"] == f"https://hello.apps.localhost:{router['https_port']}"
+        edge = SimpleNamespace(host="127.0.0.1", https_port=router["https_port"], http_port=router["http_port"],
+                               ca_path=Path(router["ca"]))
+        status, page = served(edge, "hello.apps.localhost")
         assert status == 200 and "<h1>Bonjour from Flask</h1>" in page
+        assert fetch(f"http://{deployment['ip_address']}:8000/")[0] == 200  # and at the guest's own address
         assert call_api(base, "DELETE", "/deployments/hello", token=token)[0] == 202
         deadline = time.monotonic() + 60
         path = f"/deployments/{deployment['id']}"
         while call_api(base, "GET", path, token=token)[1]["deployment"]["status"] != "deleted":
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        assert fetch(deployment["url"])[0] is None
+        assert fetch(f"http://{deployment['ip_address']}:8000/")[0] is None
+        assert served(edge, "hello.apps.localhost")[0] != 200
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=20)
+    assert not any(f"{tmp_path}/sim/edge" in line for line in _processes())  # its Caddy ended with it
 
 
 class Simulation:
@@ -64,7 +77,7 @@ class Simulation:
         self.port = free_port()
         self.directory = directory
         env = {**os.environ, "PORT": str(self.port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory),
-               "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING"}
+               "ROUTER": "none", "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_URL", None)
         self.process = subprocess.Popen([sys.executable, "app.py", "--simulate"], cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -160,3 +173,15 @@ def test_the_simulation_gives_its_admin_a_password_that_logs_in(tmp_path):
     finally:
         if simulation.process.poll() is None:
             simulation.terminate()
+
+
+def _processes():
+    """Every process's command line."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                pass
+    return lines
