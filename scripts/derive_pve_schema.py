@@ -62,6 +62,18 @@ ENDPOINTS = [
     *[("POST", f"/nodes/{{node}}/qemu/{{vmid}}/status/{action}") for action in GUEST_ACTIONS],
     ("PUT", "/nodes/{node}/qemu/{vmid}/resize"),
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"),
+    ("POST", "/nodes/{node}/qemu"),
+    *[entry for kind in ("lxc", "qemu") for entry in (
+        ("GET", f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot"),
+        ("POST", f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot"),
+        ("DELETE", f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot/{{snapname}}"),
+        ("POST", f"/nodes/{{node}}/{kind}/{{vmid}}/snapshot/{{snapname}}/rollback"),
+    )],
+    ("POST", "/nodes/{node}/vzdump"),
+    ("GET", "/nodes/{node}/storage/{storage}/content"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"),
+    ("GET", "/nodes/{node}/storage/{storage}/prunebackups"),
+    ("DELETE", "/nodes/{node}/storage/{storage}/prunebackups"),
 ]
 
 PROPERTY_KEYS = ("type", "optional", "enum", "pattern", "minimum", "maximum", "maxLength", "minLength",

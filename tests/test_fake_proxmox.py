@@ -168,8 +168,8 @@ def test_path_placeholders_are_checked_like_parameters():
 
 
 def test_a_path_or_method_outside_the_subset_is_an_error():
-    assert validate("GET", "/nodes/pve1/qemu/100/snapshot", {}) == [
-        "_path: no GET /nodes/pve1/qemu/100/snapshot in the API (subset)"]
+    assert validate("GET", "/nodes/pve1/qemu/100/migrate", {}) == [
+        "_path: no GET /nodes/pve1/qemu/100/migrate in the API (subset)"]
     assert validate("PATCH", "/nodes", {}) != []
 
 
@@ -406,7 +406,7 @@ def test_a_bad_vmid_in_the_path_is_rejected(fake, api):
 
 def test_an_unknown_path_is_501_and_recorded(fake, api):
     with pytest.raises(ResourceException) as caught:
-        api.nodes("pve1").qemu(9000).snapshot.get()
+        api.nodes("pve1").qemu(9000).migrate.get()
     assert caught.value.status_code == 501
     assert len(fake.schema_violations) == 1
 

@@ -52,7 +52,8 @@ class RealGuestCluster:
             self.git = GitServer(self.repos_dir, self.host.gateway).start()
             token = secrets.token_hex(16)
             self.fake = FakeProxmox(nodes=[Node("pve1"), Node("pve2")], tokens={"root@pam!paas": token},
-                                    task_seconds=self.task_seconds, guest_backend=ProxmoxGuests(self.host))
+                                    task_seconds=self.task_seconds,
+                                    guest_backend=ProxmoxGuests(self.host, storage_dir=self.workdir / "storage"))
             self.fake.start()
             self.fake.add_template(TEMPLATE_ID, node="pve1")
         except BaseException:

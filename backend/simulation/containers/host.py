@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess  # nosec B404 - argument lists only, never a shell with outside input
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,10 +114,12 @@ class ContainerHost:
 
     # -- guests ------------------------------------------------------------------------------------
 
-    def create(self, name, *, hostname, address=None, authorized_keys=(), users=None):
+    def create(self, name, *, hostname, address=None, authorized_keys=(), users=None, archive=None):
         """A stopped guest with its disk (an overlay on the image), hostname and keys.
 
         users: {name: [keys]} of accounts to add with passwordless sudo (a VM's cloud-init user).
+        archive: a backup (archive()'s tar, compressed or not) whose files become the guest's disk before it is
+        configured; root's keys are then those of the backup, with authorized_keys added.
         """
         if not NAME_RE.fullmatch(name):
             raise ValueError(f"a guest name is {NAME_RE.pattern}, not {name!r}")
@@ -132,22 +135,38 @@ class ContainerHost:
                           users=dict(users or {}))
         for part in ("upper", "work", "root"):
             (guest.directory / part).mkdir(parents=True, exist_ok=True)
-        _run(["mount", "-t", "overlay", "overlay", "-o",
-              f"lowerdir={self.image_root},upperdir={guest.directory / 'upper'},workdir={guest.directory / 'work'}",
-              str(guest.root)])
         self.guests[name] = guest
         try:
-            self._configure(guest, hostname, authorized_keys)
+            if archive is not None:
+                _extract(archive, guest.directory / "upper")
+            self._mount(guest)
+            self._configure(guest, hostname, authorized_keys, restored=archive is not None)
         except BaseException:
             self.destroy(name)
             raise
         return guest
 
-    def _configure(self, guest, hostname, authorized_keys):
+    def _mount(self, guest):
+        """Mount the guest's overlay (its upper directory over the image) on its root."""
+        _run(["mount", "-t", "overlay", "overlay", "-o",
+              f"lowerdir={self.image_root},upperdir={guest.directory / 'upper'},workdir={guest.directory / 'work'}",
+              str(guest.root)])
+
+    def _unmount(self, guest):
+        """Unmount the guest's overlay (lazily when something still holds it)."""
+        if os.path.ismount(guest.root):
+            if _run(["umount", str(guest.root)], check=False).returncode != 0:
+                _run(["umount", "-l", str(guest.root)])
+
+    def _configure(self, guest, hostname, authorized_keys, restored=False):
         root = guest.root
         _trust_local_cas(root)
         (root / "etc" / "hostname").write_text(f"{hostname}\n")
         (root / "etc" / "hosts").write_text(f"127.0.0.1 localhost\n{guest.address} {hostname}\n")
+        if restored:  # the backup's users and keys are there already; only add the keys given
+            if authorized_keys:
+                self.authorize(guest.name, "root", authorized_keys, add=True)
+            return
         self.authorize(guest.name, "root", authorized_keys)
         for user, keys in guest.users.items():
             _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", "--", user])
@@ -156,14 +175,19 @@ class ContainerHost:
             sudoers.chmod(0o440)
             self.authorize(guest.name, user, keys)
 
-    def authorize(self, name, user, keys):
-        """Write user's authorized_keys in the guest (what Proxmox's ssh-public-keys and cloud-init do)."""
+    def authorize(self, name, user, keys, add=False):
+        """Write user's authorized_keys in the guest (what Proxmox's ssh-public-keys and cloud-init do); add: keep
+        the keys it has and add the others."""
         guest = self.guests[name]
         home = guest.root / ("root" if user == "root" else f"home/{user}")
         ssh = home / ".ssh"
         ssh.mkdir(mode=0o700, exist_ok=True)
         authorized = ssh / "authorized_keys"
-        authorized.write_text("".join(f"{key.strip()}\n" for key in keys if key.strip()))
+        lines = [key.strip() for key in keys if key.strip()]
+        if add and authorized.exists():
+            kept = [line for line in authorized.read_text().splitlines() if line.strip()]
+            lines = kept + [line for line in lines if line not in kept]
+        authorized.write_text("".join(f"{line}\n" for line in lines))
         authorized.chmod(0o600)
         if user != "root":
             uid = _run(["chroot", str(guest.root), "id", "-u", user]).stdout.strip()
@@ -238,15 +262,104 @@ class ContainerHost:
         """Power off and remove everything the guest had: processes, mount, files, namespace, veth, cgroups."""
         guest = self.guests[name]
         self.poweroff(name)
-        if os.path.ismount(guest.root):
-            if _run(["umount", str(guest.root)], check=False).returncode != 0:
-                _run(["umount", "-l", str(guest.root)])
+        self._unmount(guest)
         _run(["ip", "link", "del", guest.host_veth], check=False)
         _run(["ip", "netns", "del", guest.netns], check=False)
         for root in CGROUP_ROOTS:
             _remove_cgroup(root / guest.netns)
         shutil.rmtree(guest.directory, ignore_errors=True)
         del self.guests[name]
+
+    # -- snapshots and archives of a guest's disk --------------------------------------------------
+    # A guest's disk is its overlay's upper directory (what it changed over the image): a snapshot is a copy of it
+    # beside the guest (<guest dir>/snapshots/<name>, gone with the guest), an archive a tar of it.
+
+    def snapshot(self, name, snapname):
+        """Copy the guest's disk to <guest dir>/snapshots/<snapname> (cp -a: owners, modes, xattrs, the overlay's
+        whiteouts); a running guest is frozen (its cgroup) meanwhile, as Proxmox freezes a container for a
+        snapshot, so the copy is of one moment."""
+        guest = self.guests[name]
+        target = guest.directory / "snapshots" / snapname
+        target.parent.mkdir(exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        with self._frozen(guest):
+            _run(["cp", "-a", "--", str(guest.directory / "upper"), str(target)], timeout=900)
+        return target
+
+    def delete_snapshot(self, name, snapname):
+        """Remove a snapshot's copy."""
+        shutil.rmtree(self.guests[name].directory / "snapshots" / snapname, ignore_errors=True)
+
+    def rollback(self, name, snapname):
+        """Put the guest's disk back as it was at the snapshot: power off, unmount, replace the upper directory with
+        a copy of the snapshot (and a fresh work directory), mount again. The guest stays off."""
+        guest = self.guests[name]
+        source = guest.directory / "snapshots" / snapname
+        if not source.is_dir():
+            raise ContainerError(f"guest {name} has no snapshot {snapname}")
+        self.poweroff(name)
+        self._unmount(guest)
+        for part in ("upper", "work"):
+            shutil.rmtree(guest.directory / part)
+        _run(["cp", "-a", "--", str(source), str(guest.directory / "upper")], timeout=900)
+        (guest.directory / "work").mkdir()
+        self._mount(guest)
+
+    def archive(self, name, path, compress=None, extra=None, stop=False):
+        """Write the guest's disk as a tar to path (compress: zst, gz or None), with extra files ({path in the
+        archive: text}) after it; returns the file's size. stop: power a running guest off for it, boot it after.
+
+        Written beside path first and renamed when complete. tar's exit status 1 (a file changed while it read
+        it, as a running guest's files do) is no failure."""
+        guest = self.guests[name]
+        tool = COMPRESSORS[compress]
+        if tool and shutil.which(tool) is None:
+            raise ContainerError(f"vzdump needs the {tool} program to compress with {tool}: apt-get install {tool}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.dat")
+        was_running = guest.running
+        if stop and was_running:
+            self.poweroff(name)
+        try:
+            with tempfile.TemporaryDirectory(dir=guest.directory) as staging:
+                for relative, text in (extra or {}).items():
+                    (Path(staging) / relative).parent.mkdir(parents=True, exist_ok=True)
+                    (Path(staging) / relative).write_text(text)
+                argv = ["tar", "--create", f"--file={partial}", *TAR_OPTIONS, "--sparse"]
+                if tool:
+                    argv.append(f"--use-compress-program={tool}")
+                argv += ["-C", str(guest.directory / "upper"), ".", "-C", staging,
+                         *(f"./{relative}" for relative in (extra or {}))]
+                result = _run(argv, timeout=1800, check=False)
+                if result.returncode not in (0, 1):
+                    raise ContainerError(f"tar of guest {name} failed ({result.returncode}): "
+                                         f"{(result.stderr or result.stdout).strip()[-300:]}")
+            partial.rename(path)
+        finally:
+            partial.unlink(missing_ok=True)
+            if stop and was_running:
+                self.boot(name)
+        return path.stat().st_size
+
+    @contextlib.contextmanager
+    def _frozen(self, guest):
+        """Hold a running guest's processes still (the cgroup v2 freezer) while the body runs; nothing when it is
+        stopped or the kernel has no freezer there."""
+        control = CGROUP_ROOTS[1] / guest.netns / "cgroup.freeze"
+        frozen = False
+        if guest.running and control.exists():
+            with contextlib.suppress(OSError):
+                control.write_text("1")
+                frozen = True
+                deadline = time.monotonic() + 5
+                while "frozen 1" not in (control.parent / "cgroup.events").read_text() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+        try:
+            yield
+        finally:
+            if frozen:
+                control.write_text("0")
 
     def _kill_cgroups(self, name):
         """SIGKILL whatever still runs in the guest's cgroups, and wait (bounded) until they are empty."""
@@ -290,6 +403,23 @@ class ContainerHost:
 
 
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+# What tar keeps of a guest's files: numeric owners, modes, ACLs and every xattr (the overlay's own among them).
+TAR_OPTIONS = ("--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls")
+COMPRESSORS = {"zst": "zstd", "gz": "gzip", "lzo": "lzop", None: None}
+
+
+def _extract(archive, target):
+    """Unpack an archive() tar into a guest's (unmounted) upper directory; its vzdump files are left out."""
+    archive = Path(archive)
+    tool = next((tool for extension, tool in COMPRESSORS.items()
+                 if extension and archive.name.endswith(f".{extension}")), None)
+    if tool and shutil.which(tool) is None:
+        raise ContainerError(f"restoring {archive.name} needs the {tool} program: apt-get install {tool}")
+    argv = ["tar", "--extract", f"--file={archive}", "--same-permissions", *TAR_OPTIONS]
+    if tool:
+        argv.append(f"--use-compress-program={tool}")
+    _run([*argv, "-C", str(target)], timeout=1800)
+    shutil.rmtree(Path(target) / "etc" / "vzdump", ignore_errors=True)
 
 
 def _trust_local_cas(root):
@@ -308,7 +438,7 @@ def _trust_local_cas(root):
         shutil.copy(certificate, target / certificate.name)
         pem += certificate.read_text().strip() + "\n"
     bundle = root / "etc" / "ssl" / "certs" / "ca-certificates.crt"
-    if bundle.exists():
+    if bundle.exists() and pem not in bundle.read_text():  # a restored guest has them already
         bundle.write_text(bundle.read_text() + pem)
     # pip (its own certifi bundle) and npm (node's built-in roots) read the system bundle only when told so.
     (root / "etc" / "pip.conf").write_text("[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n")

@@ -11,7 +11,11 @@ Every request is checked against the platform's subset of the official API schem
 unknown path) and recorded in `schema_violations`, so a test can end with
 `fake.assert_no_violations()`.
 
-State lives in plain classes (Node, Storage, Guest, Task) behind one lock; tasks advance lazily
+Snapshots, backups (vzdump to a storage, the storage's content, prune) and restores are served too: by default
+every node has `local` (dir), `local-lvm` (lvmthin) and `backup`, an NFS share they all mount (content backup),
+so a backup made on one node restores on another. With a guest backend they act on the guests' real files.
+
+State lives in plain classes (Node, Storage, Guest, Snapshot, Backup, Task) behind one lock; tasks advance lazily
 (on each request and on each inspection), so the fake runs no threads besides the HTTP server's (and, with a
 guest_backend, one per task while the backend does its real work).
 
@@ -30,7 +34,8 @@ The modules, in the order a request meets them:
   parameters, delay, authentication (auth.py), schema check, injected faults, then the route's handler.
 - routes.py: the route table, (method, templated path) -> handler in endpoints/.
 - endpoints/: the handlers, by subject (cluster and nodes, tasks, reading, creating and changing guests,
-  a guest's statistics).
+  a guest's statistics, snapshots, backups and storage content, restores).
+- retention.py: which backups a prune keeps (Proxmox's prune_mark_backup_group).
 - state.py: ClusterState, the cluster behind one lock, and its task clock; model.py: the records it holds.
 - faults.py: the injected failures waiting for their requests; protocol.py: requests, replies, errors.
 - cli.py: the standalone server (__main__.py).
@@ -48,10 +53,13 @@ from backend.simulation.fake_proxmox.model import (
     LXC_DISK,
     MIB,
     QEMU_DISK,
+    Backup,
     Guest,
     Node,
+    Snapshot,
     Storage,
     Task,
+    TaskFailure,
     config_digest,
     disk_order,
     format_size,
@@ -66,12 +74,14 @@ from backend.simulation.fake_proxmox.protocol import (
     SchemaViolation,
     parameter_error,
 )
+from backend.simulation.fake_proxmox.retention import mark_backup_group, parse_retention
 from backend.simulation.fake_proxmox.routes import ROUTES
-from backend.simulation.fake_proxmox.state import MAC_PREFIX
+from backend.simulation.fake_proxmox.state import MAC_PREFIX, default_storages
 
 __all__ = [
     "API_PREFIX", "BEING_MADE", "GIB", "IP_POOL_PREFIX", "KIB", "LXC_DISK", "MAC_PREFIX", "MAX_DELAY_SECONDS", "MIB",
-    "NEW_VOLUME", "NOT_CONFIG_KEYS", "QEMU_DISK", "ROUTES", "ApiError", "Envelope", "FakeProxmox", "Guest", "Node",
-    "Reply", "RequestRecord", "SchemaViolation", "Storage", "Task", "config_digest", "disk_order", "format_size",
-    "main", "parameter_error", "parse_size",
+    "NEW_VOLUME", "NOT_CONFIG_KEYS", "QEMU_DISK", "ROUTES", "ApiError", "Backup", "Envelope", "FakeProxmox", "Guest",
+    "Node", "Reply", "RequestRecord", "SchemaViolation", "Snapshot", "Storage", "Task", "TaskFailure",
+    "config_digest", "default_storages", "disk_order", "format_size", "main", "mark_backup_group",
+    "parameter_error", "parse_retention", "parse_size",
 ]

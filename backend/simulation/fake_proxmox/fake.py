@@ -6,7 +6,8 @@ import time
 from urllib.parse import urlsplit
 
 from backend.simulation.fake_proxmox.auth import authenticate
-from backend.simulation.fake_proxmox.model import Guest
+from backend.simulation.fake_proxmox.endpoints.backups import backup_filename
+from backend.simulation.fake_proxmox.model import GIB, Backup, Guest
 from backend.simulation.fake_proxmox.protocol import (
     API_PREFIX,
     ApiError,
@@ -104,6 +105,30 @@ class FakeProxmox(ClusterState):
             self.guests[guest.vmid] = guest
             return guest
 
+    def add_backup(self, vmid, kind="lxc", storage="backup", ctime=None, node="pve1", size=GIB, config=None,
+                   notes="", protected=False, extension="zst", filename=None):
+        """Put a backup on a storage directly (no task, no file), made at ctime (default now); returns the Backup.
+
+        filename: a name of your own (one outside vzdump's scheme is `renamed` to a prune)."""
+        with self.lock:
+            ctime = int(time.time() if ctime is None else ctime)
+            backup = Backup(storage, filename or backup_filename(kind, int(vmid), ctime, extension), int(vmid), kind,
+                            ctime, int(size), node, config=dict(config or {}), notes=notes, protected=protected)
+            self.backups[backup.volid] = backup
+            return backup
+
+    def backup(self, volid):
+        """The Backup with this volid, or None (tasks due by now are applied first)."""
+        with self.lock:
+            self.advance()
+            return self.backups.get(volid)
+
+    def storage(self, name):
+        """The Storage with this name (change its total to make it full, its prune_backups to give it a
+        retention)."""
+        with self.lock:
+            return next(storage for storage in self.storages if storage.storage == name)
+
     def guest(self, vmid):
         """The Guest with this id, or None (tasks due by now are applied first)."""
         with self.lock:
@@ -154,7 +179,8 @@ class FakeProxmox(ClusterState):
             self.pending_faults.add_error(method, path, None, "", times)
 
     def fail_task(self, kind, error="command failed", times=1):
-        """Make the next `times` tasks of a type (vzcreate, qmclone, qmstart...) end with `error`."""
+        """Make the next `times` tasks of a type (vzcreate, qmclone, qmstart, vzsnapshot, vzdump, vzrestore...)
+        end with `error`; the task changes nothing (a vzdump makes no backup)."""
         with self.lock:
             self.pending_faults.add_task_failures(kind, error, times)
 

@@ -31,18 +31,30 @@ class Node:
         self.booted_at = time.time() - 86400
 
 
+# Storage types whose volumes can be snapshotted whatever their format (PVE's volume_has_feature 'snapshot'),
+# and the file-based ones, where only a qcow2 image can.
+SNAPSHOT_TYPES = frozenset({"lvmthin", "zfspool", "rbd", "btrfs", "zfs"})
+FILE_TYPES = frozenset({"dir", "nfs", "cifs", "cephfs", "glusterfs"})
+
+
 class Storage:
-    """A storage: its content types and capacity, on every node unless `nodes` names some."""
+    """A storage: its content types and capacity, on every node unless `nodes` names some.
+
+    total is its capacity in bytes: what guests' disks and backups on it take counts against it, and a backup
+    that does not fit in what is left fails (the way to make a storage full: a small total). prune_backups is
+    its own retention (the storage config's `prune-backups`, e.g. "keep-last=3"), used when a prune names none.
+    """
 
     def __init__(self, storage, type="lvmthin", content="images,rootdir", total=1024 * GIB,
-                 shared=False, nodes=None):
+                 shared=False, nodes=None, prune_backups=None):
         """Describe a storage as /nodes/{node}/storage lists it."""
         self.storage = storage
         self.type = type
         self.content = content
         self.total = total
-        self.shared = shared
+        self.shared = bool(shared)
         self.nodes = set(nodes) if nodes else None
+        self.prune_backups = prune_backups
 
     def on(self, node):
         """True when the storage is available on the node."""
@@ -51,6 +63,16 @@ class Storage:
     def holds(self, content):
         """True when the storage accepts a content type (rootdir, images, vztmpl...)."""
         return content in self.content.split(",")
+
+    @property
+    def snapshots(self):
+        """True when every volume on it can be snapshotted (lvmthin, zfspool, rbd, btrfs; not lvm, dir, nfs)."""
+        return self.type in SNAPSHOT_TYPES
+
+    def can_snapshot(self, volume):
+        """True when this volume (its name after `storage:`) can be snapshotted: on a snapshot-capable type, or a
+        qcow2 image on a file-based one."""
+        return self.snapshots or (self.type in FILE_TYPES and volume.endswith(".qcow2"))
 
 
 class Guest:
@@ -70,6 +92,7 @@ class Guest:
         # [started, stopped or None while it runs] spans it ran.
         self.created_at = time.time()
         self.runs = []
+        self.snapshots = {}  # name -> Snapshot; the config's `parent` names the latest one taken or rolled back to
 
     def mark_running(self):
         """Running from now (the guest agent starts counting its delay here)."""
@@ -161,6 +184,55 @@ class Guest:
 
 
 @dataclass
+class Snapshot:
+    """A guest snapshot as its config file keeps it: when, why, and the config at that moment (whose `parent`
+    is the snapshot's parent)."""
+
+    name: str
+    snaptime: int
+    description: str
+    config: dict
+    vmstate: bool = False
+
+    @property
+    def parent(self):
+        """The snapshot this one was taken after (None for the first)."""
+        return self.config.get("parent")
+
+
+@dataclass
+class Backup:
+    """A vzdump archive on a storage: `{storage}:backup/vzdump-{kind}-{vmid}-{YYYY_MM_DD-HH_MM_SS}.{ext}`.
+
+    config is the guest's config when it was taken (what a restore starts from); path the real file when a guest
+    backend wrote one (None for a record-only backup); node where it was made (a storage that is not shared shows
+    it there only).
+    """
+
+    storage: str
+    filename: str
+    vmid: int
+    kind: str
+    ctime: int
+    size: int
+    node: str
+    config: dict = field(default_factory=dict)
+    notes: str = ""
+    protected: bool = False
+    path: object = None
+
+    @property
+    def volid(self):
+        """storage:backup/filename."""
+        return f"{self.storage}:backup/{self.filename}"
+
+    @property
+    def format(self):
+        """What the content list calls its format: tar.zst, vma.gz, tar..."""
+        return self.filename.partition(".")[2]
+
+
+@dataclass
 class Task:
     """A worker task: runs from `started` for `duration` seconds, then ends with `exitstatus`."""
 
@@ -204,6 +276,17 @@ class Task:
         else:
             last = f"TASK ERROR: {self.exitstatus}"
         return [*self.log, last]
+
+
+class TaskFailure(Exception):
+    """What a task's real work raises to end the task with exitstatus, after adding `log` lines to its log (vzdump
+    fails with `job errors` and says why in its log)."""
+
+    def __init__(self, exitstatus, log=()):
+        """Keep the exit status and the log lines."""
+        super().__init__(exitstatus)
+        self.exitstatus = exitstatus
+        self.log = list(log)
 
 
 def parse_size(text):

@@ -8,11 +8,14 @@ from functools import partial
 
 from backend.simulation.fake_proxmox.auth import create_ticket
 from backend.simulation.fake_proxmox.endpoints import (
+    backups,
     cluster_info,
     guest_changes,
     guest_creation,
     guest_metrics,
     guest_reads,
+    guest_restores,
+    snapshots,
     tasks,
 )
 
@@ -43,12 +46,22 @@ ROUTES = {
     **for_both_kinds("GET", f"{GUEST}/rrddata", guest_metrics.rrd_data),
     ("GET", "/nodes/{node}/lxc/{vmid}/interfaces"): guest_reads.lxc_interfaces,
     ("GET", "/nodes/{node}/qemu/{vmid}/agent/network-get-interfaces"): guest_reads.agent_interfaces,
-    ("POST", "/nodes/{node}/lxc"): guest_creation.create_lxc,
+    ("POST", "/nodes/{node}/lxc"): guest_restores.create_or_restore_lxc,
+    ("POST", "/nodes/{node}/qemu"): guest_restores.create_qemu,
     ("POST", "/nodes/{node}/qemu/{vmid}/clone"): guest_creation.clone_qemu,
     **for_both_kinds("PUT", f"{GUEST}/config", guest_changes.update_config),
     ("POST", "/nodes/{node}/qemu/{vmid}/config"): guest_changes.update_qemu_config_async,
     **for_both_kinds("PUT", f"{GUEST}/resize", guest_changes.resize),
     **for_both_kinds("DELETE", GUEST, guest_changes.delete),
+    **for_both_kinds("GET", f"{GUEST}/snapshot", snapshots.list_snapshots),
+    **for_both_kinds("POST", f"{GUEST}/snapshot", snapshots.create_snapshot),
+    **for_both_kinds("DELETE", f"{GUEST}/snapshot/{{snapname}}", snapshots.delete_snapshot),
+    **for_both_kinds("POST", f"{GUEST}/snapshot/{{snapname}}/rollback", snapshots.rollback),
+    ("POST", "/nodes/{node}/vzdump"): backups.vzdump,
+    ("GET", "/nodes/{node}/storage/{storage}/content"): backups.list_content,
+    ("DELETE", "/nodes/{node}/storage/{storage}/content/{volume}"): backups.delete_volume,
+    ("GET", "/nodes/{node}/storage/{storage}/prunebackups"): backups.prune_dry_run,
+    ("DELETE", "/nodes/{node}/storage/{storage}/prunebackups"): backups.prune,
 }
 for _action in POWER_ACTIONS:
     ROUTES.update(for_both_kinds("POST", f"{GUEST}/status/{_action}", guest_changes.power, action=_action))

@@ -11,7 +11,7 @@ import threading
 import time
 
 from backend.simulation.fake_proxmox.faults import PendingFaults
-from backend.simulation.fake_proxmox.model import GIB, Node, Storage, Task
+from backend.simulation.fake_proxmox.model import GIB, Node, Storage, Task, TaskFailure
 from backend.simulation.fake_proxmox.protocol import ApiError
 from backend.simulation.pve_schema import default_schema
 
@@ -35,10 +35,7 @@ class ClusterState:
         """
         self.guest_backend = guest_backend
         self.nodes = {node.name: node for node in (_build(Node, n) for n in (nodes or [Node("pve1")]))}
-        self.storages = [_build(Storage, s) for s in (storages or [
-            Storage("local", type="dir", content="iso,vztmpl,backup,snippets", total=100 * GIB),
-            Storage("local-lvm", type="lvmthin", content="images,rootdir", total=1024 * GIB),
-        ])]
+        self.storages = [_build(Storage, s) for s in (storages or default_storages())]
         self.users = dict(users or {"root@pam": "password"})
         self.tokens = dict(tokens or {"root@pam!paas": "secret"})
         self.version = version
@@ -59,6 +56,7 @@ class ClusterState:
         self.schema_violations = []
         self.requests = []
         self.guests = {}
+        self.backups = {}  # volid -> Backup
         self.tasks = {}
         self.tickets = {}  # ticket -> {"user": ..., "csrf": ...}
         self.pending_faults = PendingFaults()
@@ -85,6 +83,16 @@ class ClusterState:
             raise ApiError(500, f"Configuration file 'nodes/{node}/{folder}/{vmid}.conf' does not exist")
         return guest
 
+    def storage_on(self, name, node):
+        """The Storage `name` as the node sees it, or None (unknown there)."""
+        return next((s for s in self.storages if s.storage == name and s.on(node)), None)
+
+    def backups_on(self, storage, node):
+        """The backups a node sees on a storage (all of them when it is shared), sorted by volid as PVE lists."""
+        found = [backup for backup in self.backups.values()
+                 if backup.storage == storage.storage and (storage.shared or backup.node == node)]
+        return sorted(found, key=lambda backup: backup.volid.lower())
+
     def new_mac(self):
         """A fresh MAC address in the Proxmox OUI."""
         number = next(self._mac_numbers)
@@ -95,8 +103,9 @@ class ClusterState:
     def start_task(self, node, task_type, guest_id, user, log=(), error=None, on_end=None, work=None):
         """Create a task and return its UPID; on_end(task) runs once it has stopped.
 
-        work (with a guest backend): a callable run in a thread of its own; the task lasts until it returns,
-        and fails with its error's words when it raises.
+        work (with a guest backend): a callable run in a thread of its own; the task lasts until it returns (the
+        lines it returns are added to the log), and fails with its error's words when it raises (a TaskFailure:
+        its exit status, after its log lines).
         """
         now = time.monotonic()
         pid = next(self._task_pids)
@@ -134,10 +143,25 @@ class ClusterState:
 def run_task_work(task, work):
     """Run a task's real work (in the task's own thread); the task ends once it returns or raises."""
     try:
-        work()
+        task.log.extend(work() or [])
+    except TaskFailure as failure:
+        log.warning("task %s failed: %s", task.upid, failure.exitstatus)
+        task.log.extend(failure.log)
+        task.exitstatus = failure.exitstatus
     except Exception as exc:  # noqa: BLE001 - the task fails with the backend's words, as Proxmox's would
         log.warning("task %s failed: %s", task.upid, exc)
         task.exitstatus = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:300]
     finally:
         task.duration = max(task.duration, time.monotonic() - task.started)
         task.work_done.set()
+
+
+def default_storages():
+    """The storages a cluster has unless told otherwise: local (dir), local-lvm (lvmthin) on every node, and
+    backup, an NFS share every node mounts (content backup only), so a backup made on one node restores on
+    another."""
+    return [
+        Storage("local", type="dir", content="iso,vztmpl,backup,snippets", total=100 * GIB),
+        Storage("local-lvm", type="lvmthin", content="images,rootdir", total=1024 * GIB),
+        Storage("backup", type="nfs", content="backup", total=2048 * GIB, shared=True),
+    ]

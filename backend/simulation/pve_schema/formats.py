@@ -155,6 +155,13 @@ NAMED_PROPERTY_FORMATS = {
         "ip6": {"type": "string", "format": "pve-ipv6-config", "optional": 1},
         "gw6": {"type": "string", "format": "ipv6", "optional": 1},
     },
+    # pve-storage PVE/Storage/Plugin.pm ($prune_backups_format; its validator, validate_prune_backups, refuses
+    # keep-all=1 beside another option: the fake's prune handlers check that)
+    "prune-backups": {
+        "keep-all": {"type": "boolean", "optional": 1},
+        **{f"keep-{period}": {"type": "integer", "minimum": 0, "optional": 1}
+           for period in ("last", "hourly", "daily", "weekly", "monthly", "yearly")},
+    },
 }
 
 # Named formats the fake accepts without checking (rarely sent by the platform, complex to mirror).
@@ -162,5 +169,5 @@ UNCHECKED_FORMATS = frozenset({
     "pve-cpuset", "pve-ct-timezone", "pve-hotplug-features", "pve-qemu-sev-fmt", "pve-qemu-tdx-fmt",
     "pve-qm-boot", "pve-qm-bootdisk", "pve-qm-cicustom", "pve-qm-hostpci", "pve-qm-ide", "pve-qm-rng",
     "pve-qm-smbios1", "pve-qm-watchdog", "pve-vm-cpu-conf", "pve-priv", "lxc-ip-with-ll-iface",
-    "pve-lxc-dev-string", "storage-pair",
+    "pve-lxc-dev-string", "storage-pair", "backup-fleecing", "backup-performance", "email-or-username-list",
 })

@@ -32,8 +32,8 @@ def node_entry(cluster, node):
 
 
 def storage_used(cluster, storage, node_name):
-    """Bytes the guests' disks take on a storage of a node (all nodes when shared)."""
-    total = 0
+    """Bytes the guests' disks and the backups take on a storage of a node (all nodes when shared)."""
+    total = sum(backup.size for backup in cluster.backups_on(storage, node_name))
     for guest in cluster.guests.values():
         if not storage.shared and guest.node != node_name:
             continue

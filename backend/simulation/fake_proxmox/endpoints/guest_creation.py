@@ -93,7 +93,7 @@ def clone_qemu(cluster, request):
         if not full:
             raise parameter_error({"storage": "storage selection is only available for full clones"})
         storage_for(cluster, params["storage"], target, "images", "storage")
-    config = {key: value for key, value in source.config.items() if key not in ("template", "lock")}
+    config = {key: value for key, value in source.config.items() if key not in ("template", "lock", "parent")}
     config["name"] = params.get("name") or f"Copy-of-VM-{source.name}"
     if params.get("description"):
         config["description"] = params["description"]
