@@ -196,6 +196,17 @@ class Config:
     ROUTER_DRAIN_SECONDS = env_int("ROUTER_DRAIN_SECONDS", 2)
     # How often a serving process checks that the router holds every route (a Caddy restarted empty).
     ROUTER_SYNC_SECONDS = env_int("ROUTER_SYNC_SECONDS", 15)
+    # Proxmox snapshots and backups. A snapshot of the guest before each release (a deployment may say
+    # otherwise), the newest SNAPSHOTS_KEPT of them kept; vzdump backups to BACKUP_STORAGE (shared by the nodes,
+    # so that one restores anywhere), pruned with Proxmox's own options unless a deployment sets its own.
+    SNAPSHOT_BEFORE_RELEASE = env_bool("SNAPSHOT_BEFORE_RELEASE", False)
+    SNAPSHOTS_KEPT = env_int("SNAPSHOTS_KEPT", 3)
+    BACKUP_STORAGE = os.environ.get("BACKUP_STORAGE") or "local"
+    BACKUP_KEEP_LAST = env_int("BACKUP_KEEP_LAST", 3)
+    BACKUP_KEEP_DAILY = env_int("BACKUP_KEEP_DAILY", 7)
+    BACKUP_KEEP_WEEKLY = env_int("BACKUP_KEEP_WEEKLY", 4)
+    BACKUP_TIMEOUT = env_int("BACKUP_TIMEOUT", 3600)  # one vzdump or restore task
+    BACKUP_SCHEDULE_SECONDS = env_int("BACKUP_SCHEDULE_SECONDS", 60)  # how often schedules are looked at
     # Server-Sent Events log streams: how long one connection may stay open.
     LOG_STREAM_MAX_SECONDS = env_int("LOG_STREAM_MAX_SECONDS", 1800)
     # Per-user quotas (members; admins have none); an admin overrides them per user (PATCH /api/users/<id>).
@@ -285,6 +296,9 @@ class TestingConfig(Config):
     APPS_DOMAIN = None
     ROUTER_SYNC_SECONDS = 0
     ROUTER_DRAIN_SECONDS = 0
+    SNAPSHOT_BEFORE_RELEASE = False
+    BACKUP_STORAGE = "backup"
+    BACKUP_SCHEDULE_SECONDS = 0  # tests run schedules by hand
 
 
 class ProductionConfig(Config):

@@ -11,7 +11,7 @@ from backend.deploy.deployer import Limits
 from backend.deploy.guests import NoGuestHooks, SandboxHooks, SandboxTransports, SSHTransports
 from backend.jobs.backends import build_jobs
 from backend.jobs.outbox import listen_for_notifications
-from backend.platform import EXTENSION, Edge, Platform, ProxmoxClients
+from backend.platform import EXTENSION, BackupPolicy, Edge, Platform, ProxmoxClients
 from backend.router import CaddyRouter, RouterSettings
 
 
@@ -50,7 +50,14 @@ def build_platform(app):
                 settings = dataclasses.replace(settings, ssh_public_key="\n".join(dict.fromkeys(keys)))
     proxmox = ProxmoxClients(settings, config["LIVE_STATUS_TIMEOUT"]) if settings is not None else None
     return Platform(proxmox=proxmox, transports=transports, guest_hooks=hooks, deploy_limits=deploy_limits(config),
-                    edge=build_edge(config))
+                    edge=build_edge(config), backups=backup_policy(config))
+
+
+def backup_policy(config):
+    return BackupPolicy(snapshot_default=bool(config["SNAPSHOT_BEFORE_RELEASE"]),
+                        snapshots_kept=max(1, config["SNAPSHOTS_KEPT"]), storage=config["BACKUP_STORAGE"],
+                        keep_last=config["BACKUP_KEEP_LAST"], keep_daily=config["BACKUP_KEEP_DAILY"],
+                        keep_weekly=config["BACKUP_KEEP_WEEKLY"], timeout=config["BACKUP_TIMEOUT"])
 
 
 def router_settings(config):

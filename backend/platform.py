@@ -52,6 +52,19 @@ class Edge:
     drain_seconds: float = 2
 
 
+@dataclass(frozen=True)
+class BackupPolicy:
+    """Snapshots and backups as the configuration sets them (a deployment may override the defaults)."""
+
+    snapshot_default: bool = False
+    snapshots_kept: int = 3
+    storage: str = "local"
+    keep_last: int = 3
+    keep_daily: int = 7
+    keep_weekly: int = 4
+    timeout: float = 3600
+
+
 @dataclass
 class Platform:
     """What services work with, built once per app."""
@@ -62,6 +75,7 @@ class Platform:
     deploy_limits: Limits
     jobs: object = None  # the job backend: .submit(kind, deployment id, delay=0), .start(), .shutdown()
     edge: Edge | None = None  # None: no router (ROUTER=none); apps answer at http://GUEST-IP:PORT
+    backups: BackupPolicy = dataclasses.field(default_factory=BackupPolicy)
 
     @property
     def proxmox_settings(self):

@@ -5,6 +5,9 @@ re-check a value it is about to use, not only the HTTP edge.
 """
 import re
 import uuid
+from datetime import UTC, datetime
+
+from croniter import croniter
 
 from backend.frameworks import FRAMEWORKS
 
@@ -154,3 +157,16 @@ def public_url(name, apps_domain, https_port):
     """The https address of a deployment behind the router."""
     port = "" if https_port == 443 else f":{https_port}"
     return f"https://{app_hostname(name, apps_domain)}{port}"
+
+
+def check_cron(value):
+    """A backup schedule: five cron fields, firing at most once an hour."""
+    fields = value.split()
+    if len(fields) != 5 or not croniter.is_valid(value):
+        raise ValueError("must be a cron expression of five fields (minute hour day month weekday), "
+                         "e.g. '0 3 * * *' for 03:00 every day")
+    runs = croniter(value, datetime(2026, 1, 1, tzinfo=UTC))
+    first, second = runs.get_next(datetime), runs.get_next(datetime)
+    if (second - first).total_seconds() < 3600:
+        raise ValueError("may fire at most once an hour (a backup copies the whole guest)")
+    return value

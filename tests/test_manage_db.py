@@ -295,7 +295,8 @@ def test_backup_then_restore_gives_back_every_row_exactly(app, tmp_path):
 
     # The suite's admin and its token are rows too.
     assert f"Restored {SAMPLE_COUNT + 3} rows (" in result.stdout
-    assert f"deployments: {SAMPLE_COUNT + 1}, users: 1, api_tokens: 1, deployment_events: 0, " in result.stdout
+    counted = f"deployments: {SAMPLE_COUNT + 1}, users: 1, api_tokens: 1, backups: 0, deployment_events: 0, "
+    assert counted in result.stdout
     assert all_rows(app) == before
     document = json.loads(path.read_text())
     assert document["format"] == "proxmox-paas-backup" and document["version"] == 1

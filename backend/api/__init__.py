@@ -89,7 +89,7 @@ def _end_autocommit_read(exc):
 def init_app(app):
     """Attach the API, health check, error handlers, request ids and the OpenAPI document."""
     # Here, not at the top: the route modules import api_bp from this module and register on it.
-    from backend.api import deployments, domains, meta, metrics, ratelimit, releases, users, webhooks  # noqa: F401, PLC0415 - the views import api_bp from here
+    from backend.api import backups, deployments, domains, meta, metrics, ratelimit, releases, users, webhooks  # noqa: F401, PLC0415 - the views import api_bp from here
     from backend.api.health import health_bp  # noqa: PLC0415 - as above
 
     if app.config.get("TRUSTED_PROXIES"):

@@ -17,7 +17,7 @@ from backend.schemas.deployments import (
     DeploymentUpdate,
 )
 from backend.schemas.events import EventList, EventOut, EventQuery, HistoryQuery
-from backend.services import cluster, history
+from backend.services import cluster, history, snapshots
 from backend.services import deployments as service
 from backend.services.actions import ACTIONS
 
@@ -85,7 +85,10 @@ def get_deployment(ident):
 def update_deployment(ident, json: DeploymentUpdate):
     """Change tags, or resources while the deployment is not busy."""
     changes = json.model_dump(exclude_unset=True)
-    deployment, resize_guest = service.update_deployment(find(ident), changes, actor=caller(),
+    deployment = find(ident)
+    if changes.get("snapshot_before_release") and platform_of().proxmox is not None:
+        snapshots.check_storage(deployment, platform_of().proxmox.quick_client())
+    deployment, resize_guest = service.update_deployment(deployment, changes, actor=caller(),
                                                          quota_defaults=quota_defaults())
     audit_action("deployment.update", deployment, changes=changes)
     if resize_guest:

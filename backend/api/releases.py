@@ -35,7 +35,7 @@ from backend.streams import event_stream, release_log_events
 TAGS = ["releases"]
 
 
-def _release_envelope(release, deployment, status=202):
+def release_envelope(release, deployment, status=202):
     return {"success": True, "release": dump(ReleaseOut, release), "deployment": deployment.to_dict()}, status
 
 
@@ -52,7 +52,7 @@ def redeploy(ident, json: RedeployIn):
     audit_action("deployment.redeploy", deployment, release=release.version, branch=release.branch,
                  commit=json.commit)
     enqueue(kind, deployment)
-    return _release_envelope(release, deployment)
+    return release_envelope(release, deployment)
 
 
 @api_bp.get("/deployments/<ident>/releases")
@@ -63,7 +63,7 @@ def list_releases(ident):
     return {"success": True, "releases": [dump(ReleaseOut, r) for r in Release.for_deployment(deployment.id)]}
 
 
-def _release(deployment, version):
+def release_of(deployment, version):
     number = plain_number(version, 9)
     if number is None:
         raise NotFound(f"no release {version[:20]!r}")
@@ -77,7 +77,7 @@ def _release(deployment, version):
 @spec.validate(resp=Response(HTTP_200=ReleaseEnvelope, HTTP_404=ErrorResponse), tags=TAGS)
 def get_release(ident, version):
     deployment = find(ident)
-    return _release_envelope(_release(deployment, version), deployment, 200)
+    return release_envelope(release_of(deployment, version), deployment, 200)
 
 
 @api_bp.post("/deployments/<ident>/releases/<version>/rollback")
@@ -85,11 +85,11 @@ def get_release(ident, version):
 def rollback(ident, version):
     """A new release with that release's commit and config (settings and environment) together."""
     deployment = find(ident)
-    release, kind = releases.request_rollback(deployment, _release(deployment, version).version,
+    release, kind = releases.request_rollback(deployment, release_of(deployment, version).version,
                                              proxmox=platform_of().proxmox)
     audit_action("deployment.rollback", deployment, release=release.version, to_version=int(version))
     enqueue(kind, deployment)
-    return _release_envelope(release, deployment)
+    return release_envelope(release, deployment)
 
 
 # -- environment ----------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def stream_log(ident, query: StreamQuery):
     """
     deployment = find(ident)
     if query.release is not None:
-        release = _release(deployment, str(query.release))
+        release = release_of(deployment, str(query.release))
     else:
         release = next(iter(Release.for_deployment(deployment.id)), None)
         if release is None:

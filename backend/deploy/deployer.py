@@ -9,6 +9,7 @@ Layout on the guest (under the transport's root, /srv/paas on a real guest):
     releases/<version>/start      the start script (mode 0755) of the web process; proc-<name> of the others
     releases/<version>/processes  the names of the processes beside web; build-key: the build cache's key
     current -> releases/<version>
+    data/                         DATA_DIR of every release: the app's own files (the app's user owns it)
 
 Only src/ and home/ belong to the app's user: the files the platform reads back or hands to systemd as root
 stay root's, so that the app cannot swap one for a link.
@@ -143,6 +144,7 @@ class Deployer:
         self.dir = f"{root}/releases/{release.version}"
         self.src = f"{self.dir}/src"
         self.current = f"{root}/current"
+        self.data_dir = f"{root}/data"  # DATA_DIR: the app's files that every release shares
 
     # commands
 
@@ -188,7 +190,8 @@ class Deployer:
         wrapped = ("sh", "-c", '. "$1" && shift && exec "$@"', "paas-build", f"{self.dir}/env.sh", *argv)
         path_dirs = ":".join(f"{self.src}/{d}" for d in self.plan.path_dirs)
         env = {"PATH": f"{path_dirs}:/usr/local/bin:/usr/bin:/bin" if path_dirs else "/usr/local/bin:/usr/bin:/bin",
-               "PORT": str(self.plan.port), "HOST": self.transport.bind_host, "CI": "true", "HOME": f"{self.dir}/home",
+               "PORT": str(self.plan.port), "HOST": self.transport.bind_host, "DATA_DIR": self.data_dir,
+               "CI": "true", "HOME": f"{self.dir}/home",
                "PIP_DISABLE_PIP_VERSION_CHECK": "1", "npm_config_update_notifier": "false", **self.proxy_env()}
         self.sh(wrapped, label=label, cwd=self.src, env=env, as_app_user=True)
 
@@ -234,7 +237,13 @@ class Deployer:
                      '--home-dir "$2" --shell /usr/sbin/nologin "$1"', "paas-useradd", self.transport.app_user,
                      self.root],
                     label=f"app user {self.transport.app_user}")
-        self.sh(["mkdir", "-p", "--", f"{self.root}/releases"], quiet=True)
+        self.sh(["mkdir", "-p", "--", f"{self.root}/releases", self.data_dir], quiet=True)
+        if self.manages_system:
+            # The app's own: it outlives releases (and is in the guest's snapshots and backups); never followed
+            # as root: -h changes a link itself, and only the directory, not what is in it.
+            user = self.transport.app_user
+            self.sh(["chown", "-h", "--", f"{user}:{user}", self.data_dir], quiet=True)
+            self.sh(["chmod", "0750", "--", self.data_dir], quiet=True)
         self.remove_candidate(quiet=True)  # of a run that died mid-way; the router sync points past it
         previous = self.previous_target()
         if previous and self.current_target() == f"releases/{self.release.version}":
@@ -377,7 +386,8 @@ class Deployer:
             f"cd {shlex.quote(self.src)} || exit 1\n"
             f'PATH={path_dirs}"$PATH"\n'
             f"PORT={port or self.plan.port}\nHOST={shlex.quote(self.transport.bind_host)}\n"
-            "export PATH PORT HOST\n"
+            f"DATA_DIR={shlex.quote(self.data_dir)}\n"
+            "export PATH PORT HOST DATA_DIR\n"
             f"exec {shlex.join(argv)}\n"
         ).encode()
 

@@ -7,11 +7,12 @@ from datetime import timedelta
 from sqlalchemy import inspect, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.errors import DomainError
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
 from backend.models.types import utcnow
 from backend.platform import platform_of
-from backend.services import notifications, routing
+from backend.services import backups, notifications, routing
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def recover(app, jobs, stale_after=None):
     Returns {deployment id: job kind}.
     """
     with app.app_context():
-        stmt = select(Deployment.id, Deployment.status).where(Deployment.status.in_(list(RESUMABLE)))
+        stmt = select(Deployment.id, Deployment.status, Deployment.pending_restore).where(
+            Deployment.status.in_(list(RESUMABLE)))
         if stale_after is not None:
             now = utcnow()
             stmt = stmt.where(or_(Deployment.job_lease_until.is_(None), Deployment.job_lease_until < now),
@@ -42,8 +44,9 @@ def recover(app, jobs, stale_after=None):
         finally:
             db.session.remove()
     queued = {}
-    for deployment_id, status in rows:
-        kind = RESUMABLE[status]
+    for deployment_id, status, pending_restore in rows:
+        # A restore left mid-way resumes as a restore (it never rebuilds the app from its repository).
+        kind = "restore" if pending_restore and status is DeploymentStatus.DEPLOYING else RESUMABLE[status]
         jobs.submit(kind, deployment_id)
         queued[str(deployment_id)] = kind
     with app.app_context():
@@ -132,12 +135,38 @@ def sync_router(app):
         log.info("router: loaded %d route(s) it did not hold", result.routes)
 
 
+def run_schedules(app, jobs):
+    """Queue a backup for every deployment whose schedule fired; across processes, the first to claim a firing
+    runs it (the others see the claim and skip)."""
+    queued = []
+    with app.app_context():
+        try:
+            for deployment_id, seen in backups.due_schedules():
+                if not backups.claim_scheduled_run(deployment_id, seen):
+                    continue
+                deployment = db.session.get(Deployment, deployment_id)
+                try:
+                    backups.request_backup(deployment, platform_of(app).backups, trigger="schedule")
+                except DomainError as exc:
+                    log.info("scheduled backup of %s skipped: %s", deployment.name, exc.message)
+                    continue
+                queued.append(deployment_id)
+        finally:
+            db.session.remove()
+    for deployment_id in queued:
+        jobs.submit("backup", deployment_id)
+    return queued
+
+
 def start_sweeper(app, jobs):
     threads = []
     interval = app.config.get("JOB_SWEEP_SECONDS")
     if interval:
         threads.append(Periodic("paas-job-sweeper", interval,
                                 lambda: recover(app, jobs, stale_after=interval)))
+    if app.config.get("BACKUP_SCHEDULE_SECONDS"):
+        threads.append(Periodic("paas-backup-schedules", app.config["BACKUP_SCHEDULE_SECONDS"],
+                                lambda: run_schedules(app, jobs)))
     if platform_of(app).edge is not None and app.config.get("ROUTER_SYNC_SECONDS"):
         threads.append(Periodic("paas-router-sync", app.config["ROUTER_SYNC_SECONDS"], lambda: sync_router(app)))
     for thread in threads:

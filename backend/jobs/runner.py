@@ -12,13 +12,13 @@ import uuid
 
 from backend.models import DeploymentStatus
 from backend.platform import platform_of
-from backend.services import actions, lifecycle, notifications, provisioning, teardown
+from backend.services import actions, backups, lifecycle, notifications, provisioning, snapshots, teardown
 from backend.services.job_context import JobContext, LeaseLost
 from backend.services.release_runs import run_release
 
 log = logging.getLogger(__name__)
 
-JOB_KINDS = ("provision", "destroy", "start", "stop", "restart", "resize", "notify")
+JOB_KINDS = ("provision", "destroy", "start", "stop", "restart", "resize", "notify", "restore", "backup")
 MAX_RESCHEDULES = 200
 
 
@@ -90,6 +90,10 @@ def execute(app, kind, deployment_id):
                 return teardown.destroy(ctx)
             if kind == "resize":
                 return actions.resize(ctx)
+            if kind == "restore":
+                return snapshots.restore(ctx)
+            if kind == "backup":
+                return backups.run_backup(ctx)
             return actions.power(ctx, kind)
         except LeaseLost:
             log.warning("%s of %s stopped: another run holds the deployment now", kind, deployment_id)

@@ -105,6 +105,19 @@ class Deployment(db.Model):
     webhook_secret_encrypted: Mapped[str | None] = mapped_column(Text)
     # Outbound status notifications: where they go and the secret that signs them (encrypted).
     notify_url: Mapped[str | None] = mapped_column(String(2048))
+    # A Proxmox snapshot of the guest before each release (None: SNAPSHOT_BEFORE_RELEASE decides).
+    snapshot_before_release: Mapped[bool | None] = mapped_column(db.Boolean)
+    # Backups: a cron schedule (None: none), Proxmox's prune options for retention (None: the platform's
+    # defaults), and when the schedule last fired (the scheduler's compare-and-set, across processes).
+    backup_schedule: Mapped[str | None] = mapped_column(String(100))
+    backup_keep_last: Mapped[int | None] = mapped_column(Integer)
+    backup_keep_daily: Mapped[int | None] = mapped_column(Integer)
+    backup_keep_weekly: Mapped[int | None] = mapped_column(Integer)
+    backup_scheduled_at = mapped_column(UTCDateTime)
+    # A restore the restore job carries out: "release:<version>" (back to that release's snapshot).
+    pending_restore: Mapped[str | None] = mapped_column(String(64))
+    # Made from a backup (its id) instead of a template: provisioning restores it.
+    restore_from: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     notify_secret_encrypted: Mapped[str | None] = mapped_column(Text)
 
     __mapper_args__ = {"version_id_col": version}

@@ -11,7 +11,7 @@ from backend.models.types import UTCDateTime, utcnow
 # superseded: was live, a newer release replaced it; failed: never served (or was switched back);
 # cancelled: a newer request replaced it before it ran.
 RELEASE_STATUSES = ("queued", "building", "live", "superseded", "failed", "cancelled")
-RELEASE_REASONS = ("create", "redeploy", "rollback", "env", "retry")
+RELEASE_REASONS = ("create", "redeploy", "rollback", "env", "retry", "restore")
 FINISHED = ("live", "superseded", "failed", "cancelled")
 
 
@@ -33,6 +33,8 @@ class Release(db.Model):
     # The environment as this release had it: Fernet-encrypted JSON, like the deployment's own.
     env_encrypted: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
+    # The Proxmox snapshot of the guest as this release left it (taken before the next release replaced it).
+    snapshot: Mapped[str | None] = mapped_column(String(40))
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     started_at = mapped_column(UTCDateTime)
     finished_at = mapped_column(UTCDateTime)

@@ -49,6 +49,22 @@ def checked_vmid(vmid):
     return vmid
 
 
+SNAPSHOT_RE = re.compile(r"[a-z][a-z0-9_]{1,39}")  # pve-configid, as snapname takes it (40 at most)
+STORAGE_RE = re.compile(r"[a-z][a-z0-9\-_.]*[a-z0-9]", re.IGNORECASE)  # pve-storage-id
+
+
+def checked_snapshot(name):
+    if not isinstance(name, str) or not SNAPSHOT_RE.fullmatch(name):
+        raise ValueError(f"invalid snapshot name {name!r}")
+    return name
+
+
+def checked_storage(storage):
+    if not isinstance(storage, str) or not STORAGE_RE.fullmatch(storage):
+        raise ValueError(f"invalid storage id {storage!r}")
+    return storage
+
+
 def checked_kind(kind):
     """kind, when it is lxc or qemu."""
     if kind not in KINDS:
@@ -472,6 +488,89 @@ class ProxmoxClient:
             params["destroy-unreferenced-disks"] = 1
         path = f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}"
         return self._run(self.call("delete", path, **params))
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def _guest_path(self, node, vmid, kind):
+        return f"nodes/{checked_node(node)}/{checked_kind(kind)}/{checked_vmid(vmid)}"
+
+    def snapshots(self, node, vmid, kind):
+        """The guest's snapshots, oldest first: {"name", "description", "snaptime", "parent"} ("current" left out)."""
+        found = self.call("get", f"{self._guest_path(node, vmid, kind)}/snapshot") or []
+        return sorted((s for s in found if s.get("name") != "current"), key=lambda s: s.get("snaptime") or 0)
+
+    def snapshot(self, node, vmid, kind, name, description=""):
+        """Take a snapshot of the guest's disks and wait for it; returns the task id."""
+        params = {"snapname": checked_snapshot(name)}
+        if description:
+            params["description"] = description
+        return self._run(self.call("post", f"{self._guest_path(node, vmid, kind)}/snapshot", **params))
+
+    def delete_snapshot(self, node, vmid, kind, name):
+        path = f"{self._guest_path(node, vmid, kind)}/snapshot/{checked_snapshot(name)}"
+        return self._run(self.call("delete", path))
+
+    def rollback(self, node, vmid, kind, name, start=True):
+        """Put the guest's disks back as they were at the snapshot (the guest stops for it), then start it when
+        start; waits, and returns the task id."""
+        path = f"{self._guest_path(node, vmid, kind)}/snapshot/{checked_snapshot(name)}/rollback"
+        return self._run(self.call("post", path, start=1 if start else 0))
+
+    def root_disk_storage(self, node, vmid, kind):
+        """(storage id, its type) of the guest's root disk (a container's rootfs, a VM's first disk)."""
+        config = self.guest_config(node, vmid, kind)
+        keys = ("rootfs",) if kind == "lxc" else DISK_KEYS
+        volume = next((str(config[key]) for key in keys if config.get(key)), None)
+        if volume is None:
+            raise ProxmoxError(f"{kind} {vmid} has no root disk in its config")
+        storage = volume.split(",", 1)[0].split(":", 1)[0]
+        found = self.call("get", f"nodes/{checked_node(node)}/storage", storage=checked_storage(storage)) or []
+        return storage, (found[0].get("type") if found else None)
+
+    # -- backups -----------------------------------------------------------------------------
+
+    def vzdump(self, node, vmid, storage, *, mode="snapshot", compress="zstd", notes=None):
+        """Start a backup of one guest to storage; returns the task id without waiting (the caller records it)."""
+        params = {"vmid": str(checked_vmid(vmid)), "storage": checked_storage(storage), "mode": mode,
+                  "compress": compress, "remove": 0}
+        if notes:
+            params["notes-template"] = notes
+        return self.call("post", f"nodes/{checked_node(node)}/vzdump", **params)
+
+    def backups(self, node, storage, vmid=None):
+        """The backups on storage (of one guest with vmid), oldest first: {"volid", "size", "ctime", "format",
+        "vmid", ...} as Proxmox lists them."""
+        params = {"content": "backup"}
+        if vmid is not None:
+            params["vmid"] = checked_vmid(vmid)
+        found = self.call("get", f"nodes/{checked_node(node)}/storage/{checked_storage(storage)}/content", **params)
+        return sorted(found or [], key=lambda entry: entry.get("ctime") or 0)
+
+    def delete_volume(self, node, storage, volid):
+        """Remove a volume (a backup) from storage; waits when Proxmox answers with a task."""
+        path = f"nodes/{checked_node(node)}/storage/{checked_storage(storage)}/content/{quote(volid, safe='')}"
+        return self._run(self.call("delete", path))
+
+    def prune_backups(self, node, storage, vmid, kind, keep):
+        """Remove the guest's backups that keep ({"keep-last": 3, "keep-daily": 7, ...}, Proxmox's own prune
+        options) does not keep; waits."""
+        options = ",".join(f"{key}={int(value)}" for key, value in sorted(keep.items()) if value)
+        path = f"nodes/{checked_node(node)}/storage/{checked_storage(storage)}/prunebackups"
+        return self._run(self.call("delete", path, **{"prune-backups": options or "keep-all=1",
+                                                      "type": checked_kind(kind), "vmid": checked_vmid(vmid)}))
+
+    def restore(self, node, vmid, kind, volid, *, storage, hostname=None, ip_cidr=None, tags=()):
+        """Start making a new guest vmid on node from a backup; returns the task id. A container gets a new
+        hostname and address; a VM its address through cloud-init, set afterwards (configure_vm)."""
+        if kind == "lxc":
+            network = f"name=eth0,bridge={self.settings.bridge},{self.network_config(ip_cidr)}"
+            params = {"vmid": checked_vmid(vmid), "ostemplate": volid, "restore": 1,
+                      "storage": checked_storage(storage), "unique": 1, "net0": network, "tags": join_tags(tags)}
+            if hostname:
+                params["hostname"] = hostname
+            return self.call("post", f"nodes/{checked_node(node)}/lxc", **params)
+        params = {"vmid": checked_vmid(vmid), "archive": volid, "storage": checked_storage(storage), "unique": 1}
+        return self.call("post", f"nodes/{checked_node(node)}/qemu", **params)
 
     # -- addresses --------------------------------------------------------------------------
 

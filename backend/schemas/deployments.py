@@ -2,8 +2,9 @@
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from backend.rules import check_cron
 from backend.schemas.common import (
     Branch,
     Command,
@@ -36,6 +37,28 @@ class AppSettings(BaseModel):
     health_check_path: HealthPath | None = Field(None, description="GET here must answer 2xx/3xx (default /)")
 
 
+def _cron(value):
+    if value is None:
+        return value
+    return check_cron(value.strip())
+
+
+KeepCount = Annotated[int | None, Field(None, ge=0, le=1000)]
+
+
+class BackupSettings(BaseModel):
+    """Snapshots and backups of the guest (null: the platform's default)."""
+
+    snapshot_before_release: bool | None = Field(None, description="Take a Proxmox snapshot of the guest before "
+                                                 "each release (default: SNAPSHOT_BEFORE_RELEASE)")
+    backup_schedule: Annotated[str | None, AfterValidator(_cron)] = Field(
+        None, max_length=100, description="A cron expression (five fields, UTC) for scheduled backups, at most "
+        "hourly, e.g. '0 3 * * *'; null: none", examples=["0 3 * * *"])
+    backup_keep_last: KeepCount = Field(None, description="Retention: the newest N backups (BACKUP_KEEP_LAST)")
+    backup_keep_daily: KeepCount = Field(None, description="Retention: the newest backup of each of the last N days")
+    backup_keep_weekly: KeepCount = Field(None, description="Retention: the newest backup of each of the last N weeks")
+
+
 class ResourcesIn(StrictModel):
     """Ranges depend on the type (LXC: cores 1-8, memory 256-16384, disk 5-200;
     VM: cores 1-16, memory 512-32768, disk 10-500); the bounds here are their union."""
@@ -51,7 +74,7 @@ class ResourcesOut(BaseModel):
     disk: int
 
 
-class DeploymentCreate(StrictModel, AppSettings):
+class DeploymentCreate(StrictModel, AppSettings, BackupSettings):
     name: Name = Field(description="DNS label: 3-63 of a-z, 0-9, '-'", examples=["my-app"])
     deployment_type: Literal["vm", "lxc"]
     framework: FrameworkKey = Field(description="A key of GET /api/frameworks, or auto to detect it from the "
@@ -63,7 +86,7 @@ class DeploymentCreate(StrictModel, AppSettings):
     env: EnvValues = Field(default_factory=dict)
 
 
-class DeploymentUpdate(StrictModel, AppSettings):
+class DeploymentUpdate(StrictModel, AppSettings, BackupSettings):
     """Tags and resources; app settings (null resets one to the recipe's) take effect at the next release."""
 
     tags: Tags | None = None
@@ -73,7 +96,8 @@ class DeploymentUpdate(StrictModel, AppSettings):
     def _something_to_change(self):
         if not self.model_fields_set:
             raise ValueError("give at least one of: tags, resources, build_command, start_command, "
-                             "release_command, port, health_check_path")
+                             "release_command, port, health_check_path, snapshot_before_release, backup_schedule, "
+                             "backup_keep_last, backup_keep_daily, backup_keep_weekly")
         return self
 
 
@@ -156,6 +180,11 @@ class DeploymentRecord(BaseModel):
     webhook_enabled: bool = Field(description="GitHub push-to-deploy is on (POST .../webhook)")
     notification_url: str | None = Field(validation_alias=AliasChoices("notification_url", "notify_url"),
                                          description="Where status changes are posted (PUT .../notifications)")
+    snapshot_before_release: bool | None = Field(description="null: the platform's default")
+    backup_schedule: str | None
+    backup_keep_last: int | None
+    backup_keep_daily: int | None
+    backup_keep_weekly: int | None
 
 
 # The API's deployment: the record and, from GET /api/deployments/<id>, the guest's live status (which no row

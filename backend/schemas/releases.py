@@ -18,11 +18,13 @@ class ReleaseOut(BaseModel):
 
     version: int
     status: Literal["queued", "building", "live", "superseded", "failed", "cancelled"]
-    reason: Literal["create", "redeploy", "rollback", "env", "retry"]
+    reason: Literal["create", "redeploy", "rollback", "env", "retry", "restore"]
     branch: str
     requested_commit: str | None
     commit_sha: str | None = Field(description="The commit actually deployed")
     rollback_of: int | None
+    snapshot: str | None = Field(description="The Proxmox snapshot of the guest as this release left it, taken before "
+                                 "the next release (POST .../releases/<version>/restore goes back to it)")
     config: dict
     error_message: str | None
     created_at: datetime

@@ -56,6 +56,8 @@ def _name_taken(deployment):
 
 
 APP_SETTINGS = ("build_command", "start_command", "release_command", "port", "health_check_path")
+BACKUP_SETTINGS = ("snapshot_before_release", "backup_schedule", "backup_keep_last", "backup_keep_daily",
+                   "backup_keep_weekly")
 
 
 def scoped(stmt, viewer):
@@ -69,14 +71,15 @@ def visible_to(deployment, viewer):
     return deployment is not None and (viewer.is_admin or deployment.user_id == viewer.id)
 
 
-def create_deployment(data, owner, quota_defaults=None, audit=None, *, proxmox):
+def create_deployment(data, owner, quota_defaults=None, audit=None, *, proxmox, extra=None, created="created"):
     """Record a new deployment of owner in status pending; the name must be free among live ones.
 
     Names are unique across users (they become guest hostnames), so a taken name answers 409 even
     when another user holds it; that user's deployment itself stays invisible. audit(deployment), when
     given, adds its entry to the same transaction: one commit writes the row, its event and the entry.
     The returned deployment keeps the values it was written with (no reload before it is shown).
-    proxmox: the platform's Proxmox clients (None without a cluster: nothing is recorded).
+    proxmox: the platform's Proxmox clients (None without a cluster: nothing is recorded). extra: columns set
+    as they are (a restore's backup and node, the source's sealed environment); created: the first event's words.
     """
     require_proxmox(proxmox)
     resources = resolve_resources(data["deployment_type"], data.get("resources"))
@@ -101,10 +104,13 @@ def create_deployment(data, owner, quota_defaults=None, audit=None, *, proxmox):
         release_command=data.get("release_command"),
         port=data.get("port"),
         health_check_path=data.get("health_check_path"),
+        **{key: data.get(key) for key in BACKUP_SETTINGS},
         env_encrypted=envvars.encrypt(envvars.validate(data.get("env") or {})),
     )
+    for key, value in (extra or {}).items():
+        setattr(deployment, key, value)
     db.session.add(deployment)
-    add_event(deployment, "status", "created", to_status=DeploymentStatus.PENDING.value)
+    add_event(deployment, "status", created, to_status=DeploymentStatus.PENDING.value)
     if audit is not None:
         audit(deployment)
     commit(conflict=lambda: _name_taken(deployment), keep_loaded=True)
@@ -162,6 +168,13 @@ def update_deployment(deployment, changes, actor=None, quota_defaults=None):
         setattr(deployment, key, changes[key])
     if settings:
         add_event(deployment, "action", f"{', '.join(settings)} changed; used by the next release")
+    backup = [key for key in BACKUP_SETTINGS if key in changes]
+    for key in backup:
+        setattr(deployment, key, changes[key])
+    if "backup_schedule" in backup:
+        deployment.backup_scheduled_at = None  # a new schedule counts from now
+    if backup:
+        add_event(deployment, "action", f"{', '.join(backup)} changed")
     commit()
     return deployment, resize_guest
 

@@ -35,12 +35,14 @@ class DeploymentSnapshot:
     vm_id: int | None
     address: str | None
     framework: str | None
+    restore_from: object = None  # a backup's id: the guest is restored from it instead of made
 
     @classmethod
     def of(cls, deployment):
         return cls(id=deployment.id, name=deployment.name, status=deployment.status, kind=deployment.guest_kind,
                    tag=deployment.guest_tag, resources=dict(deployment.resources), node=deployment.node,
-                   vm_id=deployment.vm_id, address=deployment.ip_address, framework=deployment.framework)
+                   vm_id=deployment.vm_id, address=deployment.ip_address, framework=deployment.framework,
+                   restore_from=deployment.restore_from)
 
     @property
     def may_have_guest(self):

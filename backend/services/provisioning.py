@@ -13,7 +13,7 @@ import random
 
 from backend.models import DeploymentStatus
 from backend.proxmox.errors import GuestExists, ProxmoxError
-from backend.services import ippool, lifecycle
+from backend.services import ippool, lifecycle, restoring
 from backend.services.guests import PLATFORM_TAG, destroy_guest, find_guests, load_snapshot, wait_unlocked
 from backend.services.job_context import AppError, Cancelled, LeaseLost, StepFailed, Superseded, expect, transition
 from backend.services.lifecycle import apply, change_status, record
@@ -44,7 +44,12 @@ def provision(ctx, deploy_app=None):
         if status is DeploymentStatus.PROVISIONING:
             step = "placement"
             guest = _existing_guest(ctx, deployment)
-            if guest is None:
+            if guest is None and deployment.restore_from is not None:
+                node = restoring.choose_node(ctx, deployment)
+                ctx.checkpoint()
+                step = "restore"
+                vmid = _create_guest(ctx, deployment, node, restoring.starter(ctx, deployment))
+            elif guest is None:
                 node = _choose_node(ctx, deployment)
                 ctx.checkpoint()
                 step = "create" if deployment.kind == "lxc" else "clone"
@@ -76,7 +81,10 @@ def provision(ctx, deploy_app=None):
                 change_status(row, DeploymentStatus.DEPLOYING, f"{deployment.kind} {vmid} on {node} is up at {address}")
             apply(deployment.id, to_deploying)
         step = "deploy"
-        if deploy_app is not None:
+        if deployment.restore_from is not None:
+            step = "restore"
+            restoring.adopt_release(ctx, load_snapshot(deployment.id))
+        elif deploy_app is not None:
             deploy_app(ctx, load_snapshot(deployment.id))
         ctx.checkpoint()
         transition(ctx, {DeploymentStatus.DEPLOYING}, DeploymentStatus.RUNNING, "running")
@@ -148,8 +156,9 @@ def _pick_vmid(client, tried):
     return vmid
 
 
-def _create_guest(ctx, deployment, node):
-    """Allocate a VMID and create the guest; collisions (Proxmox's or the database's) retry with a fresh id."""
+def _create_guest(ctx, deployment, node, start_restore=None):
+    """Allocate a VMID and create the guest (or restore it, with start_restore(client, node, vmid, ip_cidr) ->
+    (task id, what)); collisions (Proxmox's or the database's) retry with a fresh id."""
     client = ctx.proxmox()
     resources = deployment.resources
     tags = [PLATFORM_TAG, deployment.tag]
@@ -161,7 +170,10 @@ def _create_guest(ctx, deployment, node):
             ctx.sleep(random.uniform(0.01, 0.1))
             continue  # another deployment holds this VMID in the database
         try:
-            if deployment.kind == "lxc":
+            if start_restore is not None:
+                upid, what = start_restore(client, node, vmid, _static_ip(ctx, deployment) if deployment.kind == "lxc"
+                                           else None)
+            elif deployment.kind == "lxc":
                 upid = client.create_lxc(node, vmid, hostname=deployment.name, cores=resources["cores"],
                                          memory=resources["memory"], disk=resources["disk"], tags=tags,
                                          ip_cidr=_static_ip(ctx, deployment))
@@ -173,10 +185,12 @@ def _create_guest(ctx, deployment, node):
             lifecycle.claim_vmid(deployment.id, None, None)
             ctx.sleep(random.uniform(0.05, 0.3))
             continue
-        what = ("creating container" if deployment.kind == "lxc"
-                else f"cloning template {client.settings.vm_template_id}")
+        if start_restore is None:
+            what = ("creating container" if deployment.kind == "lxc"
+                    else f"cloning template {client.settings.vm_template_id}")
         record(deployment.id, "task", f"{what} {vmid} on {node}", upid=upid)
-        client.wait_for_task(upid, timeout=min(client.settings.task_timeout, ctx.whole_seconds_left()))
+        timeout = ctx.platform.backups.timeout if start_restore is not None else client.settings.task_timeout
+        client.wait_for_task(upid, timeout=min(timeout, ctx.whole_seconds_left()))
         return vmid
     raise ProxmoxError(f"no free VMID after {VMID_ATTEMPTS} attempts")
 

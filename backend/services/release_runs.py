@@ -13,7 +13,7 @@ from backend.deploy.transport import TransportError
 from backend.models import Deployment, LogLine, Release
 from backend.models.types import utcnow
 from backend.rules import public_url
-from backend.services import envvars, lifecycle, routing
+from backend.services import envvars, lifecycle, routing, snapshots
 from backend.services.guests import guest_target
 from backend.services.job_context import AppError, Cancelled, LeaseLost
 from backend.services.releases import new_release
@@ -135,6 +135,13 @@ def route_switcher(edge, deployment_id):
     return switch_route
 
 
+def _snapshots_wanted(platform, deployment):
+    policy = getattr(platform, "backups", None)
+    if policy is None:
+        return False
+    return run_in_transaction(lambda session: snapshots.wanted(session.get(Deployment, deployment.id), policy))
+
+
 def run_release(ctx, deployment):
     """The deploy step: run the waiting release (or a new one) on the deployment's guest.
 
@@ -153,11 +160,21 @@ def run_release(ctx, deployment):
         lifecycle.record(deployment.id, "step", f"release {spec.version} started")
         transport = platform.transports.open(guest_target(deployment))
         edge = getattr(platform, "edge", None)
+        if spec.live_release is not None and deployment.vm_id is not None and _snapshots_wanted(platform, deployment):
+            _, seconds = snapshots.snapshot_live_release(ctx, deployment, spec.live_release, spec.version, writer.step)
+            writer(f"snapshot taken in {seconds:.1f} s")
         deployer = Deployer(transport, spec, writer, ctx, platform.deploy_limits,
                             on_progress=progress_recorder(release_id),
                             switch_route=route_switcher(edge, deployment.id) if edge else None,
                             drain_seconds=edge.drain_seconds if edge else 0)
         sha = deployer.run()
+    except snapshots.SnapshotFailed as exc:
+        # Asked for and not taken: the release does not run without it; the live one was not touched.
+        writer(str(exc), stream="error")
+        writer.flush()
+        finish_release(deployment.id, release_id, "failed", error=f"{exc} (release {spec.live_release} still serves)")
+        lifecycle.record(deployment.id, "error", f"release {spec.version} did not start: {exc}")
+        return
     except KeptPrevious as exc:
         writer.flush()
         finish_release(deployment.id, release_id, "failed", error=str(exc))

@@ -35,7 +35,7 @@ def body_routes(app):
 
 def url_for_rule(rule, ident):
     values = {"ident": ident, "deployment_id": ident, "action": "start", "version": "1",
-              "token_id": str(uuid.uuid4())}
+              "token_id": str(uuid.uuid4()), "backup_id": str(uuid.uuid4()), "hostname": "www.example.org"}
     return rule.build(values, append_unknown=False)[1]
 
 

@@ -74,6 +74,7 @@ class FakeGuest:
     disk_gb: int = 8
     address: str | None = None  # what the guest reports once it runs (None: no address yet)
     config: dict = field(default_factory=dict)  # the parameters it was created and configured with
+    snapshots: dict = field(default_factory=dict)  # name -> snaptime
 
 
 @dataclass
@@ -134,6 +135,7 @@ class FakeProxmoxClient:
             node = node if isinstance(node, FakeNode) else FakeNode(node)
             self.nodes_by_name[node.name] = node
         self.guests_by_vmid = {}
+        self.volumes = {}  # backups on the storages: volid -> content entry
         self.tasks = {}
         self.task_polls = task_polls
         # The address DHCP gives a guest (a static ip_cidr wins): 10.0.<vmid // 250>.<vmid % 250 + 2> by default.
@@ -506,6 +508,102 @@ class FakeProxmoxClient:
             self.guests_by_vmid.pop(guest.vmid, None)
         return self._run(node, f"{'vz' if kind == 'lxc' else 'qm'}destroy", guest.vmid, remove)
 
+    # -- snapshots and backups (volumes live on self.volumes: volid -> entry) --------------------------------
+
+    @_api
+    def root_disk_storage(self, node, vmid, kind):
+        self._find(node, vmid, kind, unlocked=False)
+        return self.settings.storage, "lvmthin"
+
+    @_api
+    def snapshots(self, node, vmid, kind):
+        guest = self._find(node, vmid, kind, unlocked=False)
+        return [{"name": name, "snaptime": time, "description": ""}
+                for name, time in sorted(guest.snapshots.items(), key=lambda item: item[1])]
+
+    @_api
+    def snapshot(self, node, vmid, kind, name, description=""):
+        guest = self._find(node, vmid, kind)
+        error = f"snapshot name '{name}' already used" if name in guest.snapshots else None
+
+        def take():
+            guest.snapshots[name] = len(self.tasks) + 1000
+        return self._run(node, f"{'vz' if kind == 'lxc' else 'qm'}snapshot", guest.vmid, take, failure=error)
+
+    @_api
+    def delete_snapshot(self, node, vmid, kind, name):
+        guest = self._find(node, vmid, kind)
+        error = None if name in guest.snapshots else f"snapshot '{name}' does not exist"
+
+        def remove():
+            guest.snapshots.pop(name, None)
+        return self._run(node, f"{'vz' if kind == 'lxc' else 'qm'}delsnapshot", guest.vmid, remove, failure=error)
+
+    @_api
+    def rollback(self, node, vmid, kind, name, start=True):
+        guest = self._find(node, vmid, kind)
+        error = None if name in guest.snapshots else f"snapshot '{name}' does not exist"
+
+        def roll():
+            guest.status = "running" if start else "stopped"
+        return self._run(node, f"{'vz' if kind == 'lxc' else 'qm'}rollback", guest.vmid, roll, failure=error)
+
+    @_api
+    def vzdump(self, node, vmid, storage, *, mode="snapshot", compress="zstd", notes=None):
+        guest = self._find(node, vmid, guest_kind_of(self, vmid))
+        volumes = self.volumes
+        stamp = len(self.tasks) + 1
+
+        def dump():
+            kind = "lxc" if guest.kind == "lxc" else "qemu"
+            volid = f"{storage}:backup/vzdump-{kind}-{guest.vmid}-2026_12_06-00_00_{stamp:02d}.tar.zst"
+            volumes[volid] = {"volid": volid, "size": 1000 + stamp, "ctime": 1_800_000_000 + stamp,
+                              "vmid": guest.vmid, "format": "tar.zst", "content": "backup", "storage": storage}
+        return self._task(node, "vzdump", guest.vmid, on_success=dump)
+
+    @_api
+    def backups(self, node, storage, vmid=None):
+        volumes = self.volumes
+        return sorted((v for v in volumes.values() if v["storage"] == storage and vmid in (None, v["vmid"])),
+                      key=lambda v: v["ctime"])
+
+    @_api
+    def delete_volume(self, node, storage, volid):
+        volumes = self.volumes
+        if volid not in volumes:
+            raise ProxmoxError(f"volume '{volid}' does not exist", status=500)
+        volumes.pop(volid)
+        return None
+
+    @_api
+    def prune_backups(self, node, storage, vmid, kind, keep):
+        volumes = self.volumes
+        mine = sorted((v for v in volumes.values() if v["storage"] == storage and v["vmid"] == vmid),
+                      key=lambda v: v["ctime"], reverse=True)
+        for volume in mine[keep.get("keep-last") or len(mine):]:
+            volumes.pop(volume["volid"])
+        return None
+
+    @_api
+    def restore(self, node, vmid, kind, volid, *, storage, hostname=None, ip_cidr=None, tags=()):
+        volumes = self.volumes
+        if volid not in volumes:
+            raise ProxmoxError(f"volume '{volid}' does not exist", status=500)
+        vmid = checked_vmid(vmid)
+        if vmid in self.guests_by_vmid:
+            raise GuestExists(f"CT {vmid} already exists on node '{node}'", status=500)
+        guest = FakeGuest(vmid, node, kind, name=hostname, tags=list(tags), lock="create",
+                          address=self._address(vmid, ip_cidr))
+        self.guests_by_vmid[vmid] = guest
+
+        def restored():
+            guest.lock = None
+
+        def removed():
+            self.guests_by_vmid.pop(vmid, None)
+        return self._task(node, "vzrestore" if kind == "lxc" else "qmrestore", vmid, on_success=restored,
+                          on_failure=removed)
+
     @_api
     def guest_ip(self, node, vmid, kind, timeout=None):
         guest = self._find(node, vmid, kind, unlocked=False)
@@ -515,6 +613,11 @@ class FakeProxmoxClient:
             return address
         raise ProxmoxTimeout(f"{kind} {guest.vmid} reported no IPv4 address within "
                              f"{timeout or self.settings.ip_timeout} s")
+
+
+def guest_kind_of(fake, vmid):
+    guest = fake.guests_by_vmid.get(int(vmid))
+    return guest.kind if guest is not None else "lxc"
 
 
 class FakeProxmoxClients:

@@ -85,3 +85,16 @@ def build_log(client, ident, release=None):
 def sha256_signature(secret, body):
     """"sha256=<hex HMAC-SHA256 of body>", as GitHub signs its deliveries and the platform its notifications."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wait_for_restore(client, ident, version, timeout=120.0):
+    """The deployment once the restore to release `version` has ended: running with it live, or failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deployment = client.get(f"/api/deployments/{ident}").get_json()["deployment"]
+        if deployment["status"] == "failed" or (deployment["status"] == "running"
+                                                 and deployment["live_release"] == version):
+            return deployment
+        if time.monotonic() > deadline:
+            raise AssertionError(f"restore to release {version} not over after {timeout} s: {deployment}")
+        time.sleep(0.1)

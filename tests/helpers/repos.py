@@ -93,3 +93,36 @@ def example(name):
     root = EXAMPLES / name
     return {str(path.relative_to(root)): path.read_text() for path in sorted(root.rglob("*"))
             if path.is_file() and not {"node_modules", ".venv", "__pycache__"} & set(path.parts)}
+
+
+def data_app(version="v1"):
+    """A Flask app keeping a value in DATA_DIR (the files every release shares): GET / answers "<version> <value>",
+    POST /value sets it, GET /health answers "ok"."""
+    return {
+        "requirements.txt": "flask\n",
+        "app.py": f'''
+            import os
+            from pathlib import Path
+
+            from flask import Flask, request
+
+            app = Flask(__name__)
+            VALUE = Path(os.environ["DATA_DIR"]) / "value.txt"
+
+
+            @app.get("/")
+            def index():
+                return "{version} " + (VALUE.read_text() if VALUE.exists() else "-")
+
+
+            @app.post("/value")
+            def set_value():
+                VALUE.write_text(request.get_data(as_text=True))
+                return "ok"
+
+
+            @app.get("/health")
+            def health():
+                return "ok"
+        ''',
+    }

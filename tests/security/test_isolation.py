@@ -16,6 +16,8 @@ BODIES = {
     "api.patch_env": {"STOLEN": "yes"},
     "api.redeploy": {},
     "api.set_notification_target": {"url": "https://example.com/hook"},
+    "api.add_domain": {"hostname": "stolen.example.org"},
+    "api.restore_backup": {"name": "stolen-copy"},
 }
 
 
@@ -31,7 +33,8 @@ def deployment_routes(app):
 
 def _fill(rule, ident):
     path = rule.rule.replace("<ident>", ident)
-    return path.replace("<action>", "stop").replace("<version>", "1")
+    return (path.replace("<action>", "stop").replace("<version>", "1")
+            .replace("<backup_id>", "00000000-0000-4000-8000-000000000000").replace("<hostname>", "www.example.org"))
 
 
 def snapshot(app, deployment_id):

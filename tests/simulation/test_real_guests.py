@@ -5,17 +5,19 @@ import dataclasses
 import os
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
 from backend.platform import platform_of
 from backend.simulation.realguests import RealGuestCluster
-from tests.helpers.api import build_log, create_deployment, wait_for_release, wait_for_status
+from tests.helpers.api import build_log, create_deployment, wait_for_release, wait_for_restore, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.helpers.edge import APPS_DOMAIN, router_config, served
 from tests.helpers.load import ConstantLoad
 from tests.helpers.network import fetch
-from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, example, flask_app
+from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, data_app, example, flask_app
 from tests.helpers.waiting import poll
 from tests.simulation.test_containers import CLUSTER_BLOCKS, block, capable, ssh
 
@@ -423,3 +425,59 @@ def test_redeploys_through_the_router_lose_no_request_on_a_real_guest(routed_pla
     status, output = on_guest(app, running["ip_address"], "readlink /srv/paas/current; systemctl is-active paas-app; "
                               "systemctl list-units --all --no-legend 'paas-app--next*' | wc -l")
     assert (status, output.split()) == (0, ["releases/2", "active", "0"])
+
+
+def test_a_snapshot_brings_back_code_and_data_and_a_backup_restores_on_the_other_node(platform):
+    app, repos, made = platform
+    client = app.test_client()
+    repos.make("keeper", data_app("v1"))
+    created = create_deployment(client, name="keeper", github_url=repos.url("keeper"), health_check_path="/health",
+                                snapshot_before_release=True)
+    ident = created["id"]
+    running = wait_for_status(client, ident, timeout=300)
+    assert running["status"] == "running", running["error_message"]
+    url = running["url"]
+    assert post(url + "/value", "one") == 200 and fetch(url) == (200, "v1 one")
+
+    # Release 2 changes the code, then the data; the snapshot taken before it holds release 1 and "one".
+    repos.commit("keeper", data_app("v2"))
+    assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+    assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
+    assert post(url + "/value", "two") == 200 and fetch(url) == (200, "v2 two")
+    status, output = on_guest(app, running["ip_address"], "touch /srv/paas/data/after-snapshot; echo done")
+    assert status == 0
+
+    assert client.post(f"/api/deployments/{ident}/releases/1/restore").status_code == 202
+    restored = wait_for_restore(client, ident, 1, timeout=300)
+    assert restored["status"] == "running" and restored["live_release"] == 1, restored["error_message"]
+    assert serves(url, "v1 one"), fetch(url)
+    status, output = on_guest(app, running["ip_address"], "ls /srv/paas/data")
+    assert (status, output.split()) == (0, ["value.txt"])  # what was written after the snapshot is gone
+
+    # A backup, restored into a new deployment on the other node: the same code and data, its own address.
+    backup = client.post(f"/api/deployments/{ident}/backups").get_json()["backup"]
+    done = poll(lambda: next((b for b in client.get(f"/api/deployments/{ident}/backups").get_json()["backups"]
+                              if b["id"] == backup["id"] and b["state"] != "running"), None), timeout=300,
+                interval=0.5)
+    assert done["state"] == "ok" and done["size"] > 0, done
+    answer = client.post(f"/api/deployments/{ident}/backups/{backup['id']}/restore",
+                         json={"name": "keeper-copy", "node": "pve2"})
+    assert answer.status_code == 202, answer.get_json()
+    copy = wait_for_status(client, answer.get_json()["deployment"]["id"], {"running", "failed"}, timeout=300)
+    assert copy["status"] == "running", copy["error_message"]
+    assert copy["node"] == "pve2" and copy["ip_address"] != running["ip_address"] and copy["vm_id"] != running["vm_id"]
+    assert serves(copy["url"], "v1 one"), fetch(copy["url"])
+    [release] = client.get(f"/api/deployments/{copy['id']}/releases").get_json()["releases"]
+    assert (release["reason"], release["status"], release["version"]) == ("restore", "live", 1)
+    # Its data is its own from now on.
+    assert post(copy["url"] + "/value", "three") == 200 and fetch(url) == (200, "v1 one")
+
+
+def post(url, body):
+    """The status of POST body to url."""
+    request = urllib.request.Request(url, data=body.encode(), method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
