@@ -165,8 +165,12 @@ def check_cron(value):
     if len(fields) != 5 or not croniter.is_valid(value):
         raise ValueError("must be a cron expression of five fields (minute hour day month weekday), "
                          "e.g. '0 3 * * *' for 03:00 every day")
+    # Every gap between firings over more than a week (a list like "0,1 0 * * *" is close only once a day).
     runs = croniter(value, datetime(2026, 1, 1, tzinfo=UTC))
-    first, second = runs.get_next(datetime), runs.get_next(datetime)
-    if (second - first).total_seconds() < 3600:
-        raise ValueError("may fire at most once an hour (a backup copies the whole guest)")
+    last = runs.get_next(datetime)
+    for _ in range(200):
+        following = runs.get_next(datetime)
+        if (following - last).total_seconds() < 3600:
+            raise ValueError("may fire at most once an hour (a backup copies the whole guest)")
+        last = following
     return value

@@ -8,6 +8,7 @@ from backend.api.auth import audit_action, audit_in_transaction, caller, quota_d
 from backend.api.deployments import find
 from backend.api.releases import release_envelope, release_of
 from backend.api.spec import spec
+from backend.errors import DomainError
 from backend.handoff import enqueue
 from backend.platform import platform_of
 from backend.schemas.backups import BackupEnvelope, BackupList, BackupOut, DeploymentCreated, RestoreBackupIn
@@ -43,7 +44,11 @@ def create_backup(ident):
     backup = backups.request_backup(deployment, platform_of().backups)
     body = dump(BackupOut, backup)
     audit_action("deployment.backup", deployment, backup=body["id"])
-    enqueue("backup", deployment)
+    try:
+        enqueue("backup", deployment)
+    except DomainError as exc:
+        backups.fail_unqueued(backup.id, exc.message)
+        raise
     return {"success": True, "backup": body}, 202
 
 

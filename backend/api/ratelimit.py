@@ -20,6 +20,11 @@ from backend.limits import (
 # Endpoint -> the setting that holds its limit (on top of RATELIMIT_DEFAULT for everything).
 ROUTE_LIMITS = {
     "api.create_deployment": "RATELIMIT_CREATE",
+    # Each of these makes work on the cluster or reloads the router for every app: counted like a create.
+    "api.add_domain": "RATELIMIT_CREATE",
+    "api.remove_domain": "RATELIMIT_CREATE",
+    "api.create_backup": "RATELIMIT_CREATE",
+    "api.restore_backup": "RATELIMIT_CREATE",
     "api.create_token": "RATELIMIT_TOKENS",
     "api.list_tokens": "RATELIMIT_TOKENS",
     "api.revoke_token": "RATELIMIT_TOKENS",

@@ -244,7 +244,6 @@ class Deployer:
             user = self.transport.app_user
             self.sh(["chown", "-h", "--", f"{user}:{user}", self.data_dir], quiet=True)
             self.sh(["chmod", "0750", "--", self.data_dir], quiet=True)
-        self.remove_candidate(quiet=True)  # of a run that died mid-way; the router sync points past it
         previous = self.previous_target()
         if previous and self.current_target() == f"releases/{self.release.version}":
             # A run of this release died after switching to it: the live one serves again while it rebuilds.
@@ -252,6 +251,8 @@ class Deployer:
             self.switch_to(previous)
             self.restart()
             self.run_processes(self.release_processes(previous))
+        # A candidate a dead run left goes once the app's own service is back (it may have been what answered).
+        self.remove_candidate(quiet=True)
         self.sh(["rm", "-rf", "--", self.dir], quiet=True)
         self.sh(["mkdir", "-p", "--", self.dir], quiet=True)
 

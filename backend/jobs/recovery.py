@@ -141,6 +141,9 @@ def run_schedules(app, jobs):
     queued = []
     with app.app_context():
         try:
+            stale = backups.fail_stale(platform_of(app).backups)
+            if stale:
+                log.warning("%d backup(s) were still running long after any task could have: failed", stale)
             for deployment_id, seen in backups.due_schedules():
                 if not backups.claim_scheduled_run(deployment_id, seen):
                     continue

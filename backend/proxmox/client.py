@@ -551,13 +551,13 @@ class ProxmoxClient:
         path = f"nodes/{checked_node(node)}/storage/{checked_storage(storage)}/content/{quote(volid, safe='')}"
         return self._run(self.call("delete", path))
 
-    def prune_backups(self, node, storage, vmid, kind, keep):
-        """Remove the guest's backups that keep ({"keep-last": 3, "keep-daily": 7, ...}, Proxmox's own prune
-        options) does not keep; waits."""
+    def prune_plan(self, node, storage, vmid, kind, keep):
+        """Proxmox's own prune selection for the guest's backups, without removing anything: [{"volid", "ctime",
+        "mark": "keep" | "remove" | "protected" | ...}]."""
         options = ",".join(f"{key}={int(value)}" for key, value in sorted(keep.items()) if value)
         path = f"nodes/{checked_node(node)}/storage/{checked_storage(storage)}/prunebackups"
-        return self._run(self.call("delete", path, **{"prune-backups": options or "keep-all=1",
-                                                      "type": checked_kind(kind), "vmid": checked_vmid(vmid)}))
+        return self.call("get", path, **{"prune-backups": options or "keep-all=1", "type": checked_kind(kind),
+                                         "vmid": checked_vmid(vmid)}) or []
 
     def restore(self, node, vmid, kind, volid, *, storage, hostname=None, ip_cidr=None, tags=()):
         """Start making a new guest vmid on node from a backup; returns the task id. A container gets a new

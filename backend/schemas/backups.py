@@ -18,7 +18,8 @@ class BackupOut(BaseModel):
     finished_at: datetime | None
     state: Literal["running", "ok", "failed"]
     error: str | None = Field(description="Proxmox's words, when it failed")
-    trigger: Literal["manual", "schedule", "found"] = Field(description="found: made outside the platform")
+    trigger: Literal["manual", "schedule", "found"] = Field(description="found: on the storage before the platform "
+                                                            "recorded it (its notes name this deployment)")
     storage: str
     release_version: int | None = Field(description="The release that served when it was made")
 

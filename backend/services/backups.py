@@ -8,12 +8,12 @@ row, a row whose volume is gone (pruned, or removed by hand) goes.
 import logging
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from croniter import croniter
 from sqlalchemy import select, update
 
-from backend.errors import Conflict, InvalidState, NotFound
+from backend.errors import Conflict, DomainError, InvalidState, NotFound
 from backend.extensions import db
 from backend.models import Backup, Deployment, DeploymentStatus
 from backend.models.types import utcnow
@@ -55,6 +55,11 @@ def request_backup(deployment, policy, trigger="manual"):
     return backup
 
 
+def owner_mark(deployment_id):
+    """What the platform writes into an archive's notes: whose it is (a VMID is reused once its guest is gone)."""
+    return f"paas-{deployment_id}"
+
+
 def run_backup(ctx):
     """The backup job: vzdump the guest (mode snapshot, zstd), record the volume, then prune as the deployment's
     retention says. A failure ends the backup failed with Proxmox's words; nothing of it stays on the storage."""
@@ -65,14 +70,14 @@ def run_backup(ctx):
     if backup_id is None:
         return deployment.status
     policy = ctx.platform.backups
-    client = ctx.proxmox()
+    ctx.extend(policy.timeout + 120)  # a backup may take longer than a release's time limit
     node, vmid, kind = deployment.node, deployment.vm_id, deployment.kind
     storage = run_in_transaction(lambda session: session.get(Backup, backup_id).storage)
-    known = {entry["volid"] for entry in _listing(client, node, storage, vmid)}
-    started = time.time()
-    upid = None
+    client, known, started = None, set(), time.time()
     try:
-        upid = client.vzdump(node, vmid, storage)
+        client = ctx.proxmox()
+        known = {entry["volid"] for entry in _listing(client, node, storage, vmid)}
+        upid = client.vzdump(node, vmid, storage, notes=owner_mark(deployment.id))
         _set(backup_id, upid=upid, node=node)
         record(deployment.id, "task", f"backup of {kind} {vmid} to {storage}", upid=upid)
         client.wait_for_task(upid, timeout=min(policy.timeout, ctx.whole_seconds_left()))
@@ -84,7 +89,8 @@ def run_backup(ctx):
         words = exc.describe() if isinstance(exc, ProxmoxError) else f"internal error ({exc.__class__.__name__})"
         if not isinstance(exc, ProxmoxError):
             log.exception("backup of %s", deployment.id)
-        _remove_leftovers(client, node, storage, vmid, known, started)
+        if client is not None:
+            _remove_leftovers(client, node, storage, vmid, known, started)
         _set(backup_id, state="failed", error=words, finished_at=utcnow())
         record(deployment.id, "error", f"backup failed: {words}")
         return deployment.status
@@ -94,16 +100,26 @@ def run_backup(ctx):
                                   f"{time.time() - started:.1f} s)")
     keep = run_in_transaction(lambda session: retention(session.get(Deployment, deployment.id), policy))
     try:
-        before = {e["volid"] for e in _listing(client, node, storage, vmid)}
-        client.prune_backups(node, storage, vmid, kind, keep)
-        after = {e["volid"] for e in _listing(client, node, storage, vmid)}
-        _forget_vanished(deployment.id, storage, after)
-        removed = len(before - after)
+        removed = _prune(client, deployment, storage, keep)
         if removed:
             record(deployment.id, "step", f"retention ({_keep_text(keep)}) removed {removed} older backup(s)")
     except ProxmoxError as exc:
         record(deployment.id, "error", f"retention ({_keep_text(keep)}) failed: {exc.describe()}")
     return deployment.status
+
+
+def _prune(client, deployment, storage, keep):
+    """Proxmox's own prune selection (its dry run), carried out on this deployment's archives only: an archive of
+    another deployment that once had the same VMID is never removed. Returns how many went."""
+    node, vmid, kind = deployment.node, deployment.vm_id, deployment.kind
+    ours = run_in_transaction(lambda session: set(session.scalars(
+        select(Backup.volid).where(Backup.deployment_id == deployment.id, Backup.volid.is_not(None)))))
+    plan = client.prune_plan(node, storage, vmid, kind, keep)
+    doomed = [entry["volid"] for entry in plan if entry.get("mark") == "remove" and entry.get("volid") in ours]
+    for volid in doomed:
+        client.delete_volume(node, storage, volid)
+    _forget_vanished(deployment.id, storage, {e["volid"] for e in _listing(client, node, storage, vmid)})
+    return len(doomed)
 
 
 def _drop_found_twin(deployment_id, backup_id, volid):
@@ -166,7 +182,8 @@ def list_backups(deployment, client, policy):
     """The deployment's backups, newest first, checked against the storage when Proxmox answers (a volume no
     row knows gets one; a row whose volume is gone goes). Returns (backups, whether the storage was read)."""
     checked = False
-    if client is not None and deployment.vm_id is not None and deployment.node:
+    # A deleted deployment's VMID may be another's now: its list is the platform's record alone.
+    if client is not None and deployment.vm_id is not None and deployment.node and not deployment.is_deleted:
         try:
             entries = _listing(client, deployment.node, policy.storage, deployment.vm_id)
             checked = True
@@ -178,8 +195,10 @@ def list_backups(deployment, client, policy):
             rows = {b.volid for b in known if b.volid}
             # While a backup runs, a new volume may be its own, not yet recorded: adopt none until it ends.
             adopting = not any(b.state == "running" for b in known)
+            mark = owner_mark(deployment.id)
             for entry in entries:
-                if adopting and entry["volid"] not in rows:
+                # Only archives that say they are this deployment's (an archive of the same VMID may be another's).
+                if adopting and entry["volid"] not in rows and mark in str(entry.get("notes") or ""):
                     db.session.add(Backup(deployment_id=deployment.id, state="ok", trigger="found",
                                           node=deployment.node, storage=policy.storage, vm_id=deployment.vm_id,
                                           guest_kind=deployment.guest_kind, volid=entry["volid"],
@@ -215,8 +234,10 @@ def delete_backup(deployment, backup, client):
         try:
             client.delete_volume(backup.node or deployment.node, backup.storage, backup.volid)
         except ProxmoxError as exc:
-            if "does not exist" not in exc.describe() and "no such" not in exc.describe().lower():
-                raise
+            words = exc.describe()
+            if "does not exist" not in words and "can't find" not in words and "no such" not in words.lower():
+                raise DomainError(f"Proxmox did not remove {backup.volid}: {words}", code="proxmox_error",
+                                  status=502) from None
     db.session.delete(backup)
     add_event(deployment, "action", f"backup {backup.volid or backup.id} deleted")
     commit()
@@ -264,9 +285,33 @@ def request_restore_into(source, backup, name, node, owner, quota_defaults, *, p
     if backup.state != "ok" or not backup.volid:
         raise Conflict(f"backup {backup.id} is {backup.state}: only a finished backup can be restored",
                        fields={"backup": backup.state}, code="backup_not_ready")
+    if backup.release_version is None:
+        raise Conflict("this backup holds no release the platform knows (it was made outside the platform, or before "
+                       "a release served): nothing to run from it", fields={"backup": "no release"},
+                       code="backup_without_release")
     data = {"name": name, "deployment_type": source.deployment_type, "resources": dict(source.resources),
             "tags": list(source.tags or []), **{key: getattr(source, key) for key in COPIED}}
     extra = {"restore_from": backup.id, "node": node, "env_encrypted": source.env_encrypted,
              "snapshot_before_release": source.snapshot_before_release}
     return deployments.create_deployment(data, owner, quota_defaults, audit, proxmox=proxmox, extra=extra,
                                          created=f"created from backup {backup.volid} of {source.name}")
+
+
+def fail_stale(policy, now=None):
+    """Backups still running long after any task could have (their job died, or was never queued): failed, so
+    that the next one may run. Returns how many."""
+    cutoff = (now or utcnow()) - timedelta(seconds=policy.timeout + 600)
+    stale = db.session.scalars(select(Backup).where(Backup.state == "running", Backup.created_at < cutoff)).all()
+    for backup in stale:
+        backup.state, backup.finished_at = "failed", utcnow()
+        backup.error = "its job ended without a result (the process stopped, or the job was never queued)"
+    db.session.commit()
+    return len(stale)
+
+
+def fail_unqueued(backup_id, reason):
+    """The backup's job could not be queued: say so on it instead of leaving it running."""
+    backup = db.session.get(Backup, backup_id)
+    if backup is not None and backup.state == "running":
+        backup.state, backup.error, backup.finished_at = "failed", f"could not queue the job: {reason}", utcnow()
+        db.session.commit()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from backend.errors import ConcurrentUpdate, InvalidState, NameTaken, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus
+from backend.models.types import utcnow
 from backend.rules import NAME_RE
 from backend.services import accounts, envvars
 from backend.services.actions import ACTIONS
@@ -172,7 +173,7 @@ def update_deployment(deployment, changes, actor=None, quota_defaults=None):
     for key in backup:
         setattr(deployment, key, changes[key])
     if "backup_schedule" in backup:
-        deployment.backup_scheduled_at = None  # a new schedule counts from now
+        deployment.backup_scheduled_at = utcnow()  # a new schedule counts from now
     if backup:
         add_event(deployment, "action", f"{', '.join(backup)} changed")
     commit()

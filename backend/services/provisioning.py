@@ -81,7 +81,7 @@ def provision(ctx, deploy_app=None):
                 change_status(row, DeploymentStatus.DEPLOYING, f"{deployment.kind} {vmid} on {node} is up at {address}")
             apply(deployment.id, to_deploying)
         step = "deploy"
-        if deployment.restore_from is not None:
+        if deployment.restore_from is not None:  # cleared once restored: later releases build as usual
             step = "restore"
             restoring.adopt_release(ctx, load_snapshot(deployment.id))
         elif deploy_app is not None:

@@ -84,8 +84,9 @@ def take_release(deployment_id):
             address=deployment.ip_address, version=release.version, branch=release.branch,
             commit=release.requested_commit, config=dict(release.config or {}),
             env=envvars.decrypt(release.env_encrypted), live_release=deployment.live_release,
-            live_port=deployment.served_port, live_health_path=((live.config or {}) if live else {}).get(
-                "health_check_path"))
+            # Where the live release listens, as it recorded (served_port may name a switch a dead run left).
+            live_port=((live.config or {}) if live else {}).get("port") or deployment.served_port,
+            live_health_path=((live.config or {}) if live else {}).get("health_check_path"))
     return run_in_transaction(pick)
 
 

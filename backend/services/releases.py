@@ -31,6 +31,9 @@ def _start(deployment, release, message, proxmox):
     its deploy step, a pending one gets a guest first).
     """
     require_proxmox(proxmox)
+    if deployment.pending_restore:
+        raise InvalidState("a restore to a snapshot is on its way: deploy once it has ended",
+                           fields={"status": "restoring"})
     if not can_deploy(deployment):
         raise InvalidState(
             f"cannot deploy a deployment that is {deployment.status.value}"
@@ -53,7 +56,8 @@ def _start(deployment, release, message, proxmox):
 def can_deploy(deployment):
     """Whether a redeploy, a rollback or an environment release would be taken now (_start asks it): a running
     deployment, or a failed one (its guest kept, or a new one)."""
-    return not deployment.is_deleted and deployment.status in (DeploymentStatus.RUNNING, DeploymentStatus.FAILED)
+    return (not deployment.is_deleted and deployment.status in (DeploymentStatus.RUNNING, DeploymentStatus.FAILED)
+            and not deployment.pending_restore)
 
 
 def request_redeploy(deployment, branch=None, commit=None, *, proxmox):

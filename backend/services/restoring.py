@@ -37,13 +37,8 @@ def choose_node(ctx, deployment):
     client = ctx.proxmox()
     wanted = run_in_transaction(lambda session: _backup_of(session, deployment.id))["node"]
     resources = deployment.resources
-    if wanted:
-        nodes = {n["node"]: n for n in client.nodes()}
-        if wanted not in nodes or nodes[wanted].get("status") != "online":
-            raise ProxmoxError(f"node {wanted} is not an online node of the cluster")
-        node = wanted
-    else:
-        node = client.choose_node(resources["memory"], resources["disk"])
+    # The node asked for must be online with room, as any placement (choose_node refuses it otherwise).
+    node = client.choose_node(resources["memory"], resources["disk"], template_node=wanted or None)
     record(deployment.id, "step", f"placed on node {node}")
     return node
 
@@ -81,6 +76,7 @@ def adopt_release(ctx, deployment):
                             commit_sha=release["commit_sha"], config=config, env_encrypted=release["env_encrypted"],
                             started_at=row.created_at))
         row.live_release, row.served_port = version, port
+        row.restore_from = None  # restored: from now on its releases are built as any other's
     run_in_transaction(adopt)
     record(deployment.id, "step", f"release {version} of {backup['source']} restored from {backup['volid']} "
                                   "answers: it is this deployment's first release")

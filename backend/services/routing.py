@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend.deploy.deployer import spare_port
-from backend.errors import Conflict, DomainError, NotFound, ValidationFailed
+from backend.errors import Conflict, DomainError, InvalidState, NotFound, ValidationFailed
 from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus, Domain
 from backend.router import Route, RouterError
@@ -86,6 +86,9 @@ def sync_quietly(edge, why):
     except RouterError as exc:
         log.warning("router not updated after %s: %s (the next sync applies it)", why, exc)
         return SyncResult(loaded=False, routes=0, error=str(exc))
+    except Exception as exc:
+        log.exception("router not updated after %s (the next sync applies it)", why)
+        return SyncResult(loaded=False, routes=0, error=f"internal error ({exc.__class__.__name__})")
 
 
 def check_sync(edge):
@@ -114,6 +117,9 @@ def add_domain(deployment, hostname, viewer, edge):
     """Claim hostname for deployment: a valid name, not taken, and for a member nothing under the platform's
     domain but the deployment's own name (which it has already)."""
     require_router(edge)
+    if deployment.is_deleted or deployment.status in (DeploymentStatus.DELETING, DeploymentStatus.DELETED):
+        raise InvalidState(f"{deployment.name} is {deployment.status.value}: it takes no new name",
+                           fields={"status": deployment.status.value})
     hostname = hostname.strip().lower().rstrip(".")
     try:
         check_hostname(hostname)

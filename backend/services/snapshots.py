@@ -15,10 +15,12 @@ from sqlalchemy.orm import object_session
 
 from backend.deploy.deployer import probe
 from backend.errors import Conflict, InvalidState, NotFound
+from backend.extensions import db
 from backend.models import Deployment, DeploymentStatus, Release
 from backend.proxmox.errors import ProxmoxError
+from backend.services import routing
 from backend.services.guests import load_snapshot
-from backend.services.job_context import StepFailed, transition
+from backend.services.job_context import StepFailed, Superseded, transition
 from backend.services.lifecycle import add_event, apply, change_status, record
 from backend.services.transactions import commit, run_in_transaction
 
@@ -77,21 +79,39 @@ def snapshot_live_release(ctx, deployment, live_version, next_version, log_step)
         if any(s.get("name") == name for s in client.snapshots(node, vmid, kind)):
             # A release that failed after the last snapshot left the live one as it was: take it anew.
             client.delete_snapshot(node, vmid, kind, name)
+            _remember(deployment.id, live_version, None)
         upid = client.snapshot(node, vmid, kind, name,
                                description=f"{deployment.name}: release {live_version}, before release {next_version}")
     except ProxmoxError as exc:
-        raise SnapshotFailed(f"the snapshot before release {next_version} failed: {exc.describe()}") from None
+        raise SnapshotFailed(f"the snapshot before release {next_version} failed: {exc.describe()}"
+                             f"{_storage_words(client, deployment)}") from None
     record(deployment.id, "task", f"snapshot {name} of {kind} {vmid}", upid=upid)
+    _remember(deployment.id, live_version, name)
+    elapsed = time.monotonic() - started
+    try:
+        prune(ctx, deployment, ctx.platform.backups.snapshots_kept)
+    except ProxmoxError as exc:  # the snapshot is taken; older ones go at the next release
+        record(deployment.id, "error", f"older snapshots not pruned: {exc.describe()}")
+    return name, elapsed
 
-    def remember(session):
-        release = session.scalars(select(Release).where(Release.deployment_id == deployment.id,
-                                                        Release.version == live_version)).first()
+
+def _remember(deployment_id, version, name):
+    def change(session):
+        release = session.scalars(select(Release).where(Release.deployment_id == deployment_id,
+                                                        Release.version == version)).first()
         if release is not None:
             release.snapshot = name
-    run_in_transaction(remember)
-    elapsed = time.monotonic() - started
-    prune(ctx, deployment, ctx.platform.backups.snapshots_kept)
-    return name, elapsed
+    run_in_transaction(change)
+
+
+def _storage_words(client, deployment):
+    """Which storage the guest's disk is on, for a snapshot's failure (Proxmox's own words do not say)."""
+    try:
+        storage, kind = client.root_disk_storage(deployment.node, deployment.vm_id, deployment.kind)
+    except ProxmoxError:
+        return ""
+    able = "" if kind in SNAPSHOT_STORAGE_TYPES else ", which cannot take snapshots"
+    return f" (the guest's disk is on storage '{storage}' ({kind}){able})"
 
 
 def prune(ctx, deployment, kept):
@@ -132,6 +152,13 @@ def request_restore(deployment, version):
         raise Conflict(f"release {version} has no snapshot (snapshots are taken before a release replaces a live "
                        "one, when snapshot_before_release is on; the newest SNAPSHOTS_KEPT are kept)",
                        fields={"version": "no snapshot"}, code="no_snapshot")
+    if deployment.pending_restore:
+        raise Conflict("a restore is on its way already", fields={"version": "restore in progress"},
+                       code="restore_in_progress")
+    if db.session.scalars(select(Release.id).where(Release.deployment_id == deployment.id,
+                                                   Release.status.in_(("queued", "building")))).first():
+        raise Conflict("a release is on its way: restore once it has ended", fields={"version": "release running"},
+                       code="release_in_progress")
     deployment.pending_restore = f"release:{version}"
     add_event(deployment, "action", f"restore to release {version}'s snapshot ({release.snapshot}) requested")
     commit()
@@ -139,7 +166,11 @@ def request_restore(deployment, version):
 
 
 def restore(ctx):
-    """The restore job: roll the guest back to the snapshot asked for, check the app, record the outcome."""
+    """The restore job: roll the guest back to the snapshot asked for, check the app, record the outcome.
+
+    A rollback Proxmox refuses (a lock, a snapshot that is not the newest on ZFS) changes nothing: an error event,
+    the status as it was. Once the guest was rolled back the status is deploying until the app answers (running)
+    or does not (failed, the guest kept). A resumed run (the job died) rolls back again: the same end state."""
     deployment = load_snapshot(ctx.deployment_id)
     row_target = run_in_transaction(lambda session: session.get(Deployment, deployment.id).pending_restore)
     if not row_target or not row_target.startswith("release:"):
@@ -149,15 +180,25 @@ def restore(ctx):
     release = run_in_transaction(lambda session: _release_values(session, deployment.id, version))
     if release is None or not release["snapshot"]:
         return _clear(deployment, f"restore to release {version} skipped: it has no snapshot any more")
-    transition(ctx, set(RESTORABLE), DeploymentStatus.DEPLOYING,
-               f"restore to release {version}'s snapshot {release['snapshot']} started")
+    if deployment.status not in (*RESTORABLE, DeploymentStatus.DEPLOYING) or deployment.vm_id is None:
+        return _clear(deployment, f"restore to release {version} skipped: the deployment is "
+                                  f"{deployment.status.value}")
     client = ctx.proxmox()
     node, vmid, kind = deployment.node, deployment.vm_id, deployment.kind
-    step = "rollback"
     try:
         upid = client.rollback(node, vmid, kind, release["snapshot"], start=True)
-        record(deployment.id, "task", f"rolled {kind} {vmid} back to {release['snapshot']}", upid=upid)
-        step = "address"
+    except ProxmoxError as exc:
+        return _clear(deployment, f"restore to release {version} refused by Proxmox, nothing changed: "
+                                  f"{exc.describe()}", kind="error")
+    record(deployment.id, "task", f"rolled {kind} {vmid} back to {release['snapshot']}", upid=upid)
+    if deployment.status is not DeploymentStatus.DEPLOYING:
+        try:
+            transition(ctx, set(RESTORABLE), DeploymentStatus.DEPLOYING,
+                       f"guest rolled back to release {version}'s snapshot {release['snapshot']}; checking the app")
+        except Superseded as exc:  # a delete (or another change) came first: it wins
+            return _clear(deployment, f"restore to release {version} stopped: {exc}")
+    step = "address"
+    try:
         address = client.guest_ip(node, vmid, kind, timeout=min(client.settings.ip_timeout, ctx.whole_seconds_left()))
         step = "health check"
         port, path = release["port"], release["health_check_path"]
@@ -186,11 +227,14 @@ def restore(ctx):
         target = session.scalars(select(Release).where(Release.deployment_id == row.id,
                                                         Release.version == version)).first()
         target.status = "live"
-        change_status(row, DeploymentStatus.RUNNING,
-                      f"restored to release {version}'s snapshot {release['snapshot']}: its code, OS packages and "
-                      "data; the app answers")
+        if row.status is DeploymentStatus.DEPLOYING:
+            change_status(row, DeploymentStatus.RUNNING,
+                          f"restored to release {version}'s snapshot {release['snapshot']}: its code, OS packages "
+                          "and data; the app answers")
         return row.status
-    return apply(deployment.id, to_running)
+    status = apply(deployment.id, to_running)
+    routing.sync_quietly(getattr(ctx.platform, "edge", None), "a restore")
+    return status
 
 
 class RestoreCheckFailed(Exception):
@@ -207,10 +251,10 @@ def _release_values(session, deployment_id, version):
             "health_check_path": config.get("health_check_path") or "/"}
 
 
-def _clear(deployment, message):
+def _clear(deployment, message, kind="action"):
     def change(row):
         row.pending_restore = None
-        add_event(row, "action", message)
+        add_event(row, kind, message)
         return row.status
     return apply(deployment.id, change)
 

@@ -24,6 +24,9 @@ def forget_guest(row):
     session = object_session(row)
     session.execute(update(Release).where(Release.deployment_id == row.id, Release.status == "live")
                     .values(status="superseded"))
+    # Its snapshots went with the guest.
+    session.execute(update(Release).where(Release.deployment_id == row.id, Release.snapshot.is_not(None))
+                    .values(snapshot=None))
     session.execute(update(Release).where(Release.deployment_id == row.id,
                                           Release.status.in_(("queued", "building")))
                     .values(status="cancelled", finished_at=utcnow(), error_message="the guest was removed"))

@@ -128,3 +128,13 @@ def test_access_log_when_the_router_cannot_be_read(rclient):
     # No access log directory is configured here: nothing to read, an empty list.
     assert answer.status_code == 200 and answer.get_json()["entries"] == []
     assert rclient.get(f"/api/deployments/{ident}/logs/access?lines=0").status_code == 422
+
+
+def test_a_deleted_deployment_takes_no_name(routed_app, rclient):
+    ident = create_deployment(rclient, name="gone")["id"]
+    row = db.session.get(Deployment, uuid.UUID(ident))
+    row.status = DeploymentStatus.DELETING
+    db.session.commit()
+    refused = add(rclient, ident, "gone.example.org")
+    assert refused.status_code == 409 and error_of(refused)["code"] == "invalid_state"
+    assert Domain.get_by_hostname("gone.example.org") is None

@@ -7,7 +7,7 @@ import pytest
 
 from app import db
 from backend.jobs.recovery import run_schedules
-from backend.models import Deployment
+from backend.models import Backup, Deployment
 from backend.models.types import utcnow
 from backend.platform import platform_of
 from tests.helpers.api import (
@@ -75,6 +75,17 @@ def test_releases_snapshot_the_guest_first_and_keep_the_newest(sclient, sim, rep
         refused = sclient.post(f"/api/deployments/{ident}/releases/{version}/restore")
         assert error_of(refused)["code"] == code
 
+    # A rollback Proxmox refuses changes nothing: an error event, the status and the live release as they were.
+    fake.fail_task("vzrollback", error="can't rollback, 'paas_release_3' is not most recent snapshot on 'tank'")
+    assert sclient.post(f"/api/deployments/{ident}/releases/3/restore").status_code == 202
+    assert platform_of(sim).jobs.wait_idle(60)
+    after = sclient.get(f"/api/deployments/{ident}").get_json()["deployment"]
+    assert (after["status"], after["live_release"]) == ("running", 2)
+    assert any(e["kind"] == "error" and "refused by Proxmox, nothing changed" in e["message"]
+               and "not most recent snapshot" in e["message"] for e in events_of(sclient, ident))
+    # ... and it is over: a redeploy may start.
+    assert sclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+
 
 def test_a_release_whose_snapshot_fails_does_not_run_and_the_live_one_serves(sclient, sim, repos, fake):
     running = running_app(sclient, repos, "nosnap", snapshot_before_release=True)
@@ -106,6 +117,10 @@ def test_backups_are_made_listed_pruned_and_deleted(sclient, sim, repos, fake):
     assert any("retention (keep-last=2, keep-daily=0, keep-weekly=0) removed 1" in (e["message"] or "")
                for e in events_of(sclient, ident))
 
+    # An archive of the same VMID that does not say it is this deployment's (a deleted one's, say) is not adopted.
+    fake.add_backup(running["vm_id"], storage="backup", notes="someone else")
+    assert [b["volid"] for b in backups_of(sclient, ident)["backups"]] == made[:0:-1]
+
     newest = listed["backups"][0]
     assert sclient.delete(f"/api/deployments/{ident}/backups/{newest['id']}").status_code == 204
     assert [b["volid"] for b in backups_of(sclient, ident)["backups"]] == [made[1]]
@@ -130,7 +145,7 @@ def test_a_backup_that_fails_says_why_and_leaves_nothing(sclient, sim, repos, fa
 def test_a_schedule_fires_once_across_processes(sclient, sim, repos):
     running = running_app(sclient, repos, "nightly")
     ident = running["id"]
-    for bad in ("* * * * *", "0 3 * *", "61 3 * * *", "@reboot"):
+    for bad in ("* * * * *", "0 3 * *", "61 3 * * *", "@reboot", "0,1 0 * * *", "0,30 0 * * *"):
         refused = sclient.patch(f"/api/deployments/{ident}", json={"backup_schedule": bad})
         assert refused.status_code == 422 and "backup_schedule" in error_of(refused)["fields"], bad
     assert sclient.patch(f"/api/deployments/{ident}", json={"backup_schedule": "0 3 * * *"}).status_code == 200
@@ -167,3 +182,17 @@ def test_a_backup_restored_where_its_app_cannot_answer_leaves_no_guest(sclient, 
     failed = wait_for_status(sclient, copy["id"], {"running", "failed"}, timeout=120)
     assert failed["status"] == "failed" and "the restored app did not answer" in failed["error_message"]
     assert set(fake.guest_ids()) == guests
+
+
+def test_a_backup_whose_job_never_ends_is_failed_by_the_scheduler(sclient, sim, repos):
+    running = running_app(sclient, repos, "stuck")
+    ident = running["id"]
+    with sim.app_context():
+        db.session.add(Backup(deployment_id=uuid.UUID(ident), state="running", storage="backup",
+                              created_at=utcnow() - timedelta(hours=3)))
+        db.session.commit()
+        db.session.remove()
+    run_schedules(sim, platform_of(sim).jobs)
+    [backup] = backups_of(sclient, ident)["backups"]
+    assert backup["state"] == "failed" and "its job ended without a result" in backup["error"]
+    assert sclient.post(f"/api/deployments/{ident}/backups").status_code == 202  # no longer blocked

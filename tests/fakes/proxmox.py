@@ -558,7 +558,8 @@ class FakeProxmoxClient:
             kind = "lxc" if guest.kind == "lxc" else "qemu"
             volid = f"{storage}:backup/vzdump-{kind}-{guest.vmid}-2026_12_06-00_00_{stamp:02d}.tar.zst"
             volumes[volid] = {"volid": volid, "size": 1000 + stamp, "ctime": 1_800_000_000 + stamp,
-                              "vmid": guest.vmid, "format": "tar.zst", "content": "backup", "storage": storage}
+                              "vmid": guest.vmid, "format": "tar.zst", "content": "backup", "storage": storage,
+                              "notes": notes or ""}
         return self._task(node, "vzdump", guest.vmid, on_success=dump)
 
     @_api
@@ -576,13 +577,13 @@ class FakeProxmoxClient:
         return None
 
     @_api
-    def prune_backups(self, node, storage, vmid, kind, keep):
-        volumes = self.volumes
-        mine = sorted((v for v in volumes.values() if v["storage"] == storage and v["vmid"] == vmid),
+    def prune_plan(self, node, storage, vmid, kind, keep):
+        """keep-last only (the real selection is the fake Proxmox's, tests/test_fake_proxmox_backups.py)."""
+        mine = sorted((v for v in self.volumes.values() if v["storage"] == storage and v["vmid"] == vmid),
                       key=lambda v: v["ctime"], reverse=True)
-        for volume in mine[keep.get("keep-last") or len(mine):]:
-            volumes.pop(volume["volid"])
-        return None
+        last = keep.get("keep-last") or len(mine)
+        return [{"volid": v["volid"], "ctime": v["ctime"], "mark": "keep" if n < last else "remove"}
+                for n, v in enumerate(mine)]
 
     @_api
     def restore(self, node, vmid, kind, volid, *, storage, hostname=None, ip_cidr=None, tags=()):

@@ -17,7 +17,7 @@ SERVICES = Path(__file__).resolve().parents[2] / "backend" / "services"
 CLIENT_METHODS = ("nodes", "choose_node", "next_vmid", "check_vmid", "guests", "template_node", "wait_for_task",
                   "create_lxc", "clone_vm", "configure_vm", "grow_vm_disk", "grow_disk", "set_size", "start", "stop",
                   "reboot", "shutdown", "status", "destroy", "guest_ip", "call", "snapshots", "snapshot",
-                  "delete_snapshot", "rollback", "vzdump", "backups", "delete_volume", "prune_backups", "restore",
+                  "delete_snapshot", "rollback", "vzdump", "backups", "delete_volume", "prune_plan", "restore",
                   "root_disk_storage")
 TRANSPORT_METHODS = ("run", "upload", "install_service", "start_service", "stop_service", "restart_service",
                      "service_log", "service_running", "close")

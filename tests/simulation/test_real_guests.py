@@ -469,8 +469,11 @@ def test_a_snapshot_brings_back_code_and_data_and_a_backup_restores_on_the_other
     assert serves(copy["url"], "v1 one"), fetch(copy["url"])
     [release] = client.get(f"/api/deployments/{copy['id']}/releases").get_json()["releases"]
     assert (release["reason"], release["status"], release["version"]) == ("restore", "live", 1)
-    # Its data is its own from now on.
+    # Its data is its own from now on, and its next release is built as any other's (onto the same files).
     assert post(copy["url"] + "/value", "three") == 200 and fetch(url) == (200, "v1 one")
+    assert client.post(f"/api/deployments/{copy['id']}/actions/redeploy", json={}).status_code == 202
+    assert wait_for_release(client, copy["id"], 2, timeout=300)["status"] == "live"
+    assert serves(copy["url"], "v2 three"), fetch(copy["url"])
 
 
 def post(url, body):
