@@ -695,21 +695,8 @@ class Deployer:
 
     def move_back(self, previous, exc):
         """The app's service did not take the new release while the spare answered for it: give it the previous
-        release again, and let the spare go."""
-        self.control.extend(self.health_timeout + ROLLBACK_SECONDS)
-        if not isinstance(exc, (DeployFailed, TimeoutError)):
-            log.exception("release %s of %s", self.release.version, self.release.deployment_id)
-            exc = DeployFailed(f"internal error ({exc.__class__.__name__})")
-        self.log(str(exc), stream="error")
-        self.log.step(f"switch back to {previous}")
-        self.switch_to(previous)
-        try:
-            self.restart()
-            self.health_check_previous()
-            self.run_processes(self.release_processes(previous))
-        except (DeployFailed, TimeoutError) as again:
-            # The spare still answers for the app: it stays, so the app does too.
-            raise DeployFailed(f"{exc}; switching back to the previous release failed too: {again}") from None
+        release again, and let the spare go. If that fails too, the spare stays: it still answers for the app."""
+        exc = self.put_back(previous, exc)
         self.drain(f"release {self.release.live_release} answers again")
         self.remove_candidate()
         raise KeptPrevious(str(exc))
@@ -732,6 +719,11 @@ class Deployer:
 
     def roll_back(self, previous, exc):
         """The new release failed its check: put the previous one back and make sure it answers."""
+        raise KeptPrevious(str(self.put_back(previous, exc)))
+
+    def put_back(self, previous, exc):
+        """Switch `current` back to previous, restart it and check it; returns exc worded for the owner (a bug is
+        named by its class), or raises DeployFailed when the previous release does not answer either."""
         self.control.extend(self.health_timeout + ROLLBACK_SECONDS)
         if not isinstance(exc, (DeployFailed, TimeoutError)):
             log.exception("release %s of %s", self.release.version, self.release.deployment_id)
@@ -745,7 +737,7 @@ class Deployer:
             self.run_processes(self.release_processes(previous))
         except (DeployFailed, TimeoutError) as again:
             raise DeployFailed(f"{exc}; switching back to the previous release failed too: {again}") from None
-        raise KeptPrevious(str(exc))
+        return exc
 
     def health_check_previous(self):
         plan, self.plan = self.plan, replace(self.plan, port=self.release.live_port or self.plan.port,

@@ -27,19 +27,18 @@ def repos(tmp_path):
     return Repos(tmp_path / "github")
 
 
-@pytest.fixture
-def sim(database_url, fake, repos, tmp_path):
-    """The app in simulation mode with in-process jobs; guests are sandboxes under tmp_path."""
+def simulation_app(database_url, fake, repos, tmp_path, **config):
+    """The app in simulation mode with in-process jobs; guests are sandboxes under tmp_path. Yields it, then
+    stops every sandbox's app: nothing a test started outlives it."""
     settings = settings_for(fake, timeout=5, task_timeout=20, ip_timeout=5, ip_pool=TEST_ADDRESS_POOL)
     app = app_on_fake_proxmox(database_url, fake, settings=settings,
                               SIMULATE=True, DEPLOY_APPS=True, SIMULATION_DIR=str(tmp_path / "simulation"),
                               GIT_URL_REWRITES={f"file://{repos.base}/": "https://github.com/"},
                               GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=300, HEALTH_CHECK_TIMEOUT=20,
-                              DEPLOY_COMMAND_TIMEOUT=240)
+                              DEPLOY_COMMAND_TIMEOUT=240, **config)
     yield app
     platform_of(app).jobs.wait_idle(60)
     platform_of(app).jobs.shutdown()
-    # Nothing the test started may outlive it: stop every sandbox's app.
     from backend.deploy.local import LocalTransport
 
     for sandbox in (Path(tmp_path) / "simulation" / "guests").glob("*"):
@@ -47,6 +46,12 @@ def sim(database_url, fake, repos, tmp_path):
         for service in sandbox_guest.services():
             sandbox_guest.stop_service(service)
     fake.assert_no_violations()
+
+
+@pytest.fixture
+def sim(database_url, fake, repos, tmp_path):
+    """The app in simulation mode with in-process jobs; guests are sandboxes under tmp_path."""
+    yield from simulation_app(database_url, fake, repos, tmp_path)
 
 
 @pytest.fixture

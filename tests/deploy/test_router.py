@@ -9,15 +9,13 @@ import pytest
 
 from backend.jobs.recovery import sync_router
 from backend.platform import platform_of
-from backend.simulation.runtime import settings_for
 from manage_db import cli as manage_cli
-from tests.conftest import TEST_ADDRESS_POOL
-from tests.helpers.api import create_deployment, releases_of, wait_for_release, wait_for_status
-from tests.helpers.apps import app_on_fake_proxmox
+from tests.deploy.conftest import simulation_app
+from tests.helpers.api import create_deployment, releases_of, wait_for_status
 from tests.helpers.edge import APPS_DOMAIN, http_get, https_get, router_config, served
-from tests.helpers.load import ConstantLoad
+from tests.helpers.load import check_redeploys_lose_nothing
 from tests.helpers.network import fetch
-from tests.helpers.repos import BROKEN_APP, flask_app
+from tests.helpers.repos import flask_app
 
 pytestmark = pytest.mark.slow  # real git, pip, gunicorn and caddy processes
 
@@ -27,22 +25,7 @@ DOMAIN = APPS_DOMAIN
 @pytest.fixture
 def routed(database_url, fake, repos, tmp_path, edge_caddy):
     """Simulation mode (sandbox guests, in-process jobs) behind this worker's Caddy."""
-    settings = settings_for(fake, timeout=5, task_timeout=20, ip_timeout=5, ip_pool=TEST_ADDRESS_POOL)
-    app = app_on_fake_proxmox(database_url, fake, settings=settings,
-                              SIMULATE=True, DEPLOY_APPS=True, SIMULATION_DIR=str(tmp_path / "simulation"),
-                              GIT_URL_REWRITES={f"file://{repos.base}/": "https://github.com/"},
-                              GIT_ALLOW_PROTOCOL="https:file", JOB_TIME_LIMIT=300, HEALTH_CHECK_TIMEOUT=20,
-                              DEPLOY_COMMAND_TIMEOUT=240, **router_config(edge_caddy))
-    yield app
-    platform_of(app).jobs.wait_idle(60)
-    platform_of(app).jobs.shutdown()
-    from backend.deploy.local import LocalTransport
-
-    for sandbox in (Path(tmp_path) / "simulation" / "guests").glob("*"):
-        guest = LocalTransport(sandbox)
-        for service in guest.services():
-            guest.stop_service(service)
-    fake.assert_no_violations()
+    yield from simulation_app(database_url, fake, repos, tmp_path, **router_config(edge_caddy))
 
 
 @pytest.fixture
@@ -153,25 +136,11 @@ def test_redeploys_under_constant_load_through_the_router_lose_no_request(rclien
     host = f"steady.{DOMAIN}"
 
     served(edge_caddy, host)  # its certificate is there: from now on every handshake must succeed at once
-    # A good redeploy: a new commit, switched in under 50 requests a second.
-    repos.commit("steady", flask_app("v2"))
-    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
-        assert rclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-        assert wait_for_release(rclient, ident, 2, timeout=240)["status"] == "live"
-    assert load.failures == [], load.failures[:10]
-    assert set(load.bodies) == {"hello load from v1", "hello load from v2"} and load.answered > 100, load.bodies
+    check_redeploys_lose_nothing(rclient, ident, repos, "steady", "load",
+                                 lambda: served(edge_caddy, host, tls_wait=0))
     log = rclient.get(f"/api/deployments/{ident}/logs/text?release=2").get_data(as_text=True)
     assert "start release 2 beside release 1, on port 8001" in log and "health check: GET" in log
     assert "the router sends the app's requests to port 8001 until the app's own port answers again" in log
-
-    # A crashing redeploy: it never receives a request; v2 answers throughout.
-    repos.commit("steady", BROKEN_APP)
-    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
-        assert rclient.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-        failed = wait_for_release(rclient, ident, 3, timeout=240)
-    assert failed["status"] == "failed" and "never received a request" in failed["error_message"]
-    assert load.failures == [], load.failures[:10]
-    assert set(load.bodies) == {"hello load from v2"} and load.answered > 50
     assert [r["status"] for r in releases_of(rclient, ident)][:2] == ["failed", "live"]
     deployment = rclient.get(f"/api/deployments/{ident}").get_json()["deployment"]
     assert deployment["status"] == "running" and deployment["live_release"] == 2

@@ -4,6 +4,9 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.helpers.api import wait_for_release
+from tests.helpers.repos import BROKEN_APP, flask_app
+
 
 class ConstantLoad:
     """Calls request() `rate` times a second from a pool of threads (a slow answer never slows the rate) until
@@ -66,3 +69,25 @@ class ConstantLoad:
     @property
     def answered(self):
         return sum(self.bodies.values())
+
+
+def check_redeploys_lose_nothing(client, ident, repos, name, greeting, request, timeout=240):
+    """Under 50 requests a second through request() -> (status, body): a redeploy to v2 of flask_app, then a
+    crashing one, lose no request; the crashing release never receives one. Returns that failed release."""
+    live = client.get(f"/api/deployments/{ident}").get_json()["deployment"]["live_release"]
+    repos.commit(name, flask_app("v2"))
+    with ConstantLoad(request, rate=50) as load:
+        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+        assert wait_for_release(client, ident, live + 1, timeout=timeout)["status"] == "live"
+    assert load.failures == [], load.failures[:10]
+    assert set(load.bodies) == {f"hello {greeting} from v1", f"hello {greeting} from v2"}, load.bodies
+    assert load.answered > 100, load.answered
+
+    repos.commit(name, BROKEN_APP)
+    with ConstantLoad(request, rate=50) as load:
+        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
+        failed = wait_for_release(client, ident, live + 2, timeout=timeout)
+    assert failed["status"] == "failed" and "never received a request" in failed["error_message"], failed
+    assert load.failures == [], load.failures[:10]
+    assert set(load.bodies) == {f"hello {greeting} from v2"} and load.answered > 50, load.bodies
+    return failed

@@ -15,7 +15,7 @@ from backend.simulation.realguests import RealGuestCluster
 from tests.helpers.api import build_log, create_deployment, wait_for_release, wait_for_restore, wait_for_status
 from tests.helpers.apps import app_on_fake_proxmox, guests_of
 from tests.helpers.edge import APPS_DOMAIN, router_config, served
-from tests.helpers.load import ConstantLoad
+from tests.helpers.load import check_redeploys_lose_nothing
 from tests.helpers.network import fetch
 from tests.helpers.repos import BROKEN_APP, EXPRESS_APP, STATIC_SITE, Repos, data_app, example, flask_app
 from tests.helpers.waiting import poll
@@ -407,20 +407,8 @@ def test_redeploys_through_the_router_lose_no_request_on_a_real_guest(routed_pla
     host = f"steady-real.{APPS_DOMAIN}"
     assert served(edge_caddy, host) == (200, "hello edge from v1")
 
-    repos.commit("steady-real", flask_app("v2"))
-    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
-        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-        assert wait_for_release(client, ident, 2, timeout=300)["status"] == "live"
-    assert load.failures == [], load.failures[:10]
-    assert set(load.bodies) == {"hello edge from v1", "hello edge from v2"} and load.answered > 100, load.bodies
-
-    repos.commit("steady-real", BROKEN_APP)
-    with ConstantLoad(lambda: served(edge_caddy, host, tls_wait=0), rate=50) as load:
-        assert client.post(f"/api/deployments/{ident}/actions/redeploy", json={}).status_code == 202
-        failed = wait_for_release(client, ident, 3, timeout=300)
-    assert failed["status"] == "failed" and "never received a request" in failed["error_message"]
-    assert load.failures == [], load.failures[:10]
-    assert set(load.bodies) == {"hello edge from v2"}
+    check_redeploys_lose_nothing(client, ident, repos, "steady-real", "edge",
+                                 lambda: served(edge_caddy, host, tls_wait=0), timeout=300)
     # On the guest: the app's unit serves release 2, and no unit of the failed one is left.
     status, output = on_guest(app, running["ip_address"], "readlink /srv/paas/current; systemctl is-active paas-app; "
                               "systemctl list-units --all --no-legend 'paas-app--next*' | wc -l")
