@@ -57,7 +57,9 @@ def upgrade():
 def downgrade():
     # The index goes with the table (MariaDB refuses to drop it alone: the foreign key needs it).
     op.drop_table('backups')
-    with op.batch_alter_table('deployments', schema=None) as batch_op:
+    # Dropped in place: a batch copy of deployments cannot write its generated columns (SQLite 3.35+ drops a plain
+    # column itself).
+    with op.batch_alter_table('deployments', schema=None, recreate='never') as batch_op:
         for column in ('restore_from', 'pending_restore', 'backup_scheduled_at', 'backup_keep_weekly', 'backup_keep_daily', 'backup_keep_last',
                        'backup_schedule', 'snapshot_before_release'):
             batch_op.drop_column(column)
