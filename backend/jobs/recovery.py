@@ -132,7 +132,7 @@ def sync_router(app):
     with app.app_context():
         result = routing.sync_quietly(edge, "the periodic check")
     if result is not None and result.loaded:
-        log.info("router: loaded %d route(s) it did not hold", result.routes)
+        log.info("router: it did not hold what the database asks for; loaded (%d route(s))", result.routes)
 
 
 def run_schedules(app, jobs):
