@@ -176,6 +176,7 @@ def _simulate(parser, guests="sandboxes"):
         # DATABASE_URL names one, the database that records them.
         database = runtime.reset(base)
         extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        extra.update(runtime.backup_settings())
         if runtime.router_wanted():
             edge, router = runtime.start_edge(base)
             extra.update(router)
@@ -232,6 +233,7 @@ def _simulate_containers(parser, base, block, locks):
     edge = None
     try:
         extra = {} if os.environ.get("DATABASE_URL") else {"SQLALCHEMY_DATABASE_URI": database}
+        extra.update(runtime.backup_settings())
         if runtime.router_wanted():
             edge, router = runtime.start_edge(base)
             extra.update(router)

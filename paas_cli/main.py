@@ -255,6 +255,8 @@ def info(state, app, as_json):
     for key in ("build_command", "start_command", "release_command", "port", "health_check_path"):
         if deployment.get(key) is not None:
             pairs.append((key.replace("_", " "), deployment[key]))
+    pairs += [("snapshots", snapshot_words(deployment.get("snapshot_before_release"))),
+              ("backups", backup_words(deployment))]
     if live.get("status"):
         pairs.append(("guest now", f"{live['status']}, cpu {live.get('cpu') or 0:.2f}, "
                                     f"memory {live.get('memory_mb')}/{live.get('max_memory_mb')} MB"))
@@ -458,9 +460,12 @@ def releases(state, app, as_json):
     if as_json:
         output.emit_json({"releases": found})
         return
-    output.table(["VERSION", "STATUS", "REASON", "BRANCH", "COMMIT", "CREATED", "ERROR"],
+    # A SNAPSHOT column once a release has one (paas restore APP VERSION goes back to it).
+    snapshots = any(r.get("snapshot") for r in found)
+    output.table(["VERSION", "STATUS", "REASON", "BRANCH", "COMMIT", "CREATED", *(["SNAPSHOT"] * snapshots), "ERROR"],
                  [(r["version"], r["status"], r["reason"], r["branch"], (r["commit_sha"] or "")[:12],
-                   r["created_at"][:19].replace("T", " "), (r["error_message"] or "").split("\n")[0][:80])
+                   r["created_at"][:19].replace("T", " "), *([r.get("snapshot")] * snapshots),
+                   (r["error_message"] or "").split("\n")[0][:80])
                   for r in found], empty="no releases yet")
 
 
@@ -652,6 +657,292 @@ def destroy(state, app, confirm, as_json):
     with output.waiting(f"destroying {app}"):
         deployment = wait_for_status(client, ident, {"deleted", "failed"})
     report(as_json, deployment, deployment["status"] == "deleted", f"{app} is destroyed.", ended(app, deployment))
+
+
+# -- names, the access log, snapshots and backups --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("app")
+@json_option
+@pass_state
+def domains(state, app, as_json):
+    """APP's names behind the edge router: its own under the platform's domain, its url, its custom domains."""
+    answer = call(state.client().get, app_path(app, "/domains"))
+    if as_json:
+        output.emit_json(answer)
+        return
+    output.fields([("default", answer["default"]), ("url", answer["url"] or "(none while no release serves)")])
+    output.table(["CUSTOM DOMAIN", "ADDED"], [(d["hostname"], stamp(d["created_at"])) for d in answer["domains"]],
+                 empty=f"no custom domains: paas domains:add {app} HOSTNAME")
+
+
+@cli.command("domains:add")
+@click.argument("app")
+@click.argument("hostname")
+@json_option
+@pass_state
+def domains_add(state, app, hostname, as_json):
+    """Serve APP at HOSTNAME too (point its DNS at the router first)."""
+    answer = call(state.client().post, app_path(app, "/domains"), {"hostname": hostname})
+    name = answer["domain"]["hostname"]
+    finish(as_json, answer, f"{app} answers at {name} now." if answer["routed"] else
+           f"{name} is {app}'s; the router did not answer, so it serves the name once it is back.")
+
+
+@cli.command("domains:remove")
+@click.argument("app")
+@click.argument("hostname")
+@pass_state
+def domains_remove(state, app, hostname):
+    """Stop serving APP at HOSTNAME (the name is free for others again)."""
+    call(state.client().delete, app_path(app, f"/domains/{quote(hostname, safe='')}"))
+    output.line(f"{app} no longer answers at {hostname.lower().rstrip('.')}.")
+
+
+@cli.command("access-log")
+@click.argument("app")
+@click.option("--lines", type=click.IntRange(1, 5000), default=200, show_default=True,
+              help="How many of the most recent requests.")
+@json_option
+@pass_state
+def access_log(state, app, lines, as_json):
+    """The requests the router served for APP, oldest first: time, client, method, host, path, status, duration."""
+    entries = call(state.client().get, app_path(app, "/logs/access"), lines=lines)["entries"]
+    if as_json:
+        output.emit_json({"entries": entries})
+        return
+    if not entries:
+        output.line(f"no requests to {app} yet")
+    for entry in entries:
+        duration = entry.get("duration_ms")
+        took = "-" if duration is None else f"{duration:.{0 if duration >= 10 else 1}f}ms"
+        output.line(" ".join(str(part) for part in (
+            stamp(entry["ts"]), entry.get("remote_ip") or "-", entry.get("method") or "-", entry.get("host") or "-",
+            entry.get("uri") or "-", entry.get("status") or "-", took)))
+
+
+def snapshot_words(setting):
+    return {True: "on (before each release)", False: "off",
+            None: "as the platform's default (SNAPSHOT_BEFORE_RELEASE)"}[setting]
+
+
+def backup_words(deployment):
+    """A deployment's backup schedule and retention, in words."""
+    keep = [f"{label} {deployment[key]}" for label, key in (("last", "backup_keep_last"),
+                                                             ("daily", "backup_keep_daily"),
+                                                             ("weekly", "backup_keep_weekly"))
+            if deployment.get(key) is not None]
+    schedule = f"at {deployment['backup_schedule']} (cron, UTC)" if deployment.get("backup_schedule") else \
+        "no schedule"
+    return f"{schedule}; keep {', '.join(keep) if keep else 'as the platform does'}"
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("setting", metavar="[on|off|default]", type=click.Choice(["on", "off", "default"]), required=False)
+@json_option
+@pass_state
+def snapshots(state, app, setting, as_json):
+    """Show, or turn on or off, a Proxmox snapshot of APP's guest before each release (default: the platform's).
+
+    paas releases APP shows the snapshots; paas restore APP VERSION rolls the guest back to one.
+    """
+    client = state.client()
+    if setting is None:
+        deployment = call(client.get, app_path(app))["deployment"]
+    else:
+        value = {"on": True, "off": False, "default": None}[setting]
+        deployment = call(client.patch, app_path(app), {"snapshot_before_release": value})["deployment"]
+    finish(as_json, deployment,
+           f"{app}: snapshots {snapshot_words(deployment['snapshot_before_release'])}.")
+
+
+@cli.command()
+@click.argument("app")
+@click.argument("version", type=click.IntRange(1))
+@click.option("--no-wait", is_flag=True, help="Return once the platform has taken the request.")
+@json_option
+@pass_state
+def restore(state, app, version, no_wait, as_json):
+    """Roll APP's guest back to release VERSION's snapshot (code, OS packages and data) and make it live again.
+
+    Exit 0 once the app answers on release VERSION; 1 when the restore was refused or the app did not answer.
+    """
+    client = state.client()
+    ident = call(client.get, app_path(app))["deployment"]["id"]
+    since = last_event(client, ident)
+    answer = call(client.post, app_path(ident, f"/releases/{version}/restore"))
+    snapshot = answer["release"]["snapshot"]
+    if no_wait:
+        finish(as_json, answer["deployment"], f"Restoring {app} to release {version}'s snapshot {snapshot}.")
+        return
+    if not as_json:
+        output.line(f"Restoring {app} to release {version}'s snapshot {snapshot}: the guest stops and starts.",
+                    "bold")
+    with output.waiting(f"restoring {app}"):
+        done, deployment, reason = wait_for_restore(client, ident, version, since)
+    report(as_json, deployment, done, f"{app} is running release {version} again, restored from {snapshot}.",
+           f"the restore of {app} to release {version} failed: {reason}")
+
+
+def wait_for_restore(client, ident, version, since):
+    """Follow the deployment's events after `since` until the restore ended: running on `version` (done), failed,
+    or refused or skipped (an error event, the status as it was). Returns (done, the deployment, why not)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    after = since
+    while time.monotonic() < deadline:
+        page = call(client.get, app_path(ident, "/events"), after=after, limit=1000)
+        for event in page["events"]:
+            after = event["id"]
+            kind, message = event["kind"], event["message"]
+            if kind == "error" or (kind == "action" and message.startswith("restore") and
+                                   (" skipped: " in message or " stopped: " in message)):
+                return False, call(client.get, app_path(ident))["deployment"], message
+            if kind == "status" and event["to_status"] in ("running", "stopped", "failed", "deleting", "deleted"):
+                deployment = call(client.get, app_path(ident))["deployment"]
+                if deployment["status"] == "running" and deployment["live_release"] == version:
+                    return True, deployment, None
+                return False, deployment, deployment.get("error_message") or (
+                    f"it is {deployment['status']}, release {deployment['live_release']} live")
+        time.sleep(0.5)
+    raise Fail(f"the restore did not end within {WAIT_SECONDS} s")
+
+
+def human_size(size):
+    if size is None:
+        return None
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return None
+
+
+def short(ident):
+    return ident[:8]
+
+
+@cli.command()
+@click.argument("app")
+@json_option
+@pass_state
+def backups(state, app, as_json):
+    """APP's backups, newest first (the id's first characters name one in the other backups: commands)."""
+    answer = call(state.client().get, app_path(app, "/backups"))
+    if as_json:
+        output.emit_json(answer)
+        return
+    output.table(["ID", "STATE", "SIZE", "CREATED", "RELEASE", "VOLID / ERROR"],
+                 [(short(b["id"]), b["state"], human_size(b["size"]), stamp(b["created_at"]), b["release_version"],
+                   (b["error"] or "").split("\n")[0][:120] if b["state"] == "failed" else b["volid"])
+                  for b in answer["backups"]], empty=f"no backups yet: paas backups:create {app}")
+    if not answer["storage_checked"]:
+        output.err.print("(Proxmox did not answer: this is the platform's own record, the storage was not read)",
+                         markup=False)
+
+
+def backup_id(client, app, given):
+    """The full id of APP's backup whose id starts with `given`; `given` itself when none does (the API then
+    says it has no such backup)."""
+    found = call(client.get, app_path(app, "/backups"))["backups"]
+    matches = [b["id"] for b in found if b["id"] == given.lower()] or \
+        [b["id"] for b in found if b["id"].startswith(given.lower())]
+    if len(matches) > 1:
+        raise Fail(f"{len(matches)} backups of {app} start with {given!r}: give more of the id")
+    return matches[0] if matches else given
+
+
+@cli.command("backups:create")
+@click.argument("app")
+@click.option("--wait", is_flag=True, help="Wait until the backup is done: exit 0 when ok, 1 when it failed.")
+@json_option
+@pass_state
+def backups_create(state, app, wait, as_json):
+    """Back APP's guest up now (a vzdump to the platform's backup storage, then its retention)."""
+    client = state.client()
+    backup = call(client.post, app_path(app, "/backups"))["backup"]
+    if not wait:
+        finish(as_json, backup, f"Backup {short(backup['id'])} of {app} started (paas backups {app}).")
+        return
+    deadline = time.monotonic() + WAIT_SECONDS
+    with output.waiting(f"backing {app} up"):
+        while backup["state"] == "running":
+            if time.monotonic() > deadline:
+                raise Fail(f"backup {short(backup['id'])} of {app} did not end within {WAIT_SECONDS} s")
+            time.sleep(1)
+            found = [b for b in call(client.get, app_path(app, "/backups"))["backups"] if b["id"] == backup["id"]]
+            if not found:
+                raise Fail(f"backup {short(backup['id'])} of {app} is gone")
+            backup = found[0]
+    report(as_json, backup, backup["state"] == "ok",
+           f"Backup {short(backup['id'])} of {app} is done: {backup['volid']} ({human_size(backup['size'])}).",
+           f"Backup {short(backup['id'])} of {app} failed: {backup['error']}")
+
+
+@cli.command("backups:delete")
+@click.argument("app")
+@click.argument("backup", metavar="BACKUP_ID")
+@pass_state
+def backups_delete(state, app, backup):
+    """Remove a backup's archive from the storage, and the backup (BACKUP_ID: as paas backups shows it)."""
+    client = state.client()
+    ident = backup_id(client, app, backup)
+    call(client.delete, app_path(app, f"/backups/{quote(ident, safe='')}"))
+    output.line(f"Deleted backup {short(ident)} of {app}.")
+
+
+@cli.command("backups:restore")
+@click.argument("app")
+@click.argument("backup", metavar="BACKUP_ID")
+@click.option("--name", required=True, help="The new deployment's name.")
+@click.option("--node", help="The node to restore on (default: the online node with the most room).")
+@click.option("--no-follow", is_flag=True, help="Return at once instead of following until it runs.")
+@json_option
+@pass_state
+def backups_restore(state, app, backup, name, node, no_follow, as_json):
+    """Restore a backup of APP into a new deployment NAME and follow it until it runs (exit 1 if it fails).
+
+    The new deployment has its own guest, name, address and releases, and APP's settings and environment.
+    """
+    client = state.client()
+    ident = backup_id(client, app, backup)
+    body = {"name": name, **({"node": node} if node else {})}
+    deployment = call(client.post, app_path(app, f"/backups/{quote(ident, safe='')}/restore"), body)["deployment"]
+    if no_follow:
+        finish(as_json, deployment, f"Restoring backup {short(ident)} of {app} into {name} ({deployment['status']}).")
+        return
+    if not as_json:
+        output.line(f"Restoring backup {short(ident)} of {app} into {name}"
+                    f"{f' on {node}' if node else ''}: a new guest, then a check that the app answers.", "bold")
+    with output.waiting(f"restoring into {name}"):
+        deployment = wait_for_status(client, deployment["id"], FINAL_STATUSES)
+    report(as_json, deployment, deployment["status"] == "running",
+           f"{name} is running at {deployment['url']}", ended(name, deployment))
+
+
+@cli.command("backups:schedule")
+@click.argument("app")
+@click.argument("schedule", metavar="[CRON|off]", required=False)
+@click.option("--keep-last", type=click.IntRange(0, 1000), help="Keep the newest N backups.")
+@click.option("--keep-daily", type=click.IntRange(0, 1000), help="Keep the newest of each of the last N days.")
+@click.option("--keep-weekly", type=click.IntRange(0, 1000), help="Keep the newest of each of the last N weeks.")
+@json_option
+@pass_state
+def backups_schedule(state, app, schedule, keep_last, keep_daily, keep_weekly, as_json):
+    """Show or set APP's scheduled backups: a cron expression (five fields, UTC, at most hourly), e.g.
+    "0 3 * * *", or off; and their retention.
+    """
+    client = state.client()
+    changes = {key: value for key, value in (("backup_keep_last", keep_last), ("backup_keep_daily", keep_daily),
+                                             ("backup_keep_weekly", keep_weekly)) if value is not None}
+    if schedule is not None:
+        changes["backup_schedule"] = None if schedule.strip().lower() in ("off", "none", "") else schedule
+    if changes:
+        deployment = call(client.patch, app_path(app), changes)["deployment"]
+    else:
+        deployment = call(client.get, app_path(app))["deployment"]
+    finish(as_json, deployment, f"{app}: backups {backup_words(deployment)}.")
 
 
 # -- the platform ----------------------------------------------------------------------------------------------

@@ -209,3 +209,8 @@ def start_edge(simulation_dir):
               "ROUTER_HTTPS_PORT": settings.https_port, "ROUTER_BIND": settings.bind,
               "ROUTER_ACCESS_LOG_DIR": settings.access_log_dir, "ROUTER_DRAIN_SECONDS": 1}
     return edge, config
+
+
+def backup_settings(environ=os.environ):
+    """Backups go to the fake cluster's shared storage (every node reaches it), unless BACKUP_STORAGE says."""
+    return {} if environ.get("BACKUP_STORAGE") else {"BACKUP_STORAGE": "backup"}
