@@ -138,6 +138,14 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def _ignore_signals():
+    """From here on the process cleans up and ends: Ctrl-C and SIGTERM wait for it."""
+    import signal  # noqa: PLC0415 - simulation only
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _simulate(parser, guests="sandboxes"):
     """Serve with an in-process fake Proxmox; on exit (Ctrl-C, SIGTERM) every simulated guest's app stops."""
     import ipaddress  # noqa: PLC0415 - simulation-only imports
@@ -192,6 +200,7 @@ def _simulate(parser, guests="sandboxes"):
 
         _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
+        _ignore_signals()  # a second Ctrl-C or SIGTERM must not cut the cleanup short
         # The fake first: a job still running then fails at its next Proxmox call instead of going on.
         fake.stop()
         stopped = runtime.stop_guest_apps(base)
@@ -247,6 +256,7 @@ def _simulate_containers(parser, base, block, locks):
 
         _serve(app, before_serving=lambda app: _announce_admin(app, base))
     finally:
+        _ignore_signals()
         cluster.close()
         if edge is not None:
             edge.stop()
