@@ -150,8 +150,9 @@ class Config:
     CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or None
     CELERY_QUEUE = os.environ.get("CELERY_QUEUE") or "paas"
     CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600)
-    # Live guest status in GET /api/deployments/<id>: a short timeout, no retries.
-    LIVE_STATUS_TIMEOUT = 3
+    # Live guest status and metrics in a request (GET /api/deployments/<id>, .../metrics, the dashboard): a short
+    # timeout, no retries, so that a slow cluster never holds a request (a field or a 503 says so).
+    LIVE_STATUS_TIMEOUT = env_int("LIVE_STATUS_TIMEOUT", 3)
     # Deploying apps: false stops provisioning after the guest is up (no deploy step).
     DEPLOY_APPS = env_bool("DEPLOY_APPS", True)
     # The Fernet key that encrypts environment variables at rest; empty: a key generated

@@ -70,13 +70,13 @@ def test_an_app_answers_at_its_name_and_its_domains_over_https_until_it_is_delet
     assert "s3cr3t-xyz" not in log.get_data(as_text=True)
 
     assert rclient.delete(f"/api/deployments/{ident}/domains/www.example.test").status_code == 204
-    assert served(edge_caddy, "www.example.test")[0] != 200
+    assert served(edge_caddy, "www.example.test", tls_wait=2)[0] != 200
     assert served(edge_caddy, f"named.{DOMAIN}") == (200, "hello router from v1")
 
     # Deleted: its name goes from the router with it.
     assert rclient.delete(f"/api/deployments/{ident}").status_code == 202
     wait_for_status(rclient, ident, {"deleted"}, timeout=60)
-    assert served(edge_caddy, f"named.{DOMAIN}")[0] != 200
+    assert served(edge_caddy, f"named.{DOMAIN}", tls_wait=2)[0] != 200
     assert platform_of(routed).edge.router.in_sync([])
 
 
@@ -89,7 +89,7 @@ def test_a_router_restarted_empty_gets_its_routes_back_from_the_sweep_and_from_r
     assert served(edge_caddy, f"kept.{DOMAIN}") == (200, "hello again from v1")
 
     edge_caddy.restart_empty()
-    assert served(edge_caddy, f"kept.{DOMAIN}")[0] != 200
+    assert served(edge_caddy, f"kept.{DOMAIN}", tls_wait=2)[0] != 200
     runner = routed.test_cli_runner()
     report = runner.invoke(manage_cli, ["reconcile"], obj=routed)
     assert report.exit_code == 1 and "router: does not hold the 1 route(s)" in report.output, report.output

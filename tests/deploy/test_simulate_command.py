@@ -63,7 +63,7 @@ def test_python_app_py_simulate_deploys_the_sample_flask_app_behind_its_own_cadd
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert fetch(f"http://{deployment['ip_address']}:8000/")[0] is None
-        assert served(edge, "hello.apps.localhost")[0] != 200
+        assert served(edge, "hello.apps.localhost", tls_wait=2)[0] != 200
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=20)

@@ -61,7 +61,7 @@ class EdgeResponse:
         return json.loads(self.body)
 
 
-def connect_https(edge, host, timeout=5.0, tls_wait=5.0):
+def connect_https(edge, host, timeout=5.0, tls_wait=20.0):
     """An EdgeHTTPSConnection to host, connected: the handshake is retried for up to tls_wait seconds, since
     Caddy obtains a new host's certificate just after the load that added it (a failed certificate check is
     not retried)."""
@@ -81,7 +81,7 @@ def connect_https(edge, host, timeout=5.0, tls_wait=5.0):
             time.sleep(0.05)
 
 
-def https_get(edge, host, path="/", headers=None, timeout=5.0, method="GET", tls_wait=5.0):
+def https_get(edge, host, path="/", headers=None, timeout=5.0, method="GET", tls_wait=20.0):
     """An EdgeResponse of a request to https://host:<edge https port>path through the edge (see connect_https)."""
     connection = connect_https(edge, host, timeout=timeout, tls_wait=tls_wait)
     try:
@@ -116,7 +116,7 @@ def router_config(edge, **overrides):
             "ROUTER_DRAIN_SECONDS": 2, **overrides}
 
 
-def served(edge, host, path="/", tls_wait=5.0):
+def served(edge, host, path="/", tls_wait=20.0):
     """(status, body text) of an HTTPS request through the edge, or (None, why) when none came. tls_wait: how
     long a failed handshake is retried (a new route's certificate comes a moment after the route)."""
     try:

@@ -29,7 +29,9 @@ def running_simulation(directory, **settings):
     rate limits, say). Yields a Platform with the admin's token and password; stops the server afterwards."""
     port = free_port()
     # ROUTER=none: apps at their guest address; tests of the router ask for it (ROUTER="")
+    # LIVE_STATUS_TIMEOUT: the fake cluster shares a loaded CI machine; a page's metrics must not time out there.
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "SIMULATION_DIR": str(directory), "ROUTER": "none",
+           "LIVE_STATUS_TIMEOUT": "15",
            "APP_ENV": "development", "ENV_ENCRYPTION_KEY": "", "LOG_LEVEL": "WARNING", **settings}
     env.pop("DATABASE_URL", None)
     # Its output goes to a file, never to a pipe nobody reads: a full pipe would stop the server at its next log line.
