@@ -25,7 +25,7 @@ from backend.schemas.common import dump
 from backend.schemas.webhooks import StatusNotification
 from backend.services import envvars
 from backend.services.history import page_of
-from backend.services.transactions import commit
+from backend.services.transactions import commit, save_fields
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +108,12 @@ def set_target(deployment, url, resolve=None):
     except TargetRefused as exc:
         raise ValidationFailed(f"notification URL refused: {exc}", fields={"url": str(exc)}) from None
     secret = secrets.token_hex(32)
-    deployment.notify_url = url
-    deployment.notify_secret_encrypted = envvars.seal(secret)
-    commit()
+    save_fields(deployment, notify_url=url, notify_secret_encrypted=envvars.seal(secret))
     return secret
 
 
 def clear_target(deployment):
-    deployment.notify_url = None
-    deployment.notify_secret_encrypted = None
-    commit()
+    save_fields(deployment, notify_url=None, notify_secret_encrypted=None)
 
 
 def queue_status_change(deployment, before, after, message):

@@ -40,6 +40,22 @@ def commit(conflict=None, keep_loaded=False):
         session.expire_on_commit = expire
 
 
+def save_fields(row, attempts=3, **fields):
+    """Set fields on a versioned row and commit. A racing write of the row (a job's status change) is read again
+    and the fields set once more: a 409 is for a change that touched the same thing, not for any change."""
+    for attempt in range(attempts):
+        for key, value in fields.items():
+            setattr(row, key, value)
+        try:
+            commit()
+            return row
+        except ConcurrentUpdate:
+            if attempt == attempts - 1:
+                raise
+            db.session.refresh(row)
+    return row
+
+
 @contextmanager
 def transaction():
     """A block of work that commits at its end or rolls back on any exception; the session is released

@@ -36,14 +36,12 @@ def enable(deployment):
     if deployment.is_deleted:
         raise InvalidState("a deleted deployment has no webhook")
     secret = secrets.token_hex(32)
-    deployment.webhook_secret_encrypted = envvars.seal(secret)
-    transactions.commit()
+    transactions.save_fields(deployment, webhook_secret_encrypted=envvars.seal(secret))
     return secret
 
 
 def disable(deployment):
-    deployment.webhook_secret_encrypted = None
-    transactions.commit()
+    transactions.save_fields(deployment, webhook_secret_encrypted=None)
 
 
 def _repository_of(url):
